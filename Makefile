@@ -1,0 +1,39 @@
+# The README's two commands are `make demo` and `make test`; both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo up down test test-fast bench lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	touch $(STAMP)
+
+# Start the embedded stack (Redis, S3, API, workers, beat) in the background.
+up: venv
+	$(PY) -m deploy.devstack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.devstack down; fi
+
+# The main job end to end: a photo becomes a painting through the real queue.
+demo: up
+	$(PY) -m client.demo
+
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m 'not slow'
+
+bench: venv
+	$(PY) -m bench.run_all
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy

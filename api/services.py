@@ -1,0 +1,52 @@
+"""What the API's handlers use: settings, stores and the task producer, one set per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import current_app, g
+
+from api.auth import KeyStore, Principal
+from api.errors import ApiError
+from shared.connections import redis_client
+from shared.jobs import JobStore
+from shared.objects import ObjectStore
+from shared.queue import make_celery
+from shared.settings import Settings
+from shared.uploads import UploadStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    jobs: JobStore
+    uploads: UploadStore
+    objects: ObjectStore
+    keys: KeyStore
+    celery: Celery
+
+
+def build_services(settings: Settings) -> Services:
+    client = redis_client(settings)
+    return Services(
+        settings=settings,
+        jobs=JobStore(client, settings.finished_job_ttl_s),
+        uploads=UploadStore(client),
+        objects=ObjectStore(settings),
+        keys=KeyStore(client),
+        celery=make_celery(settings, main="artforge-api"),
+    )
+
+
+def services() -> Services:
+    svc: Services = current_app.extensions["artforge"]
+    return svc
+
+
+def principal() -> Principal:
+    """The authenticated caller; set by the auth hook before any /v1 handler runs."""
+    found: Principal | None = g.get("principal")
+    if found is None:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <api key>'")
+    return found

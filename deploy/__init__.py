@@ -1,0 +1,1 @@
+"""Deployment: Dockerfiles, manifests, and the embedded dev stack launcher."""

@@ -1,0 +1,112 @@
+"""Safe image decoding and encoding.
+
+Decoding accepts only allow-listed formats, checks the pixel count from the header before
+any pixel is decoded, honours EXIF orientation, converts every mode to RGB explicitly and
+drops all incoming metadata. Encoding always writes a fresh file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
+
+
+class ImageRejected(Exception):
+    """Base for input images we refuse; carries the HTTP status and error code."""
+
+    status = 415
+    code = "unsupported_image"
+
+
+class NotAnImage(ImageRejected):
+    status = 415
+    code = "unsupported_image"
+
+
+class CorruptImage(ImageRejected):
+    status = 415
+    code = "corrupt_image"
+
+
+class ImageTooLarge(ImageRejected):
+    status = 413
+    code = "image_too_large"
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # RGB, orientation applied, no metadata
+    format: str  # the container format the bytes were in
+    width: int
+    height: int
+    sha256: str  # of the bytes as received
+
+
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    if not data:
+        raise NotAnImage("the file is empty")
+    digest = hashlib.sha256(data).hexdigest()
+    with warnings.catch_warnings():
+        # Pillow only warns between its own limit and twice that; treat it as refusal.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            raise NotAnImage(f"not an accepted image; send one of {', '.join(ALLOWED_FORMATS)}") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageTooLarge(f"the image has more than {max_pixels} pixels") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise CorruptImage(f"the image header cannot be read: {exc}") from None
+        fmt = img.format or "unknown"
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise CorruptImage("the image has no pixels")
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"{width}x{height} is more than the {max_pixels} pixels accepted")
+        try:
+            img.seek(0)  # animated files: the first frame is the image
+            img.load()
+            rgb = to_rgb(ImageOps.exif_transpose(img))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageTooLarge(f"the image has more than {max_pixels} pixels") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise CorruptImage(f"the image data is truncated or corrupt: {exc}") from None
+    return DecodedImage(rgb, fmt, rgb.width, rgb.height, digest)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composed over white."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit greyscale: scale the range down instead of clipping it at 255.
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    elif mode == "F":
+        img = img.point(lambda v: v * 255).convert("L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    rgb = img.convert("RGB")
+    # A fresh image carries none of the input's metadata (EXIF, ICC, XMP, text chunks).
+    clean = Image.new("RGB", rgb.size)
+    clean.paste(rgb)
+    return clean
+
+
+def encode_png(img: Image.Image, compress_level: int = 4) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

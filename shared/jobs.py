@@ -1,0 +1,378 @@
+"""Job records in Redis: states, the one table of allowed transitions, leases, progress.
+
+Keys (all under ``af:``):
+  job:{id}            hash, the job record
+  tenant:{t}:jobs     sorted set of the tenant's job ids by creation time (ms)
+  jobs:running        set of running job ids (the reaper's work list)
+  idem:{t}:{key}      "{job_id} {body_sha256}" for an Idempotency-Key, 24 h
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+PREFIX = "af:"
+RUNNING_SET = PREFIX + "jobs:running"
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+# The only transitions a job may make. RUNNING -> RUNNING is a new attempt taking over a
+# job whose previous attempt lost its lease (its worker died); RUNNING -> QUEUED is the
+# reaper handing such a job back to the queue. Terminal states never change.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
+}
+
+
+def allowed_sources(target: JobStatus) -> list[JobStatus]:
+    return [s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets]
+
+
+class TransitionRefused(Exception):
+    def __init__(self, job_id: str, current: str | None, target: JobStatus, reason: str = "illegal"):
+        super().__init__(f"job {job_id}: {current} -> {target.value} refused ({reason})")
+        self.job_id, self.current, self.target, self.reason = job_id, current, target, reason
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+# Atomic compare-and-set of the status. The allowed sources come from ALLOWED_TRANSITIONS,
+# so the table above stays the single place where the rules live.
+# KEYS: job hash, running set.  ARGV: target, csv of allowed sources, now,
+# require expired lease (0/1), increment attempts (0/1), ttl for terminal states, job id, field/value...
+_TRANSITION_LUA = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {'missing', ''} end
+local ok = false
+for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
+if not ok then return {'illegal', cur} end
+if ARGV[4] == '1' and cur == 'running' then
+  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
+  if lease > tonumber(ARGV[3]) then return {'leased', cur} end
+end
+local fields = {'status', ARGV[1]}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[1] == 'running' then
+  redis.call('SADD', KEYS[2], ARGV[7])
+else
+  redis.call('SREM', KEYS[2], ARGV[7])
+end
+if ARGV[1] == 'succeeded' or ARGV[1] == 'failed' or ARGV[1] == 'canceled' then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+end
+return {'ok', cur}
+"""
+
+_JSON_FIELDS = ("params", "inputs", "progress", "error", "results", "artifacts")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant: str
+    kind: str
+    status: JobStatus
+    params: dict[str, Any]
+    inputs: dict[str, Any]
+    priority: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    attempts: int
+    progress: dict[str, Any]
+    error: dict[str, Any] | None
+    results: list[dict[str, Any]]
+    cancel_requested: bool
+    lease_until: float
+    key_id: str
+    worker: str
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Job:
+        data: dict[str, Any] = dict(raw)
+        for name in _JSON_FIELDS:
+            data[name] = json.loads(data[name]) if data.get(name) else None
+
+        def opt_float(name: str) -> float | None:
+            return float(data[name]) if data.get(name) else None
+
+        return cls(
+            id=data["id"],
+            tenant=data["tenant"],
+            kind=data["kind"],
+            status=JobStatus(data["status"]),
+            params=data["params"] or {},
+            inputs=data["inputs"] or {},
+            priority=int(data.get("priority") or 0),
+            created_at=float(data["created_at"]),
+            started_at=opt_float("started_at"),
+            finished_at=opt_float("finished_at"),
+            attempts=int(data.get("attempts") or 0),
+            progress=data["progress"] or {"fraction": 0.0, "stage": "queued", "message": ""},
+            error=data["error"],
+            results=data["results"] or [],
+            cancel_requested=data.get("cancel_requested") == "1",
+            lease_until=float(data.get("lease_until") or 0),
+            key_id=data.get("key_id", ""),
+            worker=data.get("worker", ""),
+        )
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, finished_ttl_s: int = 7 * 24 * 3600):
+        self.redis = client
+        self.finished_ttl_s = finished_ttl_s
+        self._transition = client.register_script(_TRANSITION_LUA)
+
+    @staticmethod
+    def job_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    @staticmethod
+    def tenant_index(tenant: str) -> str:
+        return f"{PREFIX}tenant:{tenant}:jobs"
+
+    # -- creation --------------------------------------------------------------
+
+    def claim_idempotency_key(self, tenant: str, key: str, job_id: str, body_sha256: str) -> str | None:
+        """Reserve ``key`` for ``job_id``. Returns None if reserved now, else the earlier job's id.
+
+        Raises IdempotencyConflict when the key was used with a different body.
+        """
+        name = f"{PREFIX}idem:{tenant}:{key}"
+        if self.redis.set(name, f"{job_id} {body_sha256}", nx=True, ex=IDEMPOTENCY_TTL_S):
+            return None
+        stored = self.redis.get(name) or ""
+        earlier_id, _, earlier_hash = str(stored).partition(" ")
+        if earlier_hash != body_sha256:
+            raise IdempotencyConflict(key)
+        return earlier_id
+
+    def release_idempotency_key(self, tenant: str, key: str) -> None:
+        self.redis.delete(f"{PREFIX}idem:{tenant}:{key}")
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        tenant: str,
+        key_id: str,
+        kind: str,
+        params: dict[str, Any],
+        inputs: dict[str, Any],
+        priority: int = 0,
+    ) -> Job:
+        now = time.time()
+        record = {
+            "id": job_id,
+            "tenant": tenant,
+            "key_id": key_id,
+            "kind": kind,
+            "status": JobStatus.QUEUED.value,
+            "params": json.dumps(params),
+            "inputs": json.dumps(inputs),
+            "priority": str(priority),
+            "created_at": repr(now),
+            "attempts": "0",
+            "progress": json.dumps({"fraction": 0.0, "stage": "queued", "message": ""}),
+        }
+        # MULTI/EXEC: under maxmemory the whole block is refused, so nothing is half-created.
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.job_key(job_id), mapping=record)
+            pipe.zadd(self.tenant_index(tenant), {job_id: int(now * 1000)})
+            pipe.execute()
+        return Job.from_hash(record)
+
+    def delete(self, job_id: str, tenant: str) -> None:
+        """Remove a job that never reached the queue (its enqueue failed)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.job_key(job_id))
+            pipe.zrem(self.tenant_index(tenant), job_id)
+            pipe.srem(RUNNING_SET, job_id)
+            pipe.execute()
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        raw = self.redis.hgetall(self.job_key(job_id))
+        return Job.from_hash(raw) if raw else None
+
+    def get_for_tenant(self, job_id: str, tenant: str) -> Job | None:
+        """The job if it belongs to ``tenant``; None for unknown and foreign jobs alike."""
+        job = self.get(job_id)
+        return job if job is not None and job.tenant == tenant else None
+
+    def list_for_tenant(
+        self,
+        tenant: str,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        before_ms: int | None = None,
+    ) -> tuple[list[Job], int | None]:
+        """Newest first. Returns the page and the cursor (creation ms) for the next page."""
+        index = self.tenant_index(tenant)
+        found: list[Job] = []
+        upper: str = f"({before_ms}" if before_ms is not None else "+inf"
+        page = max(limit * 2, 50)
+        while len(found) < limit:
+            rows = self.redis.zrevrangebyscore(index, upper, "-inf", start=0, num=page, withscores=True)
+            if not rows:
+                return found, None
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in rows:
+                    pipe.hgetall(self.job_key(job_id))
+                records = pipe.execute()
+            for (job_id, score), raw in zip(rows, records, strict=True):
+                upper = f"({int(score)}"
+                if not raw:  # expired record: drop the dangling index entry
+                    self.redis.zrem(index, job_id)
+                    continue
+                job = Job.from_hash(raw)
+                if (status and job.status != status) or (kind and job.kind != kind):
+                    continue
+                found.append(job)
+                if len(found) == limit:
+                    return found, int(score)
+        return found, None
+
+    def running_job_ids(self) -> list[str]:
+        return sorted(self.redis.smembers(RUNNING_SET))
+
+    # -- transitions -------------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        fields: dict[str, Any] | None = None,
+        require_expired_lease: bool = False,
+        count_attempt: bool = False,
+    ) -> JobStatus:
+        """Move the job to ``target`` if the table allows it. Returns the previous status."""
+        sources = ",".join(s.value for s in allowed_sources(target))
+        flat: list[str] = []
+        for name, value in (fields or {}).items():
+            flat += [name, value if isinstance(value, str) else json.dumps(value)]
+        outcome, current = self._transition(
+            keys=[self.job_key(job_id), RUNNING_SET],
+            args=[
+                target.value,
+                sources,
+                repr(time.time()),
+                "1" if require_expired_lease else "0",
+                "1" if count_attempt else "0",
+                str(self.finished_ttl_s),
+                job_id,
+                *flat,
+            ],
+        )
+        if outcome != "ok":
+            raise TransitionRefused(job_id, current or None, target, outcome)
+        return JobStatus(current)
+
+    def begin_attempt(self, job_id: str, worker: str, lease_s: float) -> Job:
+        """queued -> running, or take over a running job whose lease has expired."""
+        now = time.time()
+        self.transition(
+            job_id,
+            JobStatus.RUNNING,
+            fields={
+                "started_at": repr(now),
+                "lease_until": repr(now + lease_s),
+                "worker": worker,
+                "progress": {"fraction": 0.0, "stage": "starting", "message": ""},
+            },
+            require_expired_lease=True,
+            count_attempt=True,
+        )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def finish(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        error: dict[str, Any] | None = None,
+        results: list[dict[str, Any]] | None = None,
+        message: str = "",
+    ) -> None:
+        assert target.is_terminal
+        fields: dict[str, Any] = {
+            "finished_at": repr(time.time()),
+            "lease_until": "0",
+            "progress": {
+                "fraction": 1.0 if target == JobStatus.SUCCEEDED else None,
+                "stage": target.value,
+                "message": message,
+            },
+        }
+        if error is not None:
+            fields["error"] = error
+        if results is not None:
+            fields["results"] = results
+        self.transition(job_id, target, fields=fields)
+
+    def requeue(self, job_id: str) -> None:
+        """Reaper: running -> queued for a job whose lease expired."""
+        self.transition(
+            job_id,
+            JobStatus.QUEUED,
+            fields={"lease_until": "0", "progress": {"fraction": 0.0, "stage": "requeued", "message": ""}},
+            require_expired_lease=True,
+        )
+
+    # -- while running -----------------------------------------------------------
+
+    def heartbeat(self, job_id: str, lease_s: float) -> None:
+        self.redis.hset(self.job_key(job_id), "lease_until", repr(time.time() + lease_s))
+
+    def set_progress(self, job_id: str, fraction: float | None, stage: str, message: str = "") -> None:
+        progress = {"fraction": None if fraction is None else round(float(fraction), 4), "stage": stage,
+                    "message": message}
+        self.redis.hset(self.job_key(job_id), "progress", json.dumps(progress))
+
+    def request_cancel(self, job_id: str) -> None:
+        self.redis.hset(self.job_key(job_id), "cancel_requested", "1")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(self.job_key(job_id), "cancel_requested") == "1"

@@ -1,0 +1,147 @@
+"""Object storage (MinIO, or any S3 server) through the minio SDK.
+
+Result keys are deterministic (``{tenant}/{job_id}/...``), so a re-run after a crash
+overwrites the same objects and leaves exactly one result set.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from shared.settings import Settings
+
+
+class ObjectNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size: int
+    content_type: str
+    metadata: dict[str, str]
+
+
+class ObjectStore:
+    def __init__(self, settings: Settings, client: Minio | None = None):
+        self.settings = settings
+        self.client = client or Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            # Fail fast when S3 is down: callers turn errors into 503s or retries.
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=3.0, read=60.0),
+                retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+                maxsize=16,
+            ),
+        )
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        s = self.settings
+        return (s.bucket_uploads, s.bucket_results, s.bucket_models, s.bucket_datasets)
+
+    def ensure_buckets(self) -> None:
+        for bucket in self.buckets:
+            if not self.client.bucket_exists(bucket):
+                try:
+                    self.client.make_bucket(bucket)
+                except S3Error as exc:  # another process made it first
+                    if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
+
+    def ping(self) -> None:
+        self.client.bucket_exists(self.settings.bucket_results)
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client.put_object(
+            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=dict(metadata or {})
+        )
+
+    def put_json(self, bucket: str, key: str, document: Any) -> bytes:
+        body = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode()
+        self.put_bytes(bucket, key, body, content_type="application/json")
+        return body
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                raise ObjectNotFound(f"{bucket}/{key}") from None
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stream(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterable[bytes]:
+        """Open the object now (so a missing key raises here) and yield its bytes."""
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                raise ObjectNotFound(f"{bucket}/{key}") from None
+            raise
+
+        def chunks() -> Iterable[bytes]:
+            try:
+                yield from response.stream(chunk_size)
+            finally:
+                response.close()
+                response.release_conn()
+
+        return chunks()
+
+    def stat(self, bucket: str, key: str) -> StoredObject:
+        try:
+            st = self.client.stat_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+                raise ObjectNotFound(f"{bucket}/{key}") from None
+            raise
+        # S3 servers differ in the case of user metadata keys: normalise them.
+        meta = {}
+        for name, value in (st.metadata or {}).items():
+            lower = name.lower()
+            if lower.startswith("x-amz-meta-"):
+                meta[lower[len("x-amz-meta-"):]] = value
+        return StoredObject(bucket, key, st.size or 0, st.content_type or "", meta)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.stat(bucket, key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return [o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if o.object_name]
+
+    def presigned_get(self, bucket: str, key: str, expiry_s: int | None = None) -> str:
+        return self.client.presigned_get_object(
+            bucket, key, expires=timedelta(seconds=expiry_s or self.settings.presign_expiry_s)
+        )

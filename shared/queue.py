@@ -1,0 +1,87 @@
+"""The Celery app's configuration, shared by the API (which only sends) and the workers.
+
+Reliability settings (see ARCHITECTURE.md): late acks, reject on worker loss, prefetch 1,
+a visibility timeout above the longest job, and priorities on the Redis transport. The
+visibility timeout is deliberately long: dead workers are handled by the lease reaper,
+never by early redelivery, which would start a still-running job a second time.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared.contract import (
+    MAX_PRIORITY,
+    QUEUE_INFERENCE,
+    QUEUE_MAINTENANCE,
+    QUEUE_TRAINING,
+    TASK_REAP_LEASES,
+    TASK_RENDER_STYLE_THUMBNAILS,
+    TASK_RUN_JOB,
+    get_kind,
+    job_payload,
+)
+from shared.settings import Settings
+
+
+def make_celery(settings: Settings, main: str = "artforge") -> Celery:
+    app = Celery(main, broker=settings.redis_url, set_as_current=False)
+    longest_job_s = max(settings.training_hard_limit_s, settings.inference_hard_limit_s)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE_INFERENCE,
+        task_queues=[Queue(QUEUE_INFERENCE), Queue(QUEUE_TRAINING), Queue(QUEUE_MAINTENANCE)],
+        task_routes={
+            TASK_REAP_LEASES: {"queue": QUEUE_MAINTENANCE},
+            TASK_RENDER_STYLE_THUMBNAILS: {"queue": QUEUE_MAINTENANCE},
+        },
+        broker_transport_options={
+            "visibility_timeout": longest_job_s + 3600,
+            "priority_steps": list(range(MAX_PRIORITY + 1)),
+            "sep": ":",
+            "queue_order_strategy": "priority",
+        },
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix="af:redbeat:",
+        beat_schedule={
+            "reap-expired-leases": {
+                "task": TASK_REAP_LEASES,
+                "schedule": float(max(1, settings.heartbeat_s)),
+                "options": {"expires": 30},
+            },
+        },
+    )
+    return app
+
+
+def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priority: int) -> None:
+    """Send a job's task to its kind's queue. API priority: 9 runs first; the Redis
+    transport serves priority 0 first, hence the flip. Training jobs get their own limits."""
+    queue = get_kind(kind).queue
+    if queue == QUEUE_TRAINING:
+        limits = {"soft_time_limit": settings.training_soft_limit_s, "time_limit": settings.training_hard_limit_s}
+    else:
+        limits = {"soft_time_limit": settings.inference_soft_limit_s,
+                  "time_limit": settings.inference_hard_limit_s}
+    app.send_task(
+        TASK_RUN_JOB,
+        kwargs=job_payload(job_id),
+        queue=queue,
+        priority=MAX_PRIORITY - priority,
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
+        **limits,
+    )

@@ -1,0 +1,66 @@
+"""Settings, read once from ``ARTFORGE_*`` environment variables into a frozen object.
+
+Secrets are excluded from ``repr`` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "ARTFORGE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = field(default="artforge", repr=False)
+    s3_secret_key: str = field(default="artforge-secret", repr=False)
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket_uploads: str = "artforge-uploads"
+    bucket_results: str = "artforge-results"
+    bucket_models: str = "artforge-models"
+    bucket_datasets: str = "artforge-datasets"
+    # Public base URL of the API, used to build result links in job records.
+    public_url: str = ""
+    max_upload_bytes: int = 32 * 1024 * 1024
+    # Well below Pillow's default of ~89 M pixels: a 2048x2048 result needs 4.2 M.
+    max_image_pixels: int = 40_000_000
+    max_job_side: int = 2048
+    finished_job_ttl_s: int = 7 * 24 * 3600
+    max_attempts: int = 3
+    # A running job's lease; the worker's heartbeat renews it, the reaper requeues expired ones.
+    lease_s: int = 30
+    heartbeat_s: int = 5
+    inference_soft_limit_s: int = 600
+    inference_hard_limit_s: int = 660
+    training_soft_limit_s: int = 6 * 3600
+    training_hard_limit_s: int = 6 * 3600 + 300
+    presign_expiry_s: int = 3600
+    device: str = "auto"
+    # Retry-After seconds sent with 503 answers.
+    retry_after_s: int = 5
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(raw, f.type)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(raw: str, type_name: Any) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    if kind == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if kind == "int":
+        return int(raw)
+    return raw

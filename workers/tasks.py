@@ -1,0 +1,27 @@
+"""Thin Celery tasks: each hands over to a plain function."""
+
+from __future__ import annotations
+
+import functools
+
+from shared.contract import TASK_REAP_LEASES, TASK_RENDER_STYLE_THUMBNAILS, TASK_RUN_JOB
+from shared.queue import enqueue_job
+from workers import maintenance
+from workers.celery_app import app, settings
+from workers.execution import execute_job
+from workers.runtime import runtime
+
+
+@app.task(name=TASK_RUN_JOB, ignore_result=True)
+def run_job(job_id: str) -> str:
+    return execute_job(runtime(), job_id)
+
+
+@app.task(name=TASK_REAP_LEASES, ignore_result=True)
+def reap_leases() -> int:
+    return len(maintenance.reap_expired_leases(runtime(), functools.partial(enqueue_job, app, settings)))
+
+
+@app.task(name=TASK_RENDER_STYLE_THUMBNAILS, ignore_result=True)
+def render_style_thumbnails() -> int:
+    return maintenance.render_style_thumbnails(runtime())
