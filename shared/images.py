@@ -87,7 +87,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
         # 16/32-bit greyscale: scale the range down instead of clipping it at 255.
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     elif mode == "F":
-        img = img.point(lambda v: v * 255).convert("L")
+        # Float images come as 0..1 or as 0..255; scale the former up.
+        high = img.getextrema()[1]
+        img = (img.point(lambda v: v * 255) if high <= 1.0 else img).convert("L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("LA", "PA", "La", "RGBa"):

@@ -1,0 +1,122 @@
+"""Where the client finds the API: its base URL and the bearer key.
+
+Precedence, per value: the environment variables ``ARTFORGE_URL`` and ``ARTFORGE_API_KEY``
+win; a value they do not set comes from the nearest ``.artforge/env`` file, searched in the
+working directory and then in each of its parents. The key never appears in a ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+URL_VARIABLE = "ARTFORGE_URL"
+API_KEY_VARIABLE = "ARTFORGE_API_KEY"
+ENV_FILE = Path(".artforge") / "env"
+
+
+class ConfigError(Exception):
+    """The client cannot be configured: a value is missing or a file is malformed."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """A complete client configuration.
+
+    Invariants: ``url`` starts with http:// or https:// and has no trailing slash;
+    ``api_key`` is non-empty and excluded from ``repr``.
+    """
+
+    url: str
+    api_key: str = field(repr=False)
+
+
+def load_config(env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Read the configuration from ``env`` (default ``os.environ``) and the nearest env file.
+
+    ``cwd`` (default the process's working directory) is where the file search starts.
+    Raises ``ConfigError`` naming every missing value and where it was looked for.
+    """
+    environment = os.environ if env is None else env
+    start = Path.cwd() if cwd is None else Path(cwd)
+    env_file = find_env_file(start)
+    from_file = parse_env_file(env_file) if env_file else {}
+
+    url = _first_non_empty(environment.get(URL_VARIABLE), from_file.get(URL_VARIABLE))
+    api_key = _first_non_empty(environment.get(API_KEY_VARIABLE), from_file.get(API_KEY_VARIABLE))
+
+    missing = [name for name, value in ((URL_VARIABLE, url), (API_KEY_VARIABLE, api_key)) if not value]
+    if missing:
+        searched = f"found {env_file}" if env_file else f"no {ENV_FILE} in {start.resolve()} or its parents"
+        raise ConfigError(
+            f"missing {' and '.join(missing)}: set the environment variable(s) or put KEY=VALUE lines "
+            f"in {ENV_FILE} ({searched})"
+        )
+    assert url is not None and api_key is not None
+    return ClientConfig(url=_normalized_url(url), api_key=api_key)
+
+
+def find_env_file(start: Path) -> Path | None:
+    """The ``.artforge/env`` file in ``start`` or its nearest parent that has one, else None."""
+    directory = start.resolve()
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / ENV_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Parse a KEY=VALUE file; raises ``ConfigError`` with the line number on a malformed line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        return parse_env_lines(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def parse_env_lines(text: str) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines: blank lines and ``#`` comments are skipped, an optional
+    ``export`` prefix is allowed, a value may be wrapped in matching single or double quotes,
+    and an unquoted value may end in a `` # comment``. A later line wins over an earlier one.
+    """
+    values: dict[str, str] = {}
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line.removeprefix("export ").lstrip()
+        key, separator, value = line.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise ValueError(f"line {number}: expected KEY=VALUE, got {raw_line!r}")
+        values[key] = _unquoted(value.strip())
+    return values
+
+
+def _unquoted(value: str) -> str:
+    """A quoted value loses its quotes (and keeps ``#``); an unquoted one loses a trailing comment."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    comment_at = value.find(" #")
+    return value[:comment_at].rstrip() if comment_at >= 0 else value
+
+
+def _first_non_empty(*candidates: str | None) -> str | None:
+    """The first candidate that is set and not blank (an empty variable counts as unset)."""
+    for candidate in candidates:
+        if candidate is not None and candidate.strip():
+            return candidate.strip()
+    return None
+
+
+def _normalized_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{URL_VARIABLE} must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")

@@ -1,0 +1,156 @@
+"""The main job end to end: a photo becomes a painting, and that painting styles another photo.
+
+Run ``python -m client.demo`` (``make demo`` starts the stack first). Steps:
+1. the astronaut photo in the named style "starry-swirl";
+2. the cat photo in the style of any painting: here the stylized astronaut from step 1.
+Results and their provenance land in ``demo-output/``. Exit code 0 only if both jobs succeed.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from client.cli import wait_with_progress
+from client.config import ConfigError, load_config
+from client.sdk import ApiError, ArtForgeClient, ArtForgeError, Job, ServiceUnreachable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+OUTPUT_DIR = Path("demo-output")
+NAMED_STYLE = "starry-swirl"
+READY_TIMEOUT_S = 60.0
+JOB_TIMEOUT_S = 900.0
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """Encode an RGB pixel array as PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def sample_photos() -> tuple[bytes, bytes]:
+    """The astronaut and the cat from scikit-image's bundled sample data, as PNG bytes."""
+    from skimage import data  # imported here: scikit-image is a dev extra, slow to import
+
+    return png_bytes(data.astronaut()), png_bytes(data.chelsea())
+
+
+def wait_until_ready(client: ArtForgeClient, timeout: float = READY_TIMEOUT_S) -> None:
+    """Return once ``/readyz`` answers 2xx; re-raise the last error after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ready()
+            return
+        except (ApiError, ServiceUnreachable):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job and the files downloaded for it (none unless it succeeded)."""
+
+    job: Job
+    files: list[Path]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.job.get("status") == "succeeded"
+
+    @property
+    def images(self) -> list[Path]:
+        return [path for path in self.files if path.name.endswith(".png")]
+
+    @property
+    def provenance(self) -> list[Path]:
+        return [path for path in self.files if path.name.endswith(".provenance.json")]
+
+
+def run_job(client: ArtForgeClient, title: str, params: dict[str, Any], inputs: dict[str, str]) -> Outcome:
+    """Submit a style_transfer job, show its progress, and download what it made."""
+    job = client.submit("style_transfer", params=params, inputs=inputs)
+    print(f"\n{title}\n  job {job['id']} submitted")
+    final = wait_with_progress(client, job["id"], timeout=JOB_TIMEOUT_S)
+    print(f"  job {final['id']} {final['status']}")
+    if final.get("status") != "succeeded":
+        error = final.get("error") or {}
+        print(f"  error {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        return Outcome(final, [])
+    return Outcome(final, client.download(final, OUTPUT_DIR))
+
+
+def run_demo(client: ArtForgeClient) -> int:
+    """Both jobs in order; 1 as soon as one does not succeed."""
+    astronaut_png, cat_png = sample_photos()
+
+    astronaut = client.upload(astronaut_png, filename="astronaut.png")
+    print(f"uploaded the astronaut photo: {astronaut['id']}")
+    named = run_job(
+        client,
+        f'1/2  The astronaut in the named style "{NAMED_STYLE}"',
+        params={"style": NAMED_STYLE, "max_side": 768},
+        inputs={"content": astronaut["id"]},
+    )
+    if not named.succeeded or not named.images:
+        return 1
+
+    cat = client.upload(cat_png, filename="chelsea.png")
+    painting = client.upload(named.images[0])
+    print(f"uploaded the cat photo: {cat['id']}; the painting from job 1 as the style: {painting['id']}")
+    arbitrary = run_job(
+        client,
+        "2/2  The cat in the style of the painting from job 1 (any painting works as a style)",
+        params={"strength": 0.9},
+        inputs={"content": cat["id"], "style": painting["id"]},
+    )
+    if not arbitrary.succeeded:
+        return 1
+
+    print_summary([("astronaut, starry-swirl", named), ("cat, styled by the astronaut painting", arbitrary)])
+    return 0
+
+
+def print_summary(outcomes: list[tuple[str, Outcome]]) -> None:
+    print("\nDone. Your results:")
+    for title, outcome in outcomes:
+        print(f"  {title} (job {outcome.job['id']})")
+        for path in outcome.images:
+            print(f"    stylized image: {path}")
+        for path in outcome.provenance:
+            print(f"    provenance:     {path}")
+    print("\nEach provenance JSON describes how its image was made.")
+    print("Try the CLI next: `artforge styles`, `artforge list`. `make down` stops the stack.")
+
+
+def main() -> int:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"demo: {exc}\nStart the stack with `make up` (or run `make demo`).", file=sys.stderr)
+        return 2
+    print(f"ArtForge demo against {config.url}")
+    with ArtForgeClient.from_config(config) as client:
+        try:
+            wait_until_ready(client)
+            return run_demo(client)
+        except ServiceUnreachable as exc:
+            print(f"demo: {exc}\nIs the stack up? `make up` starts it.", file=sys.stderr)
+            return 1
+        except ArtForgeError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

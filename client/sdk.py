@@ -1,0 +1,320 @@
+"""A small Python SDK for the ArtForge HTTP API.
+
+Invariants:
+- every endpoint method returns the decoded JSON body unchanged (a dict);
+- any non-2xx answer raises ``ApiError``; a failure to reach the server raises ``ServiceUnreachable``;
+- the bearer key is only ever sent to the configured API origin, never to presigned ``download_url``s.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from client.config import ClientConfig
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+# A poll that meets a 503 waits the server's Retry-After, capped so a long value cannot stall ``wait``.
+MAX_RETRY_AFTER_S = 10.0
+
+Job = dict[str, Any]
+ProgressCallback = Callable[[Job], None]
+
+
+class ArtForgeError(Exception):
+    """Base class of every error the SDK raises."""
+
+
+class ApiError(ArtForgeError):
+    """The API answered with a non-2xx status; fields come from its ``{"error": {...}}`` body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> ApiError:
+        """Build the error from any response, JSON error shape or not (HTML, empty, truncated)."""
+        status = response.status_code
+        code = f"http_{status}"
+        message = response.reason or "HTTP error"
+        details: dict[str, Any] = {}
+        error = _error_object(response)
+        if error is not None:
+            code = str(error.get("code") or code)
+            message = str(error.get("message") or message)
+            details = error["details"] if isinstance(error.get("details"), dict) else {}
+        elif response.text.strip():
+            message = f"{message}: {response.text.strip()[:200]}"
+        return cls(status, code, message, details, _retry_after_seconds(response))
+
+
+class ServiceUnreachable(ArtForgeError):
+    """The request never got an HTTP answer (connection refused, DNS failure, timeout)."""
+
+
+class JobTimeout(ArtForgeError):
+    """``wait`` gave up before the job reached a terminal state; ``last_job`` is the last poll."""
+
+    def __init__(self, job_id: str, timeout: float, last_job: Job | None) -> None:
+        status = last_job.get("status") if last_job else "unknown"
+        super().__init__(f"job {job_id} still {status} after {timeout:g}s")
+        self.job_id = job_id
+        self.timeout = timeout
+        self.last_job = last_job
+
+
+class ArtForgeClient:
+    """Client for one ArtForge API. Thread-safety is that of the ``requests.Session`` given."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        timeout: float = 30,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._api_key = api_key
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, **kwargs: Any) -> ArtForgeClient:
+        """A client for ``config.url`` with ``config.api_key``; ``kwargs`` go to the constructor."""
+        return cls(config.url, config.api_key, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"ArtForgeClient(url={self.url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> ArtForgeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def upload(self, path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None = None) -> dict:
+        """``POST /v1/uploads``: a file path (str or PathLike) or raw image bytes."""
+        if isinstance(path_or_bytes, bytes | bytearray):
+            content = bytes(path_or_bytes)
+            name = filename or "upload.png"
+        else:
+            path = Path(path_or_bytes)
+            content = path.read_bytes()
+            name = filename or path.name
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return self._json("POST", "/v1/uploads", files={"file": (name, content, content_type)})
+
+    def submit(
+        self,
+        kind: str,
+        params: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, str] | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """``POST /v1/jobs``; with ``idempotency_key`` a retried submit returns the same job."""
+        body = {"kind": kind, "params": dict(params or {}), "inputs": dict(inputs or {}), "priority": priority}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/jobs", json=body, headers=headers)
+
+    def job(self, job_id: str) -> Job:
+        """``GET /v1/jobs/<id>``."""
+        return self._json("GET", f"/v1/jobs/{_segment(job_id)}")
+
+    def jobs(
+        self,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict:
+        """``GET /v1/jobs``: one page, ``{"items": [...], "next_cursor": str | None}``."""
+        query = {"status": status, "kind": kind, "limit": limit, "cursor": cursor}
+        return self._json("GET", "/v1/jobs", params={k: v for k, v in query.items() if v is not None})
+
+    def cancel(self, job_id: str) -> Job:
+        """``POST /v1/jobs/<id>/cancel``."""
+        return self._json("POST", f"/v1/jobs/{_segment(job_id)}/cancel")
+
+    def styles(self) -> dict:
+        """``GET /v1/styles``: ``{"items": [{"name", "description", "thumbnail_url"}]}``."""
+        return self._json("GET", "/v1/styles")
+
+    def health(self) -> dict:
+        """``GET /healthz`` (no auth)."""
+        return self._probe("/healthz")
+
+    def ready(self) -> dict:
+        """``GET /readyz`` (no auth); a not-ready server answers 503, raised as ``ApiError``."""
+        return self._probe("/readyz")
+
+    # --- helpers built on the endpoints ------------------------------------------------------
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+        on_progress: ProgressCallback | None = None,
+    ) -> Job:
+        """Poll the job until it is succeeded, failed or canceled and return that final record.
+
+        ``on_progress`` gets every polled record, the final one included. A 503 answer is
+        retried after its Retry-After; any other ``ApiError`` propagates. Raises ``JobTimeout``
+        once ``timeout`` seconds (None: no limit) have passed without a terminal state.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_job: Job | None = None
+        while True:
+            pause = poll_interval
+            try:
+                last_job = self.job(job_id)
+            except ApiError as exc:
+                if exc.status != 503:
+                    raise
+                pause = min(exc.retry_after or poll_interval, MAX_RETRY_AFTER_S)
+            else:
+                if on_progress is not None:
+                    on_progress(last_job)
+                if last_job.get("status") in TERMINAL_STATUSES:
+                    return last_job
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobTimeout(job_id, timeout or 0.0, last_job)
+                pause = min(pause, remaining)
+            time.sleep(pause)
+
+    def download(self, job: Mapping[str, Any] | str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Save each result of ``job`` (a job record, or an id to fetch) into ``directory``.
+
+        Writes ``<job_id>_<index>.png`` and ``<job_id>_<index>.provenance.json`` per result, in
+        that order, fetched from the authenticated ``url`` / ``provenance_url``. A file appears
+        only once complete. Returns the written paths; a job without results yields [].
+        """
+        record = self.job(job) if isinstance(job, str) else job
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for position, result in enumerate(record.get("results") or []):
+            stem = f"{record['id']}_{result.get('index', position)}"
+            written.append(self._save(result["url"], target / f"{stem}.png"))
+            written.append(self._save(result["provenance_url"], target / f"{stem}.provenance.json"))
+        return written
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> dict:
+        """Send a request to ``path`` under the base URL and decode its JSON object body."""
+        response = self._send(method, self.url + path, auth=auth, **kwargs)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ApiError(response.status_code, "invalid_response", "the API answered with non-JSON") from exc
+        if not isinstance(body, dict):
+            raise ApiError(response.status_code, "invalid_response", "the API answered with a non-object")
+        return body
+
+    def _probe(self, path: str) -> dict:
+        """A health probe's JSON body, or ``{"status": <text>}`` when it answers plain text."""
+        response = self._send("GET", self.url + path, auth=False)
+        try:
+            body = response.json()
+        except ValueError:
+            return {"status": response.text.strip() or "ok"}
+        return body if isinstance(body, dict) else {"status": body}
+
+    def _save(self, link: str, path: Path) -> Path:
+        """Stream an authenticated API link into ``path`` via a ``.part`` file, then rename."""
+        partial = path.with_name(path.name + ".part")
+        with self._send("GET", self._on_api_origin(link), auth=True, stream=True) as response:
+            with partial.open("wb") as sink:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    sink.write(chunk)
+        partial.replace(path)
+        return path
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: bool,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One HTTP exchange; raises ``ServiceUnreachable`` or ``ApiError``, else the 2xx response."""
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if auth:
+            all_headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            response = self._session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceUnreachable(f"cannot reach ArtForge at {self.url}: {exc}") from exc
+        if not response.ok:
+            error = ApiError.from_response(response)
+            response.close()
+            raise error
+        return response
+
+    def _on_api_origin(self, link: str) -> str:
+        """The link with its scheme and host replaced by the configured API's.
+
+        Result links are built by the server from its public URL, which may name the same API
+        differently (localhost vs 127.0.0.1, an external host name). Fetching the same path from
+        the configured origin keeps the bearer key on the server the user chose to trust.
+        """
+        api = urlsplit(self.url)
+        target = urlsplit(link)
+        return urlunsplit((api.scheme, api.netloc, target.path, target.query, ""))
+
+
+def _segment(value: str) -> str:
+    """A path segment with every character that could change the path (``/``, ``?``, ``#``) escaped."""
+    return quote(value, safe="")
+
+
+def _error_object(response: requests.Response) -> dict[str, Any] | None:
+    """The ``error`` object of an error body, or None when the body is not that shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After in seconds when given as a number (the form the API sends), else None."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
