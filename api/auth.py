@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -65,7 +66,7 @@ class KeyStore:
         key_id, sep, secret = presented[len(KEY_PREFIX):].partition("_")
         if not sep or not key_id or not secret:
             return None
-        record = self.redis.hgetall(self._key(key_id))
+        record = cast(dict[str, str], self.redis.hgetall(self._key(key_id)))
         if not record or not hmac.compare_digest(record.get("secret_sha256", ""), _digest(secret)):
             return None
         principal = Principal(record["tenant"], key_id, record.get("admin") == "1")

@@ -88,7 +88,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     elif mode == "F":
         # Float images come as 0..1 or as 0..255; scale the former up.
-        high = img.getextrema()[1]
+        high = float(img.getextrema()[1])  # type: ignore[arg-type]
         img = (img.point(lambda v: v * 255) if high <= 1.0 else img).convert("L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")

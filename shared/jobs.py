@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -213,7 +213,7 @@ class JobStore:
         }
         # MULTI/EXEC: under maxmemory the whole block is refused, so nothing is half-created.
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.job_key(job_id), mapping=record)
+            pipe.hset(self.job_key(job_id), mapping=record)  # type: ignore[arg-type]
             pipe.zadd(self.tenant_index(tenant), {job_id: int(now * 1000)})
             pipe.execute()
         return Job.from_hash(record)
@@ -229,7 +229,7 @@ class JobStore:
     # -- reading ---------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        raw = self.redis.hgetall(self.job_key(job_id))
+        raw = cast(dict[str, str], self.redis.hgetall(self.job_key(job_id)))
         return Job.from_hash(raw) if raw else None
 
     def get_for_tenant(self, job_id: str, tenant: str) -> Job | None:
@@ -252,7 +252,8 @@ class JobStore:
         upper: str = f"({before_ms}" if before_ms is not None else "+inf"
         page = max(limit * 2, 50)
         while len(found) < limit:
-            rows = self.redis.zrevrangebyscore(index, upper, "-inf", start=0, num=page, withscores=True)
+            rows = cast(list[tuple[str, float]],
+                        self.redis.zrevrangebyscore(index, upper, "-inf", start=0, num=page, withscores=True))
             if not rows:
                 return found, None
             with self.redis.pipeline(transaction=False) as pipe:
@@ -273,7 +274,7 @@ class JobStore:
         return found, None
 
     def running_job_ids(self) -> list[str]:
-        return sorted(self.redis.smembers(RUNNING_SET))
+        return sorted(cast(set[str], self.redis.smembers(RUNNING_SET)))
 
     # -- transitions -------------------------------------------------------------
 

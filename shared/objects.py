@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -97,7 +97,7 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
-    def stream(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterable[bytes]:
+    def stream(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Open the object now (so a missing key raises here) and yield its bytes."""
         try:
             response = self.client.get_object(bucket, key)
@@ -106,7 +106,7 @@ class ObjectStore:
                 raise ObjectNotFound(f"{bucket}/{key}") from None
             raise
 
-        def chunks() -> Iterable[bytes]:
+        def chunks() -> Iterator[bytes]:
             try:
                 yield from response.stream(chunk_size)
             finally:
