@@ -9,32 +9,25 @@ from flask import current_app, g
 
 from api.auth import KeyStore, Principal
 from api.errors import ApiError
-from shared.connections import redis_client
-from shared.jobs import JobStore
-from shared.objects import ObjectStore
+from shared.connections import Stores
 from shared.queue import make_celery
 from shared.settings import Settings
-from shared.uploads import UploadStore
 
 
 @dataclass(frozen=True)
-class Services:
-    settings: Settings
-    jobs: JobStore
-    uploads: UploadStore
-    objects: ObjectStore
+class Services(Stores):
     keys: KeyStore
     celery: Celery
 
 
 def build_services(settings: Settings) -> Services:
-    client = redis_client(settings)
+    stores = Stores.from_settings(settings)
     return Services(
         settings=settings,
-        jobs=JobStore(client, settings.finished_job_ttl_s),
-        uploads=UploadStore(client),
-        objects=ObjectStore(settings),
-        keys=KeyStore(client),
+        jobs=stores.jobs,
+        uploads=stores.uploads,
+        objects=stores.objects,
+        keys=KeyStore(stores.jobs.redis),
         celery=make_celery(settings, main="artforge-api"),
     )
 

@@ -134,9 +134,18 @@ class ApiSession:
         self.http.close()
 
 
-def iso_seconds(stamp: str) -> float:
-    """An ISO timestamp of a job record as seconds since the epoch."""
-    return datetime.fromisoformat(stamp).timestamp()
+def job_phases(job: dict[str, Any], submitted: float, seen: float) -> dict[str, float]:
+    """Where a job's wall time went (seconds), from its record's timestamps and the client's
+    ``time.time()`` before the POST and when it saw the job succeeded: submit (until the
+    record exists), queued (until a worker took it), running (until finished), seen (polling)."""
+    created, begun, finished = (datetime.fromisoformat(job[k]).timestamp()
+                                for k in ("created_at", "started_at", "finished_at"))
+    return {"submit": created - submitted, "queued": begun - created, "running": finished - begun,
+            "seen": seen - finished}
+
+
+def phase_medians(phases: list[dict[str, float]]) -> str:
+    return ", ".join(f"{name} {median([p[name] for p in phases]) * 1000:.1f}" for name in phases[0])
 
 
 # -- statistics --------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from bench.common import (
     ApiSession,
     Figure,
     command,
-    iso_seconds,
-    median,
+    job_phases,
     percentile,
+    phase_medians,
     photo,
     print_figures,
     running_stack,
@@ -66,10 +66,7 @@ def service_round_trip(api: ApiSession, body: dict[str, Any], poll_s: float) -> 
     wall, started = time.time(), time.perf_counter()
     job = api.wait(api.submit(body), poll_s)
     elapsed = time.perf_counter() - started
-    created, begun, finished = (iso_seconds(job[k]) for k in ("created_at", "started_at", "finished_at"))
-    phases = {"submit": created - wall, "queued": begun - created, "running": finished - begun,
-              "seen": wall + elapsed - finished}
-    return elapsed, phases
+    return elapsed, job_phases(job, wall, wall + elapsed)
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
@@ -96,12 +93,11 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
 def figures(service: list[float], raw: list[float], phases: list[dict[str, float]], args: argparse.Namespace,
             argv: list[str]) -> list[Figure]:
     cmd = command(MODULE, argv)
-    split = ", ".join(f"{name} {median([p[name] for p in phases]) * 1000:.1f}" for name in phases[0])
     setup = f"{args.jobs} jobs each, polled every {args.poll_ms:g} ms"
     return [
         Figure(f"round trip p{q}, 64 px job", percentile(service, q) * 1000, percentile(raw, q) * 1000, "ms",
                "raw Celery no-op", higher_is_better=False, command=cmd,
-               note=setup + (f"; median ms per phase: {split}" if q == 50 else ""))
+               note=setup + (f"; median ms per phase: {phase_medians(phases)}" if q == 50 else ""))
         for q in (50, 95)
     ]
 

@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from PIL import Image
 
@@ -24,7 +25,9 @@ from bench.common import (
     ApiSession,
     Figure,
     command,
+    job_phases,
     median,
+    phase_medians,
     photo,
     print_figures,
     running_stack,
@@ -35,6 +38,7 @@ from shared.styles import get_style
 
 MODULE = "bench.style_transfer"
 POLL_S = 0.02
+WARMUP_RUNS = 3
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -59,30 +63,44 @@ def pipeline(image: Image.Image, side: int) -> Callable[[], object]:
     return lambda: stylize({"content": image}, params, lambda *a: None, lambda: None)
 
 
+def through_service(api: ApiSession, body: dict[str, Any], phases: list[dict[str, float]]) -> Callable[[], object]:
+    """One job through API, queue, worker and S3; records where its time went."""
+    def run_once() -> None:
+        submitted = time.time()
+        job = api.wait(api.submit(body), POLL_S)
+        phases.append(job_phases(job, submitted, time.time()))
+
+    return run_once
+
+
 def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     image = photo(args.side)
     runners = {"model": bare_model(image), "pipeline": pipeline(image, args.side)}
+    phases: list[dict[str, float]] = []
     with running_stack("style-transfer") as stack:
         api = ApiSession(stack.start_api(), stack.create_key("bench"))
         start_warm_worker(stack)
-        body = style_job(api.upload(image), max_side=args.side)
-        runners["service"] = lambda: api.wait(api.submit(body), POLL_S)
-        for run_once in runners.values():  # warm-up: sessions, allocators, connections
-            run_once()
+        runners["service"] = through_service(api, style_job(api.upload(image), max_side=args.side), phases)
+        for _ in range(WARMUP_RUNS):  # ONNX Runtime needs a few runs at a new size to settle
+            for run_once in runners.values():
+                run_once()
+        del phases[:]
         times: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(args.runs):
             for name, run_once in runners.items():
                 times[name].append(timed(run_once))
         api.close()
-    return figures({name: median(values) for name, values in times.items()}, args, argv)
+    return figures({name: median(values) for name, values in times.items()}, phases, args, argv)
 
 
-def figures(medians: dict[str, float], args: argparse.Namespace, argv: list[str]) -> list[Figure]:
+def figures(medians: dict[str, float], phases: list[dict[str, float]], args: argparse.Namespace,
+            argv: list[str]) -> list[Figure]:
     cmd = command(MODULE, argv)
     model = medians["model"] * 1000
     split = (f"median of {args.runs}; model {model:.0f} ms, pipeline overhead "
              f"{(medians['pipeline'] - medians['model']) * 1000:.0f} ms, service overhead "
-             f"{(medians['service'] - medians['pipeline']) * 1000:.0f} ms")
+             f"{(medians['service'] - medians['pipeline']) * 1000:.0f} ms; "
+             f"service ms per phase: {phase_medians(phases)}")
     return [
         Figure(f"style transfer {args.side} px via service", medians["service"] * 1000, model, "ms",
                "bare model call", higher_is_better=False, command=cmd, note=split),

@@ -1,10 +1,15 @@
-"""Clients built from settings. Nothing connects until the first command."""
+"""Clients and stores built from settings. Nothing connects until the first command."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import redis
 
+from shared.jobs import JobStore
+from shared.objects import ObjectStore
 from shared.settings import Settings
+from shared.uploads import UploadStore
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -15,3 +20,19 @@ def redis_client(settings: Settings) -> redis.Redis:
         socket_timeout=5,
         health_check_interval=15,
     )
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The stores both the API and the workers use, sharing one Redis connection pool."""
+
+    settings: Settings
+    jobs: JobStore
+    uploads: UploadStore
+    objects: ObjectStore
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stores:
+        client = redis_client(settings)
+        return cls(settings=settings, jobs=JobStore(client, settings.finished_job_ttl_s),
+                   uploads=UploadStore(client), objects=ObjectStore(settings))

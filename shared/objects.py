@@ -84,13 +84,16 @@ class ObjectStore:
         self.put_bytes(bucket, key, body, content_type="application/json")
         return body
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
+    def _open(self, bucket: str, key: str):  # type: ignore[no-untyped-def]
         try:
-            response = self.client.get_object(bucket, key)
+            return self.client.get_object(bucket, key)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket"):
                 raise ObjectNotFound(f"{bucket}/{key}") from None
             raise
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        response = self._open(bucket, key)
         try:
             return response.read()
         finally:
@@ -99,12 +102,7 @@ class ObjectStore:
 
     def stream(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Open the object now (so a missing key raises here) and yield its bytes."""
-        try:
-            response = self.client.get_object(bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket"):
-                raise ObjectNotFound(f"{bucket}/{key}") from None
-            raise
+        response = self._open(bucket, key)
 
         def chunks() -> Iterator[bytes]:
             try:

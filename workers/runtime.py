@@ -8,22 +8,12 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from dataclasses import dataclass
 
-from shared.connections import redis_client
-from shared.jobs import JobStore
-from shared.objects import ObjectStore
+from shared.connections import Stores
 from shared.settings import Settings
-from shared.uploads import UploadStore
 
 
-@dataclass(frozen=True)
-class Runtime:
-    settings: Settings
-    jobs: JobStore
-    uploads: UploadStore
-    objects: ObjectStore
-
+class Runtime(Stores):
     @property
     def worker_id(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
@@ -31,14 +21,8 @@ class Runtime:
 
 @functools.cache
 def runtime() -> Runtime:
-    settings = Settings.from_env()
-    client = redis_client(settings)
-    return Runtime(
-        settings=settings,
-        jobs=JobStore(client, settings.finished_job_ttl_s),
-        uploads=UploadStore(client),
-        objects=ObjectStore(settings),
-    )
+    base = Stores.from_settings(Settings.from_env())
+    return Runtime(settings=base.settings, jobs=base.jobs, uploads=base.uploads, objects=base.objects)
 
 
 def reset_after_fork() -> None:
