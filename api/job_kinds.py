@@ -22,6 +22,10 @@ _VALIDATORS: dict[str, Validator] = {}
 
 MIN_CONTENT_SIDE = 32
 
+# Schemas are built once: building one per request costs more than loading with it.
+STYLE_TRANSFER_PARAMS = StyleTransferParamsSchema()
+STYLE_TRANSFER_INPUTS = StyleTransferInputsSchema()
+
 
 def validates(kind: str) -> Callable[[Validator], Validator]:
     def decorate(fn: Validator) -> Validator:
@@ -66,8 +70,8 @@ def _require_uploads(inputs: dict[str, str], who: Principal, svc: Services) -> d
 @validates("style_transfer")
 def _style_transfer(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
                     svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
-    clean_params = _load(StyleTransferParamsSchema(), params, "params")
-    clean_inputs = _load(StyleTransferInputsSchema(), inputs, "inputs")
+    clean_params = _load(STYLE_TRANSFER_PARAMS, params, "params")
+    clean_inputs = _load(STYLE_TRANSFER_INPUTS, inputs, "inputs")
     if ("style" in clean_params) == ("style" in clean_inputs):
         raise ApiError(422, "invalid_parameters",
                        "give exactly one style: params.style (a named style) or inputs.style (an upload)",

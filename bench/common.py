@@ -13,8 +13,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,8 @@ class Figure:
     command: str
     goal: str = ""
     note: str = ""
+    machine: str = field(default_factory=lambda: machine())
+    measured_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     @property
     def ratio(self) -> float:

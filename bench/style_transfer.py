@@ -7,7 +7,7 @@ in this process. Also shown: the pipeline function ``workers.pipelines.style.sty
 without queue, Redis or S3, so the overhead splits into pipeline and service.
 The three alternate, run by run; medians of ``--runs`` are reported.
 
-    python -m bench.style_transfer [--runs 5] [--side 512]
+    python -m bench.style_transfer [--runs 7] [--side 512]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def figures(medians: dict[str, float], phases: list[dict[str, float]], args: arg
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--side", type=int, default=512)
     return parser.parse_args(argv)
 

@@ -1,0 +1,114 @@
+"""Run every benchmark, print one table, and rewrite ``bench/RESULTS.md``.
+
+    python -m bench.run_all        (``make bench``)
+
+Each benchmark starts its own stack and runs with its default arguments, exactly as its
+module does alone (``python -m bench.api_submit`` and so on). A benchmark that fails is
+reported and the others still run; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import api_submit, round_trip, style_transfer
+from bench.common import Figure, machine, print_figures
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+COMMAND = "python -m bench.run_all"
+BENCHES: dict[str, Callable[[list[str]], list[Figure]]] = {
+    "bench.api_submit": api_submit.run,
+    "bench.round_trip": round_trip.run,
+    "bench.style_transfer": style_transfer.run,
+}
+
+
+def run_benches() -> tuple[list[Figure], list[str]]:
+    figures: list[Figure] = []
+    failed: list[str] = []
+    for name, run in BENCHES.items():
+        print(f"running {name} ...", flush=True)
+        try:
+            figures += run([])
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+    return figures, failed
+
+
+def fmt(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def table(figures: list[Figure]) -> list[str]:
+    """Markdown rows: figure, value, baseline, ratio, goal, machine, date, command."""
+    rows = ["| figure | value | baseline | ratio (value / baseline) | goal | machine | date | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    for f in figures:
+        better = "higher is better" if f.higher_is_better else "lower is better"
+        rows.append(f"| {f.name} | {fmt(f.value)} {f.unit} | {fmt(f.baseline)} {f.unit} ({f.baseline_name}) | "
+                    f"**{f.ratio:.2f}** ({better}) | {f.goal or '-'} | {f.machine} | {f.measured_at} | "
+                    f"`{COMMAND}` (alone: `{f.command}`) |")
+    return rows
+
+
+def console_table(figures: list[Figure]) -> str:
+    header = ("figure", "value", "baseline", "ratio")
+    rows = [header] + [(f.name, f"{fmt(f.value)} {f.unit}", f"{fmt(f.baseline)} {f.unit}", f"{f.ratio:.2f}")
+                       for f in figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                     for row in rows)
+
+
+def what_it_measures(module: str) -> str:
+    """The paragraph of the module's docstring that says what is measured against what."""
+    doc = sys.modules[module].__doc__ or ""
+    paragraphs = doc.strip().split("\n\n")
+    return " ".join(paragraphs[1].split()) if len(paragraphs) > 1 else paragraphs[0]
+
+
+def results_markdown(figures: list[Figure], failed: list[str]) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{COMMAND}` (`make bench`); every run rewrites this file. Each figure is",
+        "compared with a baseline measured in the same run on the same machine, and the ratio",
+        "is value / baseline: for throughput higher is better, for times lower is better (the",
+        "ratio then says how many times the baseline's time it takes). Absolute numbers depend",
+        "on the machine and on whatever else it runs; only the ratios are meant to be compared.",
+        "",
+        *table(figures),
+        "",
+        "## Notes per figure",
+        "",
+        *[f"- **{f.name}**: {f.note}" for f in figures if f.note],
+        "",
+        "## What is compared",
+        "",
+        *[f"- `{name}`: {what_it_measures(name)}" for name in BENCHES],
+    ]
+    if failed:
+        lines += ["", "## Failed in this run", "", *[f"- `{name}` (see the run's output)" for name in failed]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    print(f"machine: {machine()}")
+    figures, failed = run_benches()
+    print()
+    print(console_table(figures))
+    print()
+    print_figures(figures)
+    RESULTS.write_text(results_markdown(figures, failed))
+    print(f"\nwrote {RESULTS}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
