@@ -1,0 +1,1 @@
+"""Training data for the creation GANs: the built-in procedural dataset and colour attributes."""
