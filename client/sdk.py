@@ -167,6 +167,25 @@ class ArtForgeClient:
         """``GET /v1/styles``: ``{"items": [{"name", "description", "thumbnail_url"}]}``."""
         return self._json("GET", "/v1/styles")
 
+    def models(self) -> dict:
+        """``GET /v1/models``: ``{"items": [{"name", "versions", "promoted_version", "labels", ...}]}``."""
+        return self._json("GET", "/v1/models")
+
+    def model(self, name: str) -> dict:
+        """``GET /v1/models/<name>``: versions, model cards (with metrics), promotion history."""
+        return self._json("GET", f"/v1/models/{_segment(name)}")
+
+    def create_dataset(self, zip_path_or_bytes: str | os.PathLike[str] | bytes, licence: str,
+                       name: str | None = None) -> dict:
+        """``POST /v1/datasets``: a zip of images (one folder per label, optional) and its licence."""
+        if isinstance(zip_path_or_bytes, bytes | bytearray):
+            content = bytes(zip_path_or_bytes)
+        else:
+            content = Path(zip_path_or_bytes).read_bytes()
+        form = {"licence": licence, **({"name": name} if name else {})}
+        return self._json("POST", "/v1/datasets", files={"file": ("dataset.zip", content, "application/zip")},
+                          data=form)
+
     def health(self) -> dict:
         """``GET /healthz`` (no auth)."""
         return self._probe("/healthz")
