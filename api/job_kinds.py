@@ -6,6 +6,7 @@ or raises a 422 ApiError naming the offending fields.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +14,16 @@ from marshmallow import ValidationError
 
 from api.auth import Principal
 from api.errors import ApiError
-from api.schemas import StyleTransferInputsSchema, StyleTransferParamsSchema, field_errors
+from api.schemas import (
+    CreationParamsSchema,
+    StyleTransferInputsSchema,
+    StyleTransferParamsSchema,
+    TrainingParamsSchema,
+    field_errors,
+)
 from api.services import Services
 from shared.contract import list_kinds
+from shared.models import ModelRef, UnknownModel
 
 Validator = Callable[[dict[str, Any], dict[str, Any], Principal, Services], tuple[dict[str, Any], dict[str, str]]]
 _VALIDATORS: dict[str, Validator] = {}
@@ -25,6 +33,8 @@ MIN_CONTENT_SIDE = 32
 # Schemas are built once: building one per request costs more than loading with it.
 STYLE_TRANSFER_PARAMS = StyleTransferParamsSchema()
 STYLE_TRANSFER_INPUTS = StyleTransferInputsSchema()
+CREATION_PARAMS = CreationParamsSchema()
+TRAINING_PARAMS = TrainingParamsSchema()
 
 
 def validates(kind: str) -> Callable[[Validator], Validator]:
@@ -83,3 +93,44 @@ def _style_transfer(params: dict[str, Any], inputs: dict[str, Any], who: Princip
                        f"the content image is {content.width}x{content.height}; both sides need at least "
                        f"{MIN_CONTENT_SIDE} px", {"fields": {"inputs.content": ["image too small"]}})
     return clean_params, clean_inputs
+
+
+def _no_inputs(inputs: dict[str, Any], kind: str) -> None:
+    if inputs:
+        raise ApiError(422, "invalid_parameters", f"{kind} jobs take no inputs",
+                       {"fields": {f"inputs.{k}": ["unknown input"] for k in inputs}})
+
+
+@validates("creation")
+def _creation(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
+              svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
+    clean = _load(CREATION_PARAMS, params, "params")
+    _no_inputs(inputs, "creation")
+    try:
+        version, card = svc.models.resolve(ModelRef.parse(clean["model"]))
+    except UnknownModel as exc:
+        raise ApiError(409, "model_not_trained",
+                       f"{exc}; train one first with a 'training' job (an admin key is needed)") from None
+    labels = card.get("labels", [])
+    if "style" in clean and clean["style"] not in labels:
+        raise ApiError(422, "invalid_parameters", f"model {card['name']}@{version} has no style {clean['style']!r}",
+                       {"fields": {"params.style": [f"one of {labels}"]}})
+    # Pin what "latest" and "random" meant at submission, so the job is reproducible.
+    clean["model"] = f"{card['name']}@{version}"
+    clean.setdefault("seed", secrets.randbelow(2**31))
+    return clean, {}
+
+
+@validates("training")
+def _training(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
+              svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
+    clean = _load(TRAINING_PARAMS, params, "params")
+    _no_inputs(inputs, "training")
+    dataset = svc.datasets.get_for_tenant(clean["dataset"], who.tenant)
+    if dataset is None:
+        raise ApiError(422, "unknown_dataset", f"no dataset {clean['dataset']}",
+                       {"fields": {"params.dataset": ["no such dataset"]}})
+    if not dataset.licence:
+        raise ApiError(422, "licence_required", "the dataset declares no licence; training on it is refused",
+                       {"fields": {"params.dataset": ["no licence declared"]}})
+    return clean, {}

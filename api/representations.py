@@ -38,6 +38,8 @@ def job_to_json(job: Job, base_url: str, svc: Services) -> dict[str, Any]:
         "attempts": job.attempts,
         "error": job.error,
         "results": results,
+        "artifacts": [{"name": a["name"], "content_type": a.get("content_type", ""),
+                       "url": f"{base}/v1/jobs/{job.id}/artifacts/{a['name']}"} for a in job.artifacts],
         "params": job.params,
         "inputs": job.inputs,
         "priority": job.priority,

@@ -63,6 +63,36 @@ class StyleTransferInputsSchema(StrictSchema):
     style = fields.String(validate=UPLOAD_ID, metadata={"description": "upload id of any painting"})
 
 
+class CreationParamsSchema(StrictSchema):
+    model = fields.String(load_default="abstract", validate=validate.Regexp(
+        r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version"),
+        metadata={"description": "name (its promoted version) or name@version"})
+    style = fields.String(validate=validate.Length(1, 64), metadata={"description": "a label of the model"})
+    prompt = fields.String(validate=validate.Length(1, 500),
+                           metadata={"description": "free text, English or Chinese, e.g. 抽象画，色彩鲜艳，有现代感"})
+    count = fields.Integer(load_default=4, validate=validate.Range(1, 64))
+    seed = fields.Integer(validate=validate.Range(0, 2**31 - 1),
+                          metadata={"description": "same seed and parameters give identical pixels; random if absent"})
+    truncation = fields.Float(load_default=1.0, validate=validate.Range(0.1, 3.0))
+    upscale = fields.Boolean(load_default=False, metadata={"description": "also enlarge to at least 256 px"})
+
+
+class TrainingParamsSchema(StrictSchema):
+    target = fields.String(required=True, validate=validate.OneOf(["gan"]))
+    model = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'"))
+    dataset = fields.String(load_default="procedural", validate=validate.Regexp(
+        r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id"))
+    resolution = fields.Integer(load_default=32, validate=validate.OneOf([32, 64, 128]))
+    steps = fields.Integer(load_default=2000, validate=validate.Range(1, 200_000))
+    batch_size = fields.Integer(load_default=32, validate=validate.Range(4, 512))
+    per_style = fields.Integer(load_default=300, validate=validate.Range(8, 5000),
+                               metadata={"description": "procedural dataset: images per style"})
+    checkpoint_every = fields.Integer(load_default=200, validate=validate.Range(1, 100_000))
+    sample_every = fields.Integer(load_default=250, validate=validate.Range(1, 100_000))
+    seed = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
+
+
 # -- responses ------------------------------------------------------------------------
 
 
@@ -87,6 +117,12 @@ class ResultSchema(Schema):
     provenance_url = fields.String()
 
 
+class ArtifactSchema(Schema):
+    name = fields.String()
+    content_type = fields.String()
+    url = fields.String(metadata={"description": "needs the API key"})
+
+
 class JobSchema(Schema):
     id = fields.String()
     kind = fields.String()
@@ -98,6 +134,8 @@ class JobSchema(Schema):
     attempts = fields.Integer()
     error = fields.Nested(JobErrorSchema, allow_none=True)
     results = fields.List(fields.Nested(ResultSchema))
+    artifacts = fields.List(fields.Nested(ArtifactSchema),
+                            metadata={"description": "files a job made on the way, e.g. training sample grids"})
     params = fields.Dict()
     inputs = fields.Dict()
     priority = fields.Integer()
@@ -128,3 +166,39 @@ class StyleListSchema(Schema):
 def field_errors(exc: ValidationError, prefix: str) -> dict[str, object]:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return {f"{prefix}.{name}": msgs for name, msgs in messages.items()}
+
+
+class ModelSummarySchema(Schema):
+    name = fields.String()
+    versions = fields.List(fields.Integer())
+    promoted_version = fields.Integer(allow_none=True)
+    labels = fields.List(fields.String())
+    resolution = fields.Integer(allow_none=True)
+
+
+class ModelListSchema(Schema):
+    items = fields.List(fields.Nested(ModelSummarySchema))
+
+
+class ModelSchema(ModelSummarySchema):
+    cards = fields.List(fields.Dict(), metadata={"description": "model card of each version"})
+    promotion_history = fields.List(fields.Dict())
+
+
+class DatasetFormSchema(Schema):
+    licence = fields.String(metadata={"description": "required: an SPDX id such as CC-BY-4.0, or 'proprietary'"})
+    name = fields.String(validate=validate.Length(1, 200))
+
+    class Files(Schema):
+        file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                                   "description": "a zip of images; one folder per label, optional"})
+
+
+class DatasetSchema(Schema):
+    id = fields.String()
+    name = fields.String(allow_none=True)
+    licence = fields.String()
+    images = fields.Integer()
+    labels = fields.Dict(keys=fields.String(), values=fields.Integer())
+    manifest_sha256 = fields.String()
+    created_at = fields.Float()

@@ -27,6 +27,8 @@ def build_services(settings: Settings) -> Services:
         jobs=stores.jobs,
         uploads=stores.uploads,
         objects=stores.objects,
+        models=stores.models,
+        datasets=stores.datasets,
         keys=KeyStore(stores.jobs.redis),
         celery=make_celery(settings, main="artforge-api"),
     )

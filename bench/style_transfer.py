@@ -57,10 +57,12 @@ def bare_model(image: Image.Image) -> Callable[[], object]:
 
 def pipeline(image: Image.Image, side: int) -> Callable[[], object]:
     """The job's pipeline function: resize, tiling, model, conversions; no queue or storage."""
+    from workers.pipelines import JobContext
     from workers.pipelines.style import stylize
 
-    params = {"style": STYLE, "max_side": side, "_device": "cpu"}
-    return lambda: stylize({"content": image}, params, lambda *a: None, lambda: None)
+    params = {"style": STYLE, "max_side": side}
+    ctx = JobContext.local("cpu")
+    return lambda: stylize({"content": image}, params, lambda *a: None, lambda: None, ctx)
 
 
 def through_service(api: ApiSession, body: dict[str, Any], phases: list[dict[str, float]]) -> Callable[[], object]:

@@ -56,5 +56,24 @@ STYLE_TRANSFER = register_kind(
 )
 
 
+CREATION = register_kind(
+    JobKind(
+        name="creation",
+        queue=QUEUE_INFERENCE,
+        admin_only=False,
+        description="New paintings from a trained GAN, steered by a style label and/or a free-text prompt.",
+    )
+)
+
+TRAINING = register_kind(
+    JobKind(
+        name="training",
+        queue=QUEUE_TRAINING,
+        admin_only=True,
+        description="Train a new model version on a dataset; it is registered when done.",
+    )
+)
+
+
 def job_payload(job_id: str) -> dict[str, str]:
     return {"job_id": job_id}

@@ -117,6 +117,7 @@ class Job:
     lease_until: float
     key_id: str
     worker: str
+    artifacts: list[dict[str, Any]]
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -146,6 +147,7 @@ class Job:
             lease_until=float(data.get("lease_until") or 0),
             key_id=data.get("key_id", ""),
             worker=data.get("worker", ""),
+            artifacts=data["artifacts"] or [],
         )
 
 
@@ -371,6 +373,15 @@ class JobStore:
         progress = {"fraction": None if fraction is None else round(float(fraction), 4), "stage": stage,
                     "message": message}
         self.redis.hset(self.job_key(job_id), "progress", json.dumps(progress))
+
+    def record_artifact(self, job_id: str, artifact: dict[str, Any]) -> None:
+        """List an artifact (a sample grid, say) on the job; one entry per name.
+        Only the attempt that holds the job writes this, so read-modify-write is safe."""
+        job = self.get(job_id)
+        if job is None:
+            return
+        kept = [a for a in job.artifacts if a.get("name") != artifact["name"]]
+        self.redis.hset(self.job_key(job_id), "artifacts", json.dumps([*kept, artifact]))
 
     def request_cancel(self, job_id: str) -> None:
         self.redis.hset(self.job_key(job_id), "cancel_requested", "1")

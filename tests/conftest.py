@@ -38,14 +38,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack(servers: Stack) -> Iterator[Stack]:
-    """The whole service: servers, API, one inference worker, beat."""
+    """The whole service: servers, API, an inference and a training worker, beat."""
     try:
         servers.start_api()
         servers.start_worker("inference")
+        servers.start_worker("training")
         servers.start_beat()
         yield servers
     finally:
-        for name in ("beat", "worker-inference", "api"):
+        for name in ("beat", "worker-training", "worker-inference", "api"):
             servers.stop(name)
 
 
@@ -100,6 +101,11 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **save: Any) -> bytes:
 @pytest.fixture(scope="session")
 def client(stack: Stack) -> ApiClient:
     return ApiClient(f"http://127.0.0.1:{stack.api_port}", stack.create_key("alice"))
+
+
+@pytest.fixture(scope="session")
+def admin_client(stack: Stack) -> ApiClient:
+    return ApiClient(f"http://127.0.0.1:{stack.api_port}", stack.create_key("alice", admin=True))
 
 
 @pytest.fixture(scope="session")

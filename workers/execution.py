@@ -11,6 +11,7 @@ The outcome of every path is a state in the job record:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -19,10 +20,12 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
+from shared.dataset_store import DatasetRecord, dataset_prefix
 from shared.images import decode_image, encode_png, sha256_hex
 from shared.jobs import Job, JobStatus, TransitionRefused
+from shared.objects import ObjectNotFound
 from shared.provenance import minimal_record
-from workers.pipelines import InvalidJobInput, JobCanceled, PipelineResult, get_pipeline
+from workers.pipelines import InvalidJobInput, JobCanceled, JobContext, PipelineResult, get_pipeline
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -116,8 +119,32 @@ def run_pipeline(rt: Runtime, job: Job) -> PipelineResult:
     progress(0.0, "loading inputs")
     inputs = load_inputs(rt, job)
     check_cancel()
-    params = dict(job.params, _device=rt.settings.device)
-    return get_pipeline(job.kind)(inputs, params, progress, check_cancel)
+    ctx = JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job), models=rt.registry,
+                     datasets=S3Datasets(rt, job.tenant))
+    return get_pipeline(job.kind)(inputs, job.params, progress, check_cancel, ctx)
+
+
+class S3Workspace:
+    """A job's artifacts under ``{tenant}/{job_id}/artifacts/`` in the results bucket;
+    listed ones (sample grids) also appear on the job record."""
+
+    def __init__(self, rt: Runtime, job: Job):
+        self.rt, self.job = rt, job
+
+    def _key(self, name: str) -> str:
+        return f"{self.job.tenant}/{self.job.id}/artifacts/{name}"
+
+    def save(self, name: str, data: bytes, content_type: str, listed: bool = True) -> None:
+        self.rt.objects.put_bytes(self.rt.settings.bucket_results, self._key(name), data, content_type)
+        if listed:
+            self.rt.jobs.record_artifact(self.job.id, {"name": name, "key": self._key(name),
+                                                       "content_type": content_type, "created_at": time.time()})
+
+    def load(self, name: str) -> bytes | None:
+        try:
+            return self.rt.objects.get_bytes(self.rt.settings.bucket_results, self._key(name))
+        except ObjectNotFound:
+            return None
 
 
 def result_key(job: Job, index: int, suffix: str) -> str:
@@ -151,3 +178,27 @@ def store_results(rt: Runtime, job: Job, result: PipelineResult) -> list[dict[st
                        "sha256": digest, "width": image.width, "height": image.height,
                        "created_at": time.time()})
     return stored
+
+
+class S3Datasets:
+    """The tenant's datasets as the training pipeline reads them."""
+
+    def __init__(self, rt: Runtime, tenant: str):
+        self.rt, self.tenant = rt, tenant
+
+    def _record(self, dataset_id: str) -> DatasetRecord:
+        record = self.rt.datasets.get_for_tenant(dataset_id, self.tenant)
+        if record is None:
+            raise InvalidJobInput(f"dataset {dataset_id} no longer exists", code="unknown_dataset")
+        return record
+
+    def manifest(self, dataset_id: str) -> dict[str, Any]:
+        record = self._record(dataset_id)
+        return dict(json.loads(self.rt.objects.get_bytes(self.rt.settings.bucket_datasets, record.manifest_key)))
+
+    def manifest_sha256(self, dataset_id: str) -> str:
+        return self._record(dataset_id).manifest_sha256
+
+    def image(self, dataset_id: str, key: str) -> bytes:
+        return self.rt.objects.get_bytes(self.rt.settings.bucket_datasets,
+                                         dataset_prefix(self.tenant, dataset_id) + key)

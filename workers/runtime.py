@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from dataclasses import fields
 
 from shared.connections import Stores
 from shared.settings import Settings
+from workers.registry import ModelRegistry
 
 
 class Runtime(Stores):
@@ -18,11 +20,19 @@ class Runtime(Stores):
     def worker_id(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
+    @functools.cached_property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.objects, self.models, self.settings.bucket_models)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        base = Stores.from_settings(settings)
+        return cls(**{f.name: getattr(base, f.name) for f in fields(Stores)})
+
 
 @functools.cache
 def runtime() -> Runtime:
-    base = Stores.from_settings(Settings.from_env())
-    return Runtime(settings=base.settings, jobs=base.jobs, uploads=base.uploads, objects=base.objects)
+    return Runtime.from_settings(Settings.from_env())
 
 
 def reset_after_fork() -> None:

@@ -166,6 +166,16 @@ def get_provenance(job_id: str, index: int) -> Response:
     return _stream(_result(own_job(job_id), index)["provenance_key"], "application/json")
 
 
+@blp.route("/<job_id>/artifacts/<name>", methods=["GET"])
+@blp.response(200, description="an artifact listed on the job")
+def get_artifact(job_id: str, name: str) -> Response:
+    job = own_job(job_id)
+    for artifact in job.artifacts:
+        if artifact["name"] == name:
+            return _stream(artifact["key"], artifact.get("content_type") or "application/octet-stream")
+    raise ApiError(404, "not_found", f"job {job_id} has no artifact {name}")
+
+
 def _stream(key: str, mimetype: str) -> Response:
     svc = services()
     try:

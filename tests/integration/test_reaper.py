@@ -7,7 +7,6 @@ import time
 import pytest
 
 from deploy.devstack import Stack
-from shared.connections import Stores
 from shared.jobs import JobStatus, new_job_id
 from workers.maintenance import reap_expired_leases
 from workers.runtime import Runtime
@@ -15,8 +14,7 @@ from workers.runtime import Runtime
 
 @pytest.fixture(scope="module")
 def rt(servers: Stack) -> Runtime:
-    base = Stores.from_settings(servers.settings())
-    return Runtime(settings=base.settings, jobs=base.jobs, uploads=base.uploads, objects=base.objects)
+    return Runtime.from_settings(servers.settings())
 
 
 def running_job(rt: Runtime, attempts: int, lease_left_s: float) -> str:

@@ -1,7 +1,9 @@
-"""Pipelines: plain functions (inputs, params, progress, cancel check) -> PipelineResult.
+"""Pipelines: plain functions (inputs, params, progress, cancel check, context) -> PipelineResult.
 
-They know nothing of Celery, Redis or S3, so tests call them directly. Each job kind
-registers its pipeline here by name.
+They know nothing of Celery, Redis or S3, so tests call them directly: the context gives
+them the device and a job-scoped workspace for artifacts (checkpoints, sample grids),
+which the worker backs with S3 and tests with memory. Each job kind registers its
+pipeline here by name.
 """
 
 from __future__ import annotations
@@ -36,6 +38,43 @@ class PipelineResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class Workspace(Protocol):
+    """Job-scoped artifact storage. Names are stable, so a re-run overwrites, not adds."""
+
+    def save(self, name: str, data: bytes, content_type: str, listed: bool = True) -> None: ...
+
+    def load(self, name: str) -> bytes | None: ...
+
+
+class MemoryWorkspace:
+    """A workspace in a dict: for dry runs, benches and pipeline tests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str, bool]] = {}
+
+    def save(self, name: str, data: bytes, content_type: str, listed: bool = True) -> None:
+        self.files[name] = (data, content_type, listed)
+
+    def load(self, name: str) -> bytes | None:
+        found = self.files.get(name)
+        return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    device: str  # "auto", "cpu" or "cuda"
+    workspace: Workspace
+    # The model registry, for pipelines that load or publish models (None where unused).
+    models: Any = None
+    # The tenant's datasets: manifest(id) -> dict and image(id, key) -> PNG bytes.
+    datasets: Any = None
+
+    @classmethod
+    def local(cls, device: str = "cpu", models: Any = None, datasets: Any = None) -> JobContext:
+        return cls(job_id="local", device=device, workspace=MemoryWorkspace(), models=models, datasets=datasets)
+
+
 class Pipeline(Protocol):
     def __call__(
         self,
@@ -43,6 +82,7 @@ class Pipeline(Protocol):
         params: dict[str, Any],
         progress: ProgressFn,
         check_cancel: CancelCheck,
+        ctx: JobContext,
     ) -> PipelineResult: ...
 
 
@@ -71,4 +111,4 @@ def list_pipelines() -> list[str]:
 
 def _load_all() -> None:
     # Importing a pipeline module registers it; kept lazy so importing this package is cheap.
-    from workers.pipelines import style  # noqa: F401
+    from workers.pipelines import creation, style, training  # noqa: F401

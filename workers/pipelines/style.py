@@ -9,7 +9,14 @@ from PIL import Image
 
 from shared.styles import get_style
 from workers.models import style_networks
-from workers.pipelines import CancelCheck, InvalidJobInput, PipelineResult, ProgressFn, register_pipeline
+from workers.pipelines import (
+    CancelCheck,
+    InvalidJobInput,
+    JobContext,
+    PipelineResult,
+    ProgressFn,
+    register_pipeline,
+)
 from workers.pipelines.tiling import process_tiled
 
 # Tiles bound the named-style network's memory: a 2048 px image whole needs ~2.9 GB,
@@ -40,8 +47,9 @@ def stylize(
     params: dict[str, Any],
     progress: ProgressFn,
     check_cancel: CancelCheck,
+    ctx: JobContext,
 ) -> PipelineResult:
-    device = params.get("_device", "auto")
+    device = ctx.device
     content = fit_within(inputs["content"], int(params.get("max_side", 1024)))
     if min(content.size) < style_networks.MIN_SIDE:
         raise InvalidJobInput(f"the content image is {content.width}x{content.height}; both sides "

@@ -1,0 +1,364 @@
+"""Train a class-conditional GAN (workers.models.gan) on images held in memory.
+
+Hinge loss (Lim & Ye 2017; Miyato et al. 2018), one D step per G step, Adam, an exponential
+moving average of G's weights (what is kept and served), and DiffAugment (Zhao et al. 2020)
+on everything D sees, real and fake, so small datasets do not make D memorise.
+
+Each step: one G forward; D on augmented [real, fake.detach()] in one batch; then G through
+D with D's weights frozen, reusing that same fake (as pytorch/examples' DCGAN does).
+
+A checkpoint is the whole state (G, D, G_ema, both optimizers, step, the loop's RNG and the
+data sampler's position), so N steps straight and k steps + checkpoint + resume to N give
+bitwise the same weights on CPU.
+
+    python -m workers.training.gan --dry-run     (a few steps on random data, checkpoint round trip)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from workers.models.gan import Discriminator, GanConfig, Generator, to_uint8
+
+EMA_WARMUP = 10  # EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t))
+TRANSLATION_RATIO = 0.125  # DiffAugment's defaults: shift up to 1/8 of the side,
+CUTOUT_RATIO = 0.5  # cut out a square half the side
+SAMPLE_COLUMNS = 8
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. The defaults are measured for 32 px, 6 styles, two CPU cores: with
+    lr 1e-3 a classifier trained on real images puts >= 90 % of samples in their class after
+    600 steps; at DCGAN's 2e-4 it was 41 % (batch 64) after 600."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    ema_decay: float = 0.999
+    augment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**{**data, "betas": tuple(data.get("betas", cls.betas))})
+
+
+@dataclass
+class TrainResult:
+    g_ema_state: dict[str, Tensor]  # what to serve: Generator(gan_config).load_state_dict(...)
+    gan_config: GanConfig
+    steps_done: int
+    final_losses: dict[str, float]
+
+
+# -- DiffAugment: differentiable, parameters drawn per image from the loop's generator -----
+
+
+def _uniform(x: Tensor, rng: torch.Generator) -> Tensor:
+    return torch.rand(x.shape[0], 1, 1, 1, generator=rng).to(x.device)
+
+
+def augment_color(x: Tensor, rng: torch.Generator) -> Tensor:
+    """Brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5] (images in [-1, 1])."""
+    x = x + (_uniform(x, rng) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_uniform(x, rng) * 2) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_uniform(x, rng) + 0.5) + mean
+
+
+def augment_translation(x: Tensor, rng: torch.Generator) -> Tensor:
+    """Shift each image by up to 1/8 of its side, filling with zeros."""
+    b, c, h, w = x.shape
+    limit = int(h * TRANSLATION_RATIO + 0.5)
+    dy, dx = torch.randint(-limit, limit + 1, (2, b, 1, 1), generator=rng).to(x.device)
+    # Index into the image padded by one zero pixel; clamping lands outside pixels on the pad.
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy + 1).clamp(0, h + 1)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx + 1).clamp(0, w + 1)
+    index = (rows * (w + 2) + cols).view(b, 1, h * w).expand(b, c, h * w)
+    return nn.functional.pad(x, (1, 1, 1, 1)).flatten(2).gather(2, index).view(b, c, h, w)
+
+
+def augment_cutout(x: Tensor, rng: torch.Generator) -> Tensor:
+    """Zero one square of half the side per image, centred anywhere (clipped at the border)."""
+    b, _, h, w = x.shape
+    size = int(h * CUTOUT_RATIO + 0.5)
+    top, left = (torch.randint(0, h + (1 - size % 2), (2, b, 1, 1), generator=rng) - size // 2).to(x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+AUGMENTS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
+    "color": augment_color, "translation": augment_translation, "cutout": augment_cutout,
+}
+
+
+def diff_augment(x: Tensor, policy: str, rng: torch.Generator) -> Tensor:
+    for name in filter(None, policy.split(",")):
+        x = AUGMENTS[name](x, rng)
+    return x
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+class EpochSampler:
+    """Batches of indices, a fresh permutation per epoch; a batch may span two epochs.
+
+    Invariant: the sequence of batches depends only on (n, seed) and the position (epoch,
+    cursor), so restoring the position continues exactly where the sampler was.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int = 0, cursor: int = 0):
+        self.n, self.seed, self.epoch, self.cursor = n, seed, epoch, cursor
+        self._order = self._permutation(epoch)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def next_batch(self, size: int) -> np.ndarray:
+        parts = []
+        while size > 0:
+            if self.cursor == self.n:
+                self.epoch, self.cursor = self.epoch + 1, 0
+                self._order = self._permutation(self.epoch)
+            take = min(size, self.n - self.cursor)
+            parts.append(self._order[self.cursor:self.cursor + take])
+            self.cursor, size = self.cursor + take, size - take
+        return np.concatenate(parts)
+
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+
+def _validate(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config: GanConfig) -> None:
+    side = config.resolution
+    if images.dtype != np.uint8 or images.shape[1:] != (side, side, 3) or len(images) == 0:
+        raise ValueError(f"images must be uint8 [N,{side},{side},3], got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),) or labels.min() < 0 or labels.max() >= config.n_classes:
+        raise ValueError(f"labels must be [N] in [0, {config.n_classes})")
+    if attrs.shape != (len(images), config.n_attrs) or attrs.min() < 0 or attrs.max() > 1:
+        raise ValueError(f"attrs must be [N,{config.n_attrs}] in [0, 1]")
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+class _Run:
+    """Everything a checkpoint holds, plus the fixed sample inputs."""
+
+    def __init__(self, gan_config: GanConfig, train_config: TrainConfig, n: int, device: torch.device):
+        with torch.random.fork_rng(devices=[]):  # initialise from the seed, leave the caller's RNG alone
+            torch.manual_seed(train_config.seed)
+            self.g = Generator(gan_config).to(device)
+            self.d = Discriminator(gan_config).to(device)
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
+        adam = {"betas": train_config.betas, "fused": True}
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=train_config.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=train_config.lr_d, **adam)
+        self.rng = torch.Generator().manual_seed(train_config.seed)
+        self.sampler = EpochSampler(n, train_config.seed)
+        self.step = 0
+        self.gan_config, self.train_config = gan_config, train_config
+
+    def state(self, losses: dict[str, float]) -> dict[str, Any]:
+        """A copy of the whole state, safe to keep while training goes on."""
+        return copy.deepcopy({
+            "step": self.step,
+            "generator": self.g.state_dict(),
+            "discriminator": self.d.state_dict(),
+            "generator_ema": self.g_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "sampler": self.sampler.position(),
+            "losses": losses,
+            "gan_config": self.gan_config.to_dict(),
+            "train_config": self.train_config.to_dict(),
+        })
+
+    def load(self, state: dict[str, Any]) -> dict[str, float]:
+        if GanConfig.from_dict(state["gan_config"]) != self.gan_config:
+            raise ValueError("checkpoint was trained with a different GAN config")
+        if state["train_config"]["seed"] != self.train_config.seed:
+            raise ValueError("checkpoint was trained with a different seed")
+        self.g.load_state_dict(state["generator"])
+        self.d.load_state_dict(state["discriminator"])
+        self.g_ema.load_state_dict(state["generator_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        self.sampler = EpochSampler(self.sampler.n, self.train_config.seed, **state["sampler"])
+        self.step = int(state["step"])
+        return dict(state["losses"])
+
+    def update_ema(self) -> None:
+        decay = min(self.train_config.ema_decay, (1 + self.step) / (EMA_WARMUP + self.step))
+        with torch.no_grad():
+            for ema, live in zip(self.g_ema.parameters(), self.g.parameters(), strict=True):
+                ema.lerp_(live, 1 - decay)
+            for ema, live in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
+                ema.copy_(live)  # BN running statistics (and SN vectors) follow the live G
+
+
+def train_gan(
+    images: np.ndarray,
+    labels: np.ndarray,
+    attrs: np.ndarray,
+    gan_config: GanConfig,
+    train_config: TrainConfig,
+    *,
+    resume: dict[str, Any] | None = None,
+    on_progress: Callable[[int, int, dict[str, float]], None] = lambda step, total, losses: None,
+    check_cancel: Callable[[], None] = lambda: None,
+    save_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None,
+    save_samples: Callable[[int, Image.Image], None] = lambda step, grid: None,
+    device: str = "cpu",
+) -> TrainResult:
+    """Train from scratch, or from ``resume`` (a state given to ``save_checkpoint``) up to
+    ``train_config.steps``.
+
+    ``check_cancel`` is called before every step; when it raises, the state is checkpointed
+    and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
+    every ``checkpoint_every`` steps, sample grids (G_ema, one row per class, fixed z) every
+    ``sample_every`` steps and after the last.
+    """
+    _validate(images, labels, attrs, gan_config)
+    dev = torch.device(device)
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
+    data_labels = torch.from_numpy(labels.astype(np.int64)).to(dev)
+    data_attrs = torch.from_numpy(attrs.astype(np.float32)).to(dev)
+    run = _Run(gan_config, train_config, len(images), dev)
+    losses = run.load(resume) if resume is not None else {}
+    fixed = _sample_inputs(labels, attrs, gan_config, train_config.seed)
+    policy, batch = train_config.augment, train_config.batch_size
+
+    while run.step < train_config.steps:
+        try:
+            check_cancel()
+        except BaseException:
+            save_checkpoint(run.state(losses))
+            raise
+        index = torch.from_numpy(run.sampler.next_batch(batch)).to(dev)
+        real = data[index].float().div_(127.5).sub_(1.0)
+        y, a = data_labels[index], data_attrs[index]
+        z = torch.randn(batch, gan_config.nz, generator=run.rng).to(dev)
+        fake = run.g(z, y, a)
+
+        logits = run.d(diff_augment(torch.cat([real, fake.detach()]), policy, run.rng),
+                       torch.cat([y, y]), torch.cat([a, a]))
+        d_real, d_fake = logits[:batch], logits[batch:]
+        loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
+        run.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        run.opt_d.step()
+
+        run.d.requires_grad_(False)  # G's step needs gradients for the image only
+        loss_g = -run.d(diff_augment(fake, policy, run.rng), y, a).mean()
+        run.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        run.opt_g.step()
+        run.d.requires_grad_(True)
+
+        run.step += 1
+        run.update_ema()
+        losses = {"d": loss_d.item(), "g": loss_g.item(),
+                  "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+        on_progress(run.step, train_config.steps, losses)
+        if run.step % train_config.checkpoint_every == 0:
+            save_checkpoint(run.state(losses))
+        if run.step % train_config.sample_every == 0 or run.step == train_config.steps:
+            save_samples(run.step, sample_grid(run.g_ema, *fixed))
+
+    g_ema_state = {k: v.detach().cpu().clone() for k, v in run.g_ema.state_dict().items()}
+    return TrainResult(g_ema_state, gan_config, run.step, losses)
+
+
+# -- samples ----------------------------------------------------------------------------
+
+
+def _sample_inputs(labels: np.ndarray, attrs: np.ndarray, config: GanConfig,
+                   seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Fixed (z, labels, attrs) for the grid: SAMPLE_COLUMNS per class, each with the attributes
+    of one of that class's training images (zeros for a class without images)."""
+    z = torch.randn(config.n_classes * SAMPLE_COLUMNS, config.nz, generator=torch.Generator().manual_seed(seed))
+    rows = []
+    for c in range(config.n_classes):
+        own = attrs[labels == c][:SAMPLE_COLUMNS]
+        rows.append(own[np.arange(SAMPLE_COLUMNS) % len(own)] if len(own) else
+                    np.zeros((SAMPLE_COLUMNS, config.n_attrs), np.float32))
+    grid_labels = torch.arange(config.n_classes).repeat_interleave(SAMPLE_COLUMNS)
+    return z, grid_labels, torch.from_numpy(np.concatenate(rows).astype(np.float32))
+
+
+def sample_grid(generator: Generator, z: Tensor, labels: Tensor, attrs: Tensor, pad: int = 2) -> Image.Image:
+    """One row per class, SAMPLE_COLUMNS images per row, ``pad`` px of white between."""
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        tiles = to_uint8(generator(z.to(device), labels.to(device), attrs.to(device)))
+    generator.train(was_training)
+    n_rows, side = len(tiles) // SAMPLE_COLUMNS, tiles.shape[1]
+    step = side + pad
+    canvas = np.full((n_rows * step + pad, SAMPLE_COLUMNS * step + pad, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, SAMPLE_COLUMNS)
+        canvas[pad + r * step:pad + r * step + side, pad + c * step:pad + c * step + side] = tile
+    return Image.fromarray(canvas)
+
+
+# -- dry run ----------------------------------------------------------------------------
+
+
+def dry_run(steps: int = 4) -> TrainResult:
+    """A few steps on random images of two classes at 32 px, with a checkpoint after half of
+    them round-tripped through bytes and resumed: proves the loop end to end in seconds."""
+    from workers.training.checkpoint import state_from_bytes, state_to_bytes
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels, attrs = np.arange(16) % 2, rng.random((16, 3), dtype=np.float32)
+    gan_config = GanConfig(n_classes=2, ngf=16, ndf=16)
+    saved: list[bytes] = []
+    first = TrainConfig(steps=steps // 2, batch_size=8, checkpoint_every=steps // 2, sample_every=steps)
+    train_gan(images, labels, attrs, gan_config, first, save_checkpoint=lambda s: saved.append(state_to_bytes(s)))
+    grids: list[Image.Image] = []
+    result = train_gan(images, labels, attrs, gan_config, TrainConfig(**{**first.to_dict(), "steps": steps}),
+                       resume=state_from_bytes(saved[-1]), save_samples=lambda step, grid: grids.append(grid),
+                       on_progress=lambda step, total, losses: print(f"step {step}/{total} {losses}"))
+    print(f"dry run: {result.steps_done} steps, checkpoint {len(saved[-1])} bytes, sample grid {grids[-1].size}")
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.training.gan", description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", required=True,
+                        help="train a few steps on random data (real training runs as a service job)")
+    parser.parse_args(argv)
+    dry_run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
