@@ -18,14 +18,13 @@ from workers.data.attributes import ATTRIBUTE_NAMES
 from workers.models.gan import GanConfig, Generator, generate
 from workers.pipelines import CancelCheck, InvalidJobInput, JobContext, PipelineResult, ProgressFn, register_pipeline
 from workers.prompts import interpret_prompt
+from workers.training.evaluation import build_generator
 
 DISPLAY_SIDE = 256
 
 
-def build_generator(card: dict[str, Any], state: dict[str, torch.Tensor]) -> Generator:
-    generator = Generator(GanConfig.from_dict(card["gan_config"]))
-    generator.load_state_dict(state)
-    return generator.eval()
+def generator_from_card(card: dict[str, Any], state: dict[str, torch.Tensor]) -> Generator:
+    return build_generator(GanConfig.from_dict(card["gan_config"]), state)
 
 
 def choose_conditions(card: dict[str, Any], params: dict[str, Any], prompt_weights: dict[str, float],
@@ -60,7 +59,7 @@ def create(
 ) -> PipelineResult:
     progress(0.05, "loading model", params["model"])
     name, version, card = ctx.models.resolve(params["model"])
-    generator = ctx.models.load(name, version, build_generator)
+    generator = ctx.models.load(name, version, generator_from_card)
     check_cancel()
 
     interpretation: dict[str, Any] = {}

@@ -42,7 +42,7 @@ def conditions_like(labels: np.ndarray, attrs: np.ndarray, per_label: int, n_lab
     return np.concatenate(want_labels), np.concatenate(want_attrs).astype(np.float32)
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, n_labels: int, per_row: int = 8) -> Image.Image:
+def grid_by_label(images: np.ndarray, labels: np.ndarray, n_labels: int, per_row: int = 8) -> Image.Image:
     rows = []
     for label in range(n_labels):
         row = images[labels == label][:per_row]
@@ -84,4 +84,4 @@ def evaluate_generator(
         "classifier_real_accuracy": round(float(classifier.real_accuracy), 4),
         "evaluated_on": {"held_out_real": int(len(held_idx)), "generated": int(len(want_labels)), "seed": seed},
     }
-    return metrics, sample_grid(trained, want_labels, n_labels)
+    return metrics, grid_by_label(trained, want_labels, n_labels)
