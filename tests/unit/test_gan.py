@@ -173,10 +173,12 @@ def test_sampler_position_restores_the_same_batches_and_epochs_are_permutations(
     first_epoch = np.concatenate([straight.next_batch(4), straight.next_batch(4)])
     straight.next_batch(3)  # crosses into the second epoch
     position = straight.position()
-    resumed = EpochSampler(10, seed=1, **position)
+    resumed = EpochSampler.at(position, 10, seed=1)
     assert np.array_equal(straight.next_batch(12), resumed.next_batch(12))
     assert sorted(np.concatenate([first_epoch, EpochSampler(10, seed=1, epoch=0, cursor=8).next_batch(2)])) == \
         list(range(10))
+    with pytest.raises(ValueError):
+        EpochSampler.at(position, 11, seed=1)
 
 
 def test_diff_augment_keeps_shape_and_passes_gradients() -> None:
@@ -186,6 +188,12 @@ def test_diff_augment_keeps_shape_and_passes_gradients() -> None:
     out.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert diff_augment(x, "", torch.Generator()) is x
+
+
+def test_train_config_refuses_unknown_augmentations() -> None:
+    with pytest.raises(ValueError):
+        TrainConfig(augment="color,flip")
+    assert TrainConfig.from_dict(QUICK.to_dict()) == QUICK
 
 
 def test_dry_run_trains_checkpoints_and_resumes() -> None:

@@ -53,6 +53,13 @@ class TrainConfig:
     sample_every: int = 500
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        unknown = set(filter(None, self.augment.split(","))) - set(AUGMENTS)
+        if unknown:
+            raise ValueError(f"unknown DiffAugment policies {sorted(unknown)}; known: {sorted(AUGMENTS)}")
+        if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or self.steps < 0:
+            raise ValueError(f"invalid training config: {self}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -148,7 +155,14 @@ class EpochSampler:
         return np.concatenate(parts)
 
     def position(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "cursor": self.cursor}
+        return {"n": self.n, "epoch": self.epoch, "cursor": self.cursor}
+
+    @classmethod
+    def at(cls, position: dict[str, int], n: int, seed: int) -> EpochSampler:
+        """The sampler at a saved position; refuses a position taken on data of another size."""
+        if position["n"] != n:
+            raise ValueError(f"checkpoint was trained on {position['n']} images, not {n}")
+        return cls(n, seed, position["epoch"], position["cursor"])
 
 
 def _validate(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config: GanConfig) -> None:
@@ -165,7 +179,7 @@ def _validate(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config:
 
 
 class _Run:
-    """Everything a checkpoint holds, plus the fixed sample inputs."""
+    """Everything a checkpoint holds: networks, optimizers, step, RNG, sampler position."""
 
     def __init__(self, gan_config: GanConfig, train_config: TrainConfig, n: int, device: torch.device):
         with torch.random.fork_rng(devices=[]):  # initialise from the seed, leave the caller's RNG alone
@@ -208,7 +222,7 @@ class _Run:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.set_state(state["rng"])
-        self.sampler = EpochSampler(self.sampler.n, self.train_config.seed, **state["sampler"])
+        self.sampler = EpochSampler.at(state["sampler"], self.sampler.n, self.train_config.seed)
         self.step = int(state["step"])
         return dict(state["losses"])
 
