@@ -73,7 +73,8 @@ class CreationParamsSchema(StrictSchema):
     count = fields.Integer(load_default=4, validate=validate.Range(1, 64))
     seed = fields.Integer(validate=validate.Range(0, 2**31 - 1),
                           metadata={"description": "same seed and parameters give identical pixels; random if absent"})
-    truncation = fields.Float(load_default=1.0, validate=validate.Range(0.1, 3.0))
+    truncation = fields.Float(validate=validate.Range(0.1, 3.0), metadata={
+        "description": "redraw noise entries above this; absent = none (measured: 1.0 costs quality here)"})
     upscale = fields.Boolean(load_default=False, metadata={"description": "also enlarge to at least 256 px"})
 
 

@@ -75,7 +75,7 @@ def create(
     labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
 
     progress(0.2, "generating", f"{params['count']} images")
-    pixels = generate(generator, labels, attrs, seed=params["seed"], truncation=params["truncation"])
+    pixels = generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"))
     check_cancel()
     images = [Image.fromarray(p) for p in pixels]
     if params.get("upscale"):
