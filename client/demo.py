@@ -33,8 +33,8 @@ READY_TIMEOUT_S = 60.0
 JOB_TIMEOUT_S = 900.0
 MODEL = "abstract"
 # Sized for about two minutes of training on 2 CPU cores.
-TRAINING = {"target": "gan", "model": MODEL, "dataset": "procedural", "resolution": 32, "steps": 900,
-            "per_style": 160, "batch_size": 32, "checkpoint_every": 300, "sample_every": 300}
+TRAINING = {"target": "gan", "model": MODEL, "dataset": "procedural", "resolution": 32, "steps": 1200,
+            "per_style": 160, "batch_size": 32, "checkpoint_every": 400, "sample_every": 400}
 CREATIONS = [("circles", {"style": "circles"}), ("drips", {"style": "drips"}),
              ("prompt", {"prompt": "抽象画，色彩鲜艳，有现代感"})]
 

@@ -1,0 +1,119 @@
+"""Creation through the whole service, against the bare generator forward.
+
+Measured: images/s of a creation job of ``--count`` images (POST /v1/jobs until GET says
+succeeded, polled every 20 ms): queue, model lookup (cached after the first job), the
+generator forward, PNG encoding, S3 writes of every image and its provenance record.
+Baseline: ``workers.models.gan.generate`` of the same registered model, same labels,
+attributes and seed, in this process. The model is a short training job of the service
+(``--train-steps``; only speed is measured here, not quality). The two alternate, run by
+run, after a warm-up; medians of ``--runs`` are reported.
+
+    python -m bench.creation [--runs 5] [--count 64] [--train-steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import torch
+
+from bench.common import (
+    ApiSession,
+    Figure,
+    command,
+    job_phases,
+    median,
+    phase_medians,
+    print_figures,
+    running_stack,
+)
+
+MODULE = "bench.creation"
+MODEL = "bench-creation"
+POLL_S = 0.02
+WARMUP_RUNS = 2
+
+
+def train_model(stack: Any, admin: ApiSession, steps: int) -> None:
+    """A tiny model through the service's own training job, so creation has one to serve."""
+    stack.start_worker("training")
+    job_id = admin.submit({"kind": "training", "params": {
+        "target": "gan", "model": MODEL, "dataset": "procedural", "resolution": 32, "steps": steps,
+        "per_style": 16, "checkpoint_every": steps, "sample_every": steps}})
+    admin.wait(job_id, poll_s=0.5, timeout=900)
+    stack.stop("worker-training")
+
+
+def bare_generate(stack: Any, job: dict[str, Any], count: int) -> Any:
+    """The same model, labels, attributes and seed as the service's job, through generate()."""
+    import numpy as np
+
+    from shared.connections import Stores
+    from workers.models.gan import generate
+    from workers.pipelines.creation import generator_from_card
+    from workers.registry import ModelRegistry
+
+    stores = Stores.from_settings(stack.settings())
+    registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
+    name, version, card = registry.resolve(job["params"]["model"])
+    generator = registry.load(name, version, generator_from_card)
+    details = job["metadata"]
+    labels = np.array([card["labels"].index(label) for label in details["labels"]], dtype=np.int64)
+    attrs = np.array(details["attributes"], dtype=np.float32)
+    assert len(labels) == count
+    return lambda: generate(generator, labels, attrs, seed=job["params"]["seed"])
+
+
+def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
+    body = {"kind": "creation", "params": {"model": MODEL, "count": args.count, "seed": 7}}
+    times: dict[str, list[float]] = {"bare": [], "service": []}
+    phases: list[dict[str, float]] = []
+    with running_stack("creation") as stack:
+        admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
+        train_model(stack, admin, args.train_steps)
+        stack.start_worker("inference")
+        first = admin.wait(admin.submit(body), POLL_S)
+        bare = bare_generate(stack, job_metadata(admin, first), args.count)
+        for run in range(WARMUP_RUNS + args.runs):
+            started = time.perf_counter()
+            bare()
+            bare_s = time.perf_counter() - started
+            submitted, started = time.time(), time.perf_counter()
+            job = admin.wait(admin.submit(body), POLL_S)
+            service_s = time.perf_counter() - started
+            if run >= WARMUP_RUNS:
+                times["bare"].append(bare_s)
+                times["service"].append(service_s)
+                phases.append(job_phases(job, submitted, time.time()))
+        admin.close()
+    service, bare_rate = (args.count / median(times[name]) for name in ("service", "bare"))
+    return [Figure(f"creation {args.count} images at 32 px via service", service, bare_rate, "img/s",
+                   "bare generator forward", higher_is_better=True, command=command(MODULE, argv), goal=">= 0.7",
+                   note=(f"median of {args.runs}; bare forward {median(times['bare']) * 1000:.1f} ms, "
+                         f"service {median(times['service']) * 1000:.0f} ms per job; {torch.get_num_threads()} "
+                         f"threads here; service ms per phase: {phase_medians(phases)}"))]
+
+
+def job_metadata(api: ApiSession, job: dict[str, Any]) -> dict[str, Any]:
+    """The job with what its pipeline chose (labels, attributes), from the first provenance record."""
+    provenance = api.http.get(job["results"][0]["provenance_url"], timeout=30).json()
+    return {**job, "metadata": provenance["output"]["details"]}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--train-steps", type=int, default=20)
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str]) -> list[Figure]:
+    return measure(parse_args(argv), argv)
+
+
+if __name__ == "__main__":
+    print_figures(run(sys.argv[1:]))
