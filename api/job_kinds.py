@@ -15,10 +15,15 @@ from marshmallow import ValidationError
 from api.auth import Principal
 from api.errors import ApiError
 from api.schemas import (
+    DEFAULT_RESTORATION_MODEL,
     CreationParamsSchema,
+    GanTrainingParamsSchema,
+    RestorationInputsSchema,
+    RestorationParamsSchema,
+    RestorationTrainingParamsSchema,
     StyleTransferInputsSchema,
     StyleTransferParamsSchema,
-    TrainingParamsSchema,
+    TrainingTargetSchema,
     field_errors,
 )
 from api.services import Services
@@ -34,7 +39,10 @@ MIN_CONTENT_SIDE = 32
 STYLE_TRANSFER_PARAMS = StyleTransferParamsSchema()
 STYLE_TRANSFER_INPUTS = StyleTransferInputsSchema()
 CREATION_PARAMS = CreationParamsSchema()
-TRAINING_PARAMS = TrainingParamsSchema()
+RESTORATION_PARAMS = RestorationParamsSchema()
+RESTORATION_INPUTS = RestorationInputsSchema()
+TRAINING_TARGET = TrainingTargetSchema()
+TRAINING_PARAMS = {"gan": GanTrainingParamsSchema(), "restoration": RestorationTrainingParamsSchema()}
 
 
 def validates(kind: str) -> Callable[[Validator], Validator]:
@@ -87,12 +95,31 @@ def _style_transfer(params: dict[str, Any], inputs: dict[str, Any], who: Princip
                        "give exactly one style: params.style (a named style) or inputs.style (an upload)",
                        {"fields": {"params.style": ["exactly one of params.style and inputs.style"]}})
     uploads = _require_uploads(clean_inputs, who, svc)
-    content = uploads["content"]
-    if min(content.width, content.height) < MIN_CONTENT_SIDE:
-        raise ApiError(422, "image_too_small",
-                       f"the content image is {content.width}x{content.height}; both sides need at least "
-                       f"{MIN_CONTENT_SIDE} px", {"fields": {"inputs.content": ["image too small"]}})
+    _require_min_side(uploads["content"], "content")
     return clean_params, clean_inputs
+
+
+def _require_min_side(upload: Any, role: str) -> None:
+    if min(upload.width, upload.height) < MIN_CONTENT_SIDE:
+        raise ApiError(422, "image_too_small",
+                       f"the {role} image is {upload.width}x{upload.height}; both sides need at least "
+                       f"{MIN_CONTENT_SIDE} px", {"fields": {f"inputs.{role}": ["image too small"]}})
+
+
+def _resolve_model(ref: str, svc: Services) -> tuple[int, dict[str, Any]]:
+    try:
+        return svc.models.resolve(ModelRef.parse(ref))
+    except UnknownModel as exc:
+        raise ApiError(409, "model_not_trained",
+                       f"{exc}; train one first with a 'training' job (an admin key is needed)") from None
+
+
+def _require_task(card: dict[str, Any], version: int, task: str) -> None:
+    """A model serves one kind of job: a restoration model cannot create, nor a GAN restore."""
+    if card.get("task", "creation") != task:
+        raise ApiError(422, "invalid_parameters",
+                       f"model {card['name']}@{version} is a {card.get('task', 'creation')} model, not {task}",
+                       {"fields": {"params.model": [f"not a {task} model"]}})
 
 
 def _no_inputs(inputs: dict[str, Any], kind: str) -> None:
@@ -106,11 +133,8 @@ def _creation(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
               svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
     clean = _load(CREATION_PARAMS, params, "params")
     _no_inputs(inputs, "creation")
-    try:
-        version, card = svc.models.resolve(ModelRef.parse(clean["model"]))
-    except UnknownModel as exc:
-        raise ApiError(409, "model_not_trained",
-                       f"{exc}; train one first with a 'training' job (an admin key is needed)") from None
+    version, card = _resolve_model(clean["model"], svc)
+    _require_task(card, version, "creation")
     labels = card.get("labels", [])
     if "style" in clean and clean["style"] not in labels:
         raise ApiError(422, "invalid_parameters", f"model {card['name']}@{version} has no style {clean['style']!r}",
@@ -121,10 +145,45 @@ def _creation(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
     return clean, {}
 
 
+@validates("restoration")
+def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
+                 svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
+    clean = _load(RESTORATION_PARAMS, params, "params")
+    clean_inputs = _load(RESTORATION_INPUTS, inputs, "inputs")
+    clean["operations"] = sorted(set(clean["operations"]), key=clean["operations"].index)
+    uploads = _require_uploads(clean_inputs, who, svc)
+    image = uploads["image"]
+    _require_min_side(image, "image")
+    mask = uploads.get("mask")
+    if mask is not None and (mask.width, mask.height) != (image.width, image.height):
+        raise ApiError(422, "mask_size_mismatch",
+                       f"the mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}",
+                       {"fields": {"inputs.mask": ["must have the image's size"]}})
+    if "inpaint" in clean["operations"] and mask is None and not clean["auto_mask"]:
+        raise ApiError(422, "mask_required", "inpainting needs to know where the damage is: give inputs.mask "
+                       "(white = damaged) or set params.auto_mask", {"fields": {"inputs.mask": ["required"]}})
+    # Pin the model (or its absence) now, so the job is reproducible whatever is promoted later.
+    if clean["method"] != "classical":
+        try:
+            version, card = svc.models.resolve(ModelRef.parse(clean.get("model", DEFAULT_RESTORATION_MODEL)))
+        except UnknownModel as exc:
+            if clean["method"] == "learned" or "model" in clean:
+                raise ApiError(409, "model_not_trained",
+                               f"{exc}; train one first with a 'training' job, target 'restoration'") from None
+            clean["method"] = "classical"
+        else:
+            _require_task(card, version, "restoration")
+            clean["model"], clean["method"] = f"{card['name']}@{version}", "learned"
+    if clean["method"] == "classical":
+        clean.pop("model", None)
+    return clean, clean_inputs
+
+
 @validates("training")
 def _training(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
               svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
-    clean = _load(TRAINING_PARAMS, params, "params")
+    target = _load(TRAINING_TARGET, params, "params")["target"]
+    clean = _load(TRAINING_PARAMS[target], params, "params")
     _no_inputs(inputs, "training")
     dataset = svc.datasets.get_for_tenant(clean["dataset"], who.tenant)
     if dataset is None:

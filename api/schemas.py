@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from shared.contract import MAX_PRIORITY, list_kinds
 from shared.jobs import JobStatus
 from shared.styles import list_styles
 
 UPLOAD_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not an upload id")
+MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
+MODEL_REF = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version")
+DATASET_ID = validate.Regexp(r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id")
+RESTORATION_OPERATIONS = ("inpaint", "defade", "denoise")
+INPAINT_METHODS = ("telea", "navier_stokes", "biharmonic")
+# The model restoration jobs use when none is named: its promoted version, once one is trained.
+DEFAULT_RESTORATION_MODEL = "restoration"
 
 
 class StrictSchema(Schema):
@@ -64,9 +71,8 @@ class StyleTransferInputsSchema(StrictSchema):
 
 
 class CreationParamsSchema(StrictSchema):
-    model = fields.String(load_default="abstract", validate=validate.Regexp(
-        r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version"),
-        metadata={"description": "name (its promoted version) or name@version"})
+    model = fields.String(load_default="abstract", validate=MODEL_REF,
+                          metadata={"description": "name (its promoted version) or name@version"})
     style = fields.String(validate=validate.Length(1, 64), metadata={"description": "a label of the model"})
     prompt = fields.String(validate=validate.Length(1, 500),
                            metadata={"description": "free text, English or Chinese, e.g. 抽象画，色彩鲜艳，有现代感"})
@@ -78,20 +84,67 @@ class CreationParamsSchema(StrictSchema):
     upscale = fields.Boolean(load_default=False, metadata={"description": "also enlarge to at least 256 px"})
 
 
+class RestorationParamsSchema(StrictSchema):
+    operations = fields.List(
+        fields.String(validate=validate.OneOf(RESTORATION_OPERATIONS)), load_default=lambda: ["inpaint"],
+        validate=validate.Length(1, len(RESTORATION_OPERATIONS)),
+        metadata={"description": "subset of inpaint, defade, denoise; run as denoise -> defade -> inpaint"})
+    auto_mask = fields.Boolean(load_default=False, metadata={
+        "description": "detect scratches, holes and stains; added to inputs.mask when one is given"})
+    method = fields.String(load_default="auto", validate=validate.OneOf(["auto", "learned", "classical"]),
+                           metadata={"description": "auto: the promoted restoration model if there is one, "
+                                                    "else the classical operations"})
+    model = fields.String(validate=MODEL_REF, metadata={
+        "description": f"a restoration model (name or name@version); default {DEFAULT_RESTORATION_MODEL!r}"})
+    inpaint_method = fields.String(load_default="telea", validate=validate.OneOf(INPAINT_METHODS),
+                                   metadata={"description": "classical inpainting algorithm"})
+
+
+class RestorationInputsSchema(StrictSchema):
+    image = fields.String(required=True, validate=UPLOAD_ID)
+    mask = fields.String(validate=UPLOAD_ID, metadata={
+        "description": "upload id of a mask of the same size; white (>= 50% grey) = damaged"})
+
+
+class TrainingTargetSchema(Schema):
+    """Only reads the target; the target's own schema then validates everything."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    target = fields.String(required=True, validate=validate.OneOf(["gan", "restoration"]))
+
+
 class TrainingParamsSchema(StrictSchema):
-    target = fields.String(required=True, validate=validate.OneOf(["gan"]))
-    model = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'"))
-    dataset = fields.String(load_default="procedural", validate=validate.Regexp(
-        r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id"))
-    resolution = fields.Integer(load_default=32, validate=validate.OneOf([32, 64, 128]))
-    steps = fields.Integer(load_default=2000, validate=validate.Range(1, 200_000))
+    """What every training target takes."""
+
+    model = fields.String(required=True, validate=MODEL_NAME)
+    dataset = fields.String(load_default="procedural", validate=DATASET_ID)
     batch_size = fields.Integer(load_default=32, validate=validate.Range(4, 512))
     per_style = fields.Integer(load_default=300, validate=validate.Range(8, 5000),
                                metadata={"description": "procedural dataset: images per style"})
     checkpoint_every = fields.Integer(load_default=200, validate=validate.Range(1, 100_000))
     sample_every = fields.Integer(load_default=250, validate=validate.Range(1, 100_000))
     seed = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
+
+
+class GanTrainingParamsSchema(TrainingParamsSchema):
+    target = fields.String(required=True, validate=validate.Equal("gan"))
+    resolution = fields.Integer(load_default=32, validate=validate.OneOf([32, 64, 128]))
+    steps = fields.Integer(load_default=2000, validate=validate.Range(1, 200_000))
+
+
+class RestorationTrainingParamsSchema(TrainingParamsSchema):
+    target = fields.String(required=True, validate=validate.Equal("restoration"))
+    model = fields.String(load_default=DEFAULT_RESTORATION_MODEL, validate=MODEL_NAME)
+    resolution = fields.Integer(load_default=128, validate=validate.OneOf([64, 128, 256]),
+                                metadata={"description": "training images are resized to this square"})
+    patch = fields.Integer(load_default=64, validate=validate.OneOf([32, 48, 64, 96, 128]),
+                           metadata={"description": "side of the random crops trained on"})
+    batch_size = fields.Integer(load_default=16, validate=validate.Range(2, 256))
+    steps = fields.Integer(load_default=1500, validate=validate.Range(1, 200_000))
+    per_style = fields.Integer(load_default=32, validate=validate.Range(8, 5000),
+                               metadata={"description": "procedural dataset: images per style"})
 
 
 # -- responses ------------------------------------------------------------------------

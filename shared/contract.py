@@ -65,6 +65,15 @@ CREATION = register_kind(
     )
 )
 
+RESTORATION = register_kind(
+    JobKind(
+        name="restoration",
+        queue=QUEUE_INFERENCE,
+        admin_only=False,
+        description="Repair damaged or faded artwork: inpaint holes and scratches, de-fade, denoise.",
+    )
+)
+
 TRAINING = register_kind(
     JobKind(
         name="training",

@@ -111,4 +111,4 @@ def list_pipelines() -> list[str]:
 
 def _load_all() -> None:
     # Importing a pipeline module registers it; kept lazy so importing this package is cheap.
-    from workers.pipelines import creation, style, training  # noqa: F401
+    from workers.pipelines import creation, restoration, style, training  # noqa: F401
