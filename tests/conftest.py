@@ -8,6 +8,7 @@ import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         stack.start_redis()
         stack.start_s3()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """Redis, S3 and the API of this test alone, for tests that kill, stop or restart parts
+    of the service; the test starts the workers (and beat, for the reaper) it needs."""
+    stack = Stack(tmp_path, env=dict(TEST_ENV))
+    try:
+        stack.start_redis()
+        stack.start_s3()
+        stack.start_api(workers=1, threads=4)
         yield stack
     finally:
         stack.stop_all()

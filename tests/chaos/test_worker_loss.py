@@ -9,29 +9,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
 from deploy.devstack import Stack, pid_alive
 from shared.objects import ObjectStore
-from tests.conftest import TEST_ENV, ApiClient
+from tests.conftest import ApiClient
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_stack(tmp_path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    stack = Stack(tmp_path, env=dict(TEST_ENV))
-    try:
-        stack.start_redis()
-        stack.start_s3()
-        stack.start_api(workers=1, threads=4)
-        stack.start_beat()
-        yield stack
-    finally:
-        stack.stop_all()
 
 
 def pool_children(pid: int) -> list[int]:
@@ -64,6 +50,7 @@ def result_keys(stack: Stack, job_id: str) -> list[str]:
 
 def test_killed_pool_process_job_runs_again_and_finishes_once(own_stack: Stack, photo: Image.Image) -> None:
     client = ApiClient(f"http://127.0.0.1:{own_stack.api_port}", own_stack.create_key("chaos"))
+    own_stack.start_beat()
     worker = own_stack.start_worker("inference")
     job_id = submit_long_job(client, photo)
     wait_for_stage(client, job_id, "stylizing")
@@ -91,6 +78,7 @@ def running_worker(stack: Stack, job_id: str) -> str:
 
 def test_killed_worker_job_is_requeued_by_the_reaper_and_finishes(own_stack: Stack, photo: Image.Image) -> None:
     client = ApiClient(f"http://127.0.0.1:{own_stack.api_port}", own_stack.create_key("chaos"))
+    own_stack.start_beat()  # the reaper requeues the dead worker's job
     own_stack.start_worker("inference", name="worker-a")
     own_stack.start_worker("inference", name="worker-b")
     job_id = submit_long_job(client, photo)

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import requests
 from PIL import Image
 
 from deploy.devstack import Stack
-from tests.conftest import TEST_ENV, ApiClient, image_bytes
-
-
-@pytest.fixture
-def own_stack(tmp_path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    stack = Stack(tmp_path, env=dict(TEST_ENV))
-    try:
-        stack.start_redis()
-        stack.start_s3()
-        stack.start_api(workers=1, threads=2)
-        yield stack
-    finally:
-        stack.stop_all()
+from tests.conftest import ApiClient, image_bytes
 
 
 def assert_unavailable(response: requests.Response) -> None:
