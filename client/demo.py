@@ -5,7 +5,9 @@ Run ``python -m client.demo`` (``make demo`` starts the stack first). Steps:
 2. the cat photo in the style of any painting: here the stylized astronaut from step 1;
 3. train a small conditional GAN ("abstract", 32 px) on the built-in procedural dataset
    (about two minutes on 2 cores; skipped when the stack already has the model);
-4. create new works with it: two styles and one Chinese prompt, each as a grid.
+4. create new works with it: two styles and one Chinese prompt, each as a grid;
+5. restore an old, damaged copy of the cat photo (faded, torn and scratched here, with a
+   mask of the damage): inpainting and de-fading.
 Results and their provenance land in ``demo-output/``. Exit code 0 only if every job succeeds.
 """
 
@@ -39,11 +41,15 @@ CREATIONS = [("circles", {"style": "circles"}), ("drips", {"style": "drips"}),
              ("prompt", {"prompt": "抽象画，色彩鲜艳，有现代感"})]
 
 
+def image_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode an RGB pixel array as PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return image_png(Image.fromarray(pixels))
 
 
 def sample_photos() -> tuple[bytes, bytes]:
@@ -51,6 +57,27 @@ def sample_photos() -> tuple[bytes, bytes]:
     from skimage import data  # imported here: scikit-image is a dev extra, slow to import
 
     return png_bytes(data.astronaut()), png_bytes(data.chelsea())
+
+
+def damaged_copy(photo_png: bytes) -> tuple[bytes, bytes]:
+    """The photo faded towards yellowed paper, with torn-out patches and scratches, and the
+    mask of that damage (white = damaged). Seeded, so every demo shows the same damage."""
+    import random
+
+    from PIL import ImageDraw
+
+    photo = Image.open(io.BytesIO(photo_png)).convert("RGB")
+    faded = Image.blend(photo, Image.new("RGB", photo.size, (222, 205, 160)), 0.45)
+    mask = Image.new("L", photo.size, 0)
+    for canvas, colour in ((ImageDraw.Draw(faded), (245, 240, 225)), (ImageDraw.Draw(mask), 255)):
+        shapes = random.Random(5)  # the same shapes on the photo and on the mask
+        for _ in range(4):  # torn-out patches
+            x, y, r = shapes.randrange(photo.width), shapes.randrange(photo.height), shapes.randint(8, 24)
+            canvas.ellipse((x - r, y - r * 0.7, x + r, y + r * 0.7), fill=colour)
+        for _ in range(6):  # scratches
+            x, y = shapes.randrange(photo.width), shapes.randrange(photo.height)
+            canvas.line((x, y, x + shapes.randint(-120, 120), y + shapes.randint(-40, 40)), fill=colour, width=2)
+    return image_png(faded), image_png(mask)
 
 
 def wait_until_ready(client: ArtForgeClient, timeout: float = READY_TIMEOUT_S) -> None:
@@ -108,7 +135,7 @@ def run_demo(client: ArtForgeClient) -> int:
     print(f"uploaded the astronaut photo: {astronaut['id']}")
     named = run_job(
         client,
-        f'1/2  The astronaut in the named style "{NAMED_STYLE}"',
+        f'1/5  The astronaut in the named style "{NAMED_STYLE}"',
         params={"style": NAMED_STYLE, "max_side": 768},
         inputs={"content": astronaut["id"]},
     )
@@ -120,7 +147,7 @@ def run_demo(client: ArtForgeClient) -> int:
     print(f"uploaded the cat photo: {cat['id']}; the painting from job 1 as the style: {painting['id']}")
     arbitrary = run_job(
         client,
-        "2/2  The cat in the style of the painting from job 1 (any painting works as a style)",
+        "2/5  The cat in the style of the painting from job 1 (any painting works as a style)",
         params={"strength": 0.9},
         inputs={"content": cat["id"], "style": painting["id"]},
     )
@@ -131,7 +158,7 @@ def run_demo(client: ArtForgeClient) -> int:
     if not train_model(client):
         return 1
     for title, params in CREATIONS:
-        outcome = run_job(client, f"4/4  New works from {MODEL}: {title}",
+        outcome = run_job(client, f"4/5  New works from {MODEL}: {title}",
                           params={"model": MODEL, "count": 16, "seed": 2026, "upscale": True, **params},
                           inputs={}, kind="creation")
         if not outcome.succeeded:
@@ -139,6 +166,16 @@ def run_demo(client: ArtForgeClient) -> int:
         grid = OUTPUT_DIR / f"creation-{title}.png"
         save_grid(outcome.images, grid)
         outcomes.append((f"creation, {title} (grid: {grid})", outcome))
+
+    damaged, mask = damaged_copy(cat_png)
+    restored = run_job(client, "5/5  Restoring a faded, torn and scratched copy of the cat photo",
+                       params={"operations": ["defade", "inpaint"]},
+                       inputs={"image": client.upload(damaged, filename="damaged-cat.png")["id"],
+                               "mask": client.upload(mask, filename="damage-mask.png")["id"]},
+                       kind="restoration")
+    if not restored.succeeded:
+        return 1
+    outcomes.append(("restoration: results[0] restored, results[1] the mask used", restored))
     print_summary(outcomes)
     return 0
 
@@ -146,9 +183,9 @@ def run_demo(client: ArtForgeClient) -> int:
 def train_model(client: ArtForgeClient) -> bool:
     """Train the demo's GAN unless this stack already has it."""
     if any(m["name"] == MODEL for m in client.models()["items"]):
-        print(f"\n3/4  The model {MODEL!r} is already trained on this stack; using it")
+        print(f"\n3/5  The model {MODEL!r} is already trained on this stack; using it")
         return True
-    outcome = run_job(client, f"3/4  Training {MODEL!r}: a conditional GAN on the procedural dataset (~2 min)",
+    outcome = run_job(client, f"3/5  Training {MODEL!r}: a conditional GAN on the procedural dataset (~2 min)",
                       params=TRAINING, inputs={}, kind="training")
     if outcome.succeeded:
         metrics = client.model(MODEL)["cards"][-1]["metrics"]
