@@ -1,0 +1,10 @@
+"""Marks that travel with a result's pixels and bytes, and reading them back.
+
+- ``watermark``: an invisible 32-bit payload that survives JPEG q75 and a 0.5x resize.
+- ``xmp``: the IPTC digital source type, creator, rights and record id as XMP in the PNG.
+- ``c2pa_manifest``: a signed C2PA manifest (ES256), embedded and as a sidecar; its verification.
+- ``perceptual``: pHash/dHash for near-duplicate lookup, and how much an edit changed an image.
+- ``marking``: the store step's order (watermark -> PNG -> XMP -> C2PA) and a verify request's evidence.
+
+The record these marks point to is built, chained and signed in ``shared.provenance``.
+"""
