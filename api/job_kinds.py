@@ -6,6 +6,7 @@ or raises a 422 ApiError naming the offending fields.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,13 @@ from api.schemas import (
 )
 from api.services import Services
 from shared.contract import list_kinds
+from shared.images import decode_image
+from shared.marks.perceptual import perceptual_hashes
 from shared.models import ModelRef, UnknownModel
+from shared.protected_works import ProtectedWorks
+from shared.uploads import Upload
+
+log = logging.getLogger(__name__)
 
 Validator = Callable[[dict[str, Any], dict[str, Any], Principal, Services], tuple[dict[str, Any], dict[str, str]]]
 _VALIDATORS: dict[str, Validator] = {}
@@ -73,7 +80,7 @@ def _load(schema: Any, data: dict[str, Any], prefix: str) -> dict[str, Any]:
     return loaded
 
 
-def _require_uploads(inputs: dict[str, str], who: Principal, svc: Services) -> dict[str, Any]:
+def _require_uploads(inputs: dict[str, str], who: Principal, svc: Services) -> dict[str, Upload]:
     """Each input must be an upload of the caller's tenant (foreign ones look unknown)."""
     found = {}
     for role, upload_id in inputs.items():
@@ -95,8 +102,49 @@ def _style_transfer(params: dict[str, Any], inputs: dict[str, Any], who: Princip
                        "give exactly one style: params.style (a named style) or inputs.style (an upload)",
                        {"fields": {"params.style": ["exactly one of params.style and inputs.style"]}})
     uploads = _require_uploads(clean_inputs, who, svc)
+    _require_rights(uploads, "style")
     _require_min_side(uploads["content"], "content")
+    _refuse_protected_works(uploads, "style", "style_transfer", who, svc)
     return clean_params, clean_inputs
+
+
+def _require_rights(uploads: dict[str, Upload], role: str) -> None:
+    """Someone else's work used as a style or restored needs a declaration of who holds its rights."""
+    upload = uploads.get(role)
+    if upload is not None and not upload.rights.complete:
+        raise ApiError(422, "rights_declaration_required",
+                       f"inputs.{role}: upload {upload.id} has no rights declaration; upload it again with the "
+                       "form fields licence and rights_holder, or requester_holds_rights=true",
+                       {"fields": {f"inputs.{role}": ["no rights declaration"]}, "input": role, "upload": upload.id})
+
+
+def _refuse_protected_works(uploads: dict[str, Upload], role: str, kind: str, who: Principal,
+                            svc: Services) -> None:
+    """A near-duplicate of a work on the operator's protected list is refused, and the refusal logged."""
+    upload = uploads.get(role)
+    works = ProtectedWorks(svc.jobs.redis)
+    if upload is None or not works.any():
+        return
+    hashes = upload.perceptual or _hashes_of_stored(upload, svc)
+    match = works.match(hashes)
+    if match is None:
+        return
+    works.record_refusal({"tenant": who.tenant, "key_id": who.key_id, "kind": kind, "role": role,
+                          "upload": upload.id, "upload_sha256": upload.sha256, "work": match.work.id,
+                          "title": match.work.title, "phash_distance": match.phash_distance,
+                          "dhash_distance": match.dhash_distance, "mirrored": match.mirrored})
+    log.warning("refused %s input %s of tenant %s: near-duplicate of protected work %s", kind, role, who.tenant,
+                match.work.id)
+    raise ApiError(422, "protected_work",
+                   f"inputs.{role} is a near-duplicate of a protected work ({match.work.title!r}); it cannot be "
+                   "used as an input", {"fields": {f"inputs.{role}": ["near-duplicate of a protected work"]},
+                                        "input": role, "work": {"id": match.work.id, "title": match.work.title}})
+
+
+def _hashes_of_stored(upload: Upload, svc: Services) -> dict[str, str]:
+    """Uploads made before hashes were taken at upload time: hash the stored PNG now."""
+    data = svc.objects.get_bytes(svc.settings.bucket_uploads, upload.key)
+    return perceptual_hashes(decode_image(data, svc.settings.max_image_pixels).image)
 
 
 def _require_min_side(upload: Any, role: str) -> None:
@@ -152,6 +200,7 @@ def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
     clean_inputs = _load(RESTORATION_INPUTS, inputs, "inputs")
     clean["operations"] = sorted(set(clean["operations"]), key=clean["operations"].index)
     uploads = _require_uploads(clean_inputs, who, svc)
+    _require_rights(uploads, "image")
     image = uploads["image"]
     _require_min_side(image, "image")
     mask = uploads.get("mask")
@@ -176,6 +225,7 @@ def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
             clean["model"], clean["method"] = f"{card['name']}@{version}", "learned"
     if clean["method"] == "classical":
         clean.pop("model", None)
+    _refuse_protected_works(uploads, "image", "restoration", who, svc)
     return clean, clean_inputs
 
 

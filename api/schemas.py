@@ -33,6 +33,12 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
+class RightsDeclarationSchema(Schema):
+    licence = fields.String(allow_none=True)
+    rights_holder = fields.String(allow_none=True)
+    requester_holds_rights = fields.Boolean()
+
+
 class UploadSchema(Schema):
     id = fields.String(required=True)
     sha256 = fields.String(required=True)
@@ -40,9 +46,32 @@ class UploadSchema(Schema):
     height = fields.Integer(required=True)
     format = fields.String(required=True)
     bytes = fields.Integer(required=True)
+    perceptual = fields.Dict(keys=fields.String(), values=fields.String(),
+                             metadata={"description": "pHash and dHash (16 hex digits each)"})
+    rights = fields.Nested(RightsDeclarationSchema)
 
 
 class UploadFormSchema(Schema):
+    file = fields.Raw(metadata={"type": "string", "format": "binary"}, required=True)
+
+
+class RightsDeclarationFormSchema(Schema):
+    """Form fields of ``POST /v1/uploads``: who holds the rights to the image. Style references and
+    images to restore need a licence and a rights holder, or requester_holds_rights=true."""
+
+    licence = fields.String(validate=validate.Length(1, 100), metadata={
+        "description": "the image's licence: an SPDX id such as CC-BY-4.0 or CC0-1.0, 'public-domain', "
+                       "'proprietary', or the licence's name"})
+    rights_holder = fields.String(validate=validate.Length(1, 200),
+                                  metadata={"description": "who holds the copyright (a person or organisation)"})
+    requester_holds_rights = fields.Boolean(load_default=False, metadata={
+        "description": "true: you state that you (your tenant) hold the rights to this image"})
+
+
+class UploadRequestSchema(RightsDeclarationFormSchema):
+    """The whole multipart body of ``POST /v1/uploads``, for the OpenAPI document: flask-smorest
+    documents one location per request body, and the upload has two (files and form)."""
+
     file = fields.Raw(metadata={"type": "string", "format": "binary"}, required=True)
 
 
@@ -256,3 +285,84 @@ class DatasetSchema(Schema):
     labels = fields.Dict(keys=fields.String(), values=fields.Integer())
     manifest_sha256 = fields.String()
     created_at = fields.Float()
+
+
+# -- provenance: verify, the record chain, protected works ---------------------------------
+
+
+class ImageFileSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "PNG, JPEG, WebP or TIFF"})
+
+
+class VerifySchema(Schema):
+    verdict = fields.String(validate=validate.OneOf(["ours", "ours_modified", "not_ours"]), metadata={
+        "description": "ours: these are the stored bytes, or a trusted C2PA manifest of ours names the record; "
+                       "ours_modified: a changed copy (re-encoded, resized, edited) identified by its watermark "
+                       "or perceptual hash; not_ours: nothing ties it to a result of this service"})
+    made_by_this_service = fields.Boolean()
+    method = fields.String(allow_none=True, metadata={
+        "description": "what identified it: c2pa, sha256, watermark or perceptual (checked in that order)"})
+    own = fields.Boolean(metadata={"description": "the result belongs to the caller's tenant"})
+    match = fields.Dict(allow_none=True, metadata={
+        "description": "job, result and the full provenance record; only for the caller's own results"})
+    evidence = fields.Dict(metadata={"description": "what each check found"})
+
+
+class ChainQuerySchema(StrictSchema):
+    start = fields.Integer(load_default=0, validate=validate.Range(0, 10**12),
+                           metadata={"description": "first sequence number to check"})
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, 5000))
+
+
+class ChainCheckSchema(Schema):
+    tenant = fields.String()
+    length = fields.Integer(metadata={"description": "records in the tenant's chain"})
+    ok = fields.Boolean(metadata={"description": "every checked record is intact, signed and linked"})
+    checked = fields.Dict(metadata={"description": "start, end (exclusive) and count of the records checked"})
+    next_start = fields.Integer(allow_none=True, metadata={"description": "where to continue; null at the end"})
+    first_break = fields.Dict(allow_none=True, metadata={
+        "description": "sequence, record_id, job_id and reason of the first bad record"})
+    head = fields.Dict(allow_none=True)
+    signatures = fields.String(metadata={
+        "description": "checked (against the trust anchors) or unchecked (the API has no trust anchors)"})
+
+
+class ProtectedWorkFormSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(1, 300))
+    rights_holder = fields.String(validate=validate.Length(1, 200))
+    note = fields.String(validate=validate.Length(1, 1000))
+
+
+class ProtectedWorkRequestSchema(ProtectedWorkFormSchema):
+    """The whole multipart body of ``POST /v1/protected-works``, for the OpenAPI document."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "the work: PNG, JPEG, WebP or TIFF"})
+
+
+class ProtectedWorkSchema(Schema):
+    id = fields.String()
+    title = fields.String()
+    perceptual = fields.Dict(keys=fields.String(), values=fields.String())
+    mirrored = fields.Dict(keys=fields.String(), values=fields.String())
+    sha256 = fields.String()
+    width = fields.Integer()
+    height = fields.Integer()
+    rights_holder = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    added_by = fields.Dict()
+    created_at = fields.Float()
+
+
+class ProtectedWorkListSchema(Schema):
+    items = fields.List(fields.Nested(ProtectedWorkSchema))
+
+
+class RefusalQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class RefusalListSchema(Schema):
+    items = fields.List(fields.Dict(), metadata={
+        "description": "newest first: when, tenant, key id, job kind, input role, upload, work and distances"})

@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,21 @@ def params_from_assignments(assignments: Sequence[tuple[str, str]]) -> dict[str,
     return {key: parse_value(value) for key, value in assignments}
 
 
-def inputs_from_assignments(client: ArtForgeClient, assignments: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """``-i`` pairs as an inputs object: an existing file is uploaded and its id used, else the
-    value is taken as an upload id as is."""
+def rights_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The upload rights declaration given with --licence/--rights-holder/--own-rights."""
+    return {"licence": getattr(args, "licence", None), "rights_holder": getattr(args, "rights_holder", None),
+            "requester_holds_rights": bool(getattr(args, "own_rights", False))}
+
+
+def inputs_from_assignments(client: ArtForgeClient, assignments: Sequence[tuple[str, str]],
+                            rights: dict[str, Any] | None = None) -> dict[str, str]:
+    """``-i`` pairs as an inputs object: an existing file is uploaded (with ``rights``, the
+    declaration style references and images to restore need) and its id used, else the value is
+    taken as an upload id as is."""
     inputs: dict[str, str] = {}
     for role, value in assignments:
         if Path(value).is_file():
-            upload = client.upload(value)
+            upload = client.upload(value, **(rights or {}))
             _note(f"uploaded {value} as {role}: {upload['id']}")
             inputs[role] = upload["id"]
         else:
@@ -158,7 +167,7 @@ def _note(message: str) -> None:
 
 
 def cmd_upload(client: ArtForgeClient, args: argparse.Namespace) -> int:
-    upload = client.upload(args.file)
+    upload = client.upload(args.file, **rights_options(args))
     if args.json:
         _print_json(upload)
     else:
@@ -173,7 +182,7 @@ def cmd_submit(client: ArtForgeClient, args: argparse.Namespace) -> int:
     job = client.submit(
         args.kind,
         params=params_from_assignments(args.params),
-        inputs=inputs_from_assignments(client, args.inputs),
+        inputs=inputs_from_assignments(client, args.inputs, rights_options(args)),
         priority=args.priority,
         idempotency_key=args.idempotency_key,
     )
@@ -242,6 +251,71 @@ def cmd_styles(client: ArtForgeClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    answer = client.verify(args.file)
+    _emit(args, answer, describe_verification(answer))
+    return 0
+
+
+def describe_verification(answer: dict[str, Any]) -> str:
+    """The verdict, what identified the image, and the job when it is the caller's own."""
+    lines = [f"{answer.get('verdict')}: " + (f"made by this service (found by {answer.get('method')})"
+                                             if answer.get("made_by_this_service") else "not made by this service")]
+    match = answer.get("match") or {}
+    if match:
+        lines.append(f"  job {match.get('job_id')} result {match.get('result_index')}  record {match.get('record_id')}"
+                     f"  ({match.get('record_status')}, signature {match.get('signature')})")
+    evidence = answer.get("evidence") or {}
+    c2pa, mark = evidence.get("c2pa") or {}, evidence.get("watermark") or {}
+    lines.append(f"  C2PA {c2pa.get('state')}; watermark {'found' if mark.get('detected') else 'none'}; "
+                 f"exact bytes {'yes' if (evidence.get('sha256') or {}).get('matched') else 'no'}")
+    return "\n".join(lines)
+
+
+def cmd_chain(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    answer = client.provenance_chain(start=args.start, limit=args.limit)
+    checked = answer.get("checked") or {}
+    text = (f"record chain of {answer.get('tenant')}: {answer.get('length')} records; checked "
+            f"{checked.get('start')}..{checked.get('end')}: " + ("ok" if answer.get("ok") else "BROKEN"))
+    broken = answer.get("first_break")
+    if broken:
+        text += f"\n  first break at {broken.get('sequence')} (job {broken.get('job_id')}): {broken.get('reason')}"
+    _emit(args, answer, text)
+    return 0 if answer.get("ok") else 1
+
+
+def cmd_protected_add(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    work = client.add_protected_work(args.file, args.title, rights_holder=args.rights_holder, note=args.note)
+    _emit(args, work, f"{work['id']}  {work['title']}  phash {work['perceptual']['phash']}")
+    return 0
+
+
+def cmd_protected_list(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    works = client.protected_works()
+    _emit(args, works, "\n".join(f"{w['id']}  {w['title']}" for w in works.get("items") or []) or "no protected works")
+    return 0
+
+
+def cmd_protected_delete(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    client.delete_protected_work(args.work)
+    _emit(args, {"deleted": args.work}, f"deleted {args.work}")
+    return 0
+
+
+def cmd_protected_refusals(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    refusals = client.protected_work_refusals(limit=args.limit)
+    lines = [f"{_when(r.get('at'))}  {r.get('tenant')}  {r.get('kind')} inputs.{r.get('role')}  -> {r.get('title')}"
+             for r in refusals.get("items") or []]
+    _emit(args, refusals, "\n".join(lines) or "no refusals")
+    return 0
+
+
+def _when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def run_admin(admin_argv: Sequence[str]) -> int:
     """Run a server-side admin command such as ``create-key --tenant NAME [--admin]``.
 
@@ -280,7 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("upload", cmd_upload, "upload an image").add_argument("file", type=Path)
+    def add_rights(sub: argparse.ArgumentParser) -> None:
+        group = sub.add_argument_group("rights declaration (needed for style references and images to restore)")
+        group.add_argument("--licence", help="the image's licence, e.g. CC-BY-4.0, public-domain, proprietary")
+        group.add_argument("--rights-holder", help="who holds the image's copyright")
+        group.add_argument("--own-rights", action="store_true", help="you hold the rights to the image yourself")
+
+    upload = add("upload", cmd_upload, "upload an image")
+    upload.add_argument("file", type=Path)
+    add_rights(upload)
 
     submit = add("submit", cmd_submit, "submit a job")
     submit.add_argument("kind", help="job kind, e.g. style_transfer")
@@ -307,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--priority", type=int, default=0, choices=range(10), metavar="0..9")
     submit.add_argument("--idempotency-key", help="makes a retried submit return the same job")
     submit.add_argument("--wait", action="store_true", help="wait for the job to finish")
+    add_rights(submit)
 
     add("status", cmd_status, "show a job").add_argument("job")
 
@@ -326,6 +409,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("cancel", cmd_cancel, "cancel a job").add_argument("job")
     add("styles", cmd_styles, "list the named styles")
+    add("verify", cmd_verify, "did an image come from this service, and from which job").add_argument(
+        "file", type=Path)
+    chain = add("chain", cmd_chain, "check your provenance record chain (exit 1 if it is broken)")
+    chain.add_argument("--start", type=int, default=0, help="first sequence number to check")
+    chain.add_argument("--limit", type=int, help="records to check (the server caps it)")
+
+    protected = commands.add_parser("protected", parents=[common], help="protected works (admin key)")
+    works = protected.add_subparsers(dest="protected_command", required=True, metavar="ACTION")
+    protect = works.add_parser("add", parents=[common], help="list a work: near copies are refused as inputs")
+    protect.add_argument("file", type=Path)
+    protect.add_argument("--title", required=True)
+    protect.add_argument("--rights-holder")
+    protect.add_argument("--note")
+    protect.set_defaults(handler=cmd_protected_add)
+    works.add_parser("list", parents=[common], help="list protected works").set_defaults(
+        handler=cmd_protected_list)
+    delete = works.add_parser("delete", parents=[common], help="remove a work from the list")
+    delete.add_argument("work")
+    delete.set_defaults(handler=cmd_protected_delete)
+    refusals = works.add_parser("refusals", parents=[common], help="inputs refused as near copies")
+    refusals.add_argument("--limit", type=int)
+    refusals.set_defaults(handler=cmd_protected_refusals)
 
     admin = commands.add_parser("admin", help="server-host administration, e.g. create-key --tenant NAME [--admin]")
     admin.add_argument("admin_argv", nargs=argparse.REMAINDER, metavar="create-key --tenant NAME [--admin]")

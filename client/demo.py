@@ -143,7 +143,8 @@ def run_demo(client: ArtForgeClient) -> int:
         return 1
 
     cat = client.upload(cat_png, filename="chelsea.png")
-    painting = client.upload(named.images[0])
+    # A style reference needs a rights declaration: this painting is the demo's own result.
+    painting = client.upload(named.images[0], requester_holds_rights=True)
     print(f"uploaded the cat photo: {cat['id']}; the painting from job 1 as the style: {painting['id']}")
     arbitrary = run_job(
         client,
@@ -170,7 +171,10 @@ def run_demo(client: ArtForgeClient) -> int:
     damaged, mask = damaged_copy(cat_png)
     restored = run_job(client, "5/5  Restoring a faded, torn and scratched copy of the cat photo",
                        params={"operations": ["defade", "inpaint"]},
-                       inputs={"image": client.upload(damaged, filename="damaged-cat.png")["id"],
+                       # An image to restore needs a rights declaration: scikit-image's cat photo,
+                       # "Chelsea", is released by its photographer, Stefan van der Walt, as CC0.
+                       inputs={"image": client.upload(damaged, filename="damaged-cat.png", licence="CC0-1.0",
+                                                      rights_holder="Stefan van der Walt")["id"],
                                "mask": client.upload(mask, filename="damage-mask.png")["id"]},
                        kind="restoration")
     if not restored.succeeded:

@@ -119,17 +119,57 @@ class ArtForgeClient:
 
     # --- endpoints ---------------------------------------------------------------------------
 
-    def upload(self, path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None = None) -> dict:
-        """``POST /v1/uploads``: a file path (str or PathLike) or raw image bytes."""
-        if isinstance(path_or_bytes, bytes | bytearray):
-            content = bytes(path_or_bytes)
-            name = filename or "upload.png"
-        else:
-            path = Path(path_or_bytes)
-            content = path.read_bytes()
-            name = filename or path.name
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return self._json("POST", "/v1/uploads", files={"file": (name, content, content_type)})
+    def upload(
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        filename: str | None = None,
+        *,
+        licence: str | None = None,
+        rights_holder: str | None = None,
+        requester_holds_rights: bool = False,
+    ) -> dict:
+        """``POST /v1/uploads``: a file path (str or PathLike) or raw image bytes.
+
+        Style references and images to restore need a rights declaration: ``licence`` and
+        ``rights_holder``, or ``requester_holds_rights=True`` (you hold the rights yourself).
+        """
+        name, content, content_type = _file_part(path_or_bytes, filename, "upload.png")
+        form = {"licence": licence, "rights_holder": rights_holder,
+                "requester_holds_rights": "true" if requester_holds_rights else None}
+        return self._json("POST", "/v1/uploads", files={"file": (name, content, content_type)},
+                          data={k: v for k, v in form.items() if v is not None})
+
+    def verify(self, path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None = None) -> dict:
+        """``POST /v1/verify``: whether an image came from this service, from which job (your own
+        results only), and the evidence (C2PA, sha256, watermark, perceptual hash)."""
+        name, content, content_type = _file_part(path_or_bytes, filename, "image.png")
+        return self._json("POST", "/v1/verify", files={"file": (name, content, content_type)})
+
+    def provenance_chain(self, start: int = 0, limit: int | None = None) -> dict:
+        """``GET /v1/provenance/chain``: whether your provenance records are intact, signed and linked."""
+        query = {"start": start, **({"limit": limit} if limit is not None else {})}
+        return self._json("GET", "/v1/provenance/chain", params=query)
+
+    def add_protected_work(self, path_or_bytes: str | os.PathLike[str] | bytes, title: str,
+                           rights_holder: str | None = None, note: str | None = None) -> dict:
+        """``POST /v1/protected-works`` (admin): list a work; near copies of it are refused as inputs."""
+        name, content, content_type = _file_part(path_or_bytes, None, "work.png")
+        form = {"title": title, "rights_holder": rights_holder, "note": note}
+        return self._json("POST", "/v1/protected-works", files={"file": (name, content, content_type)},
+                          data={k: v for k, v in form.items() if v is not None})
+
+    def protected_works(self) -> dict:
+        """``GET /v1/protected-works`` (admin): ``{"items": [...]}``."""
+        return self._json("GET", "/v1/protected-works")
+
+    def delete_protected_work(self, work_id: str) -> None:
+        """``DELETE /v1/protected-works/<id>`` (admin)."""
+        self._send("DELETE", f"{self.url}/v1/protected-works/{_segment(work_id)}", auth=True).close()
+
+    def protected_work_refusals(self, limit: int | None = None) -> dict:
+        """``GET /v1/protected-works/refusals`` (admin): refused inputs, newest first."""
+        return self._json("GET", "/v1/protected-works/refusals",
+                          params={"limit": limit} if limit is not None else None)
 
     def submit(
         self,
@@ -313,6 +353,19 @@ class ArtForgeClient:
         api = urlsplit(self.url)
         target = urlsplit(link)
         return urlunsplit((api.scheme, api.netloc, target.path, target.query, ""))
+
+
+def _file_part(path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None,
+               default_name: str) -> tuple[str, bytes, str]:
+    """(name, bytes, content type) of a multipart file given as a path or as bytes."""
+    if isinstance(path_or_bytes, bytes | bytearray):
+        content = bytes(path_or_bytes)
+        name = filename or default_name
+    else:
+        path = Path(path_or_bytes)
+        content = path.read_bytes()
+        name = filename or path.name
+    return name, content, mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _segment(value: str) -> str:

@@ -98,6 +98,9 @@ class Stack:
 
     def __post_init__(self) -> None:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        # The local CA and signing key the workers make at first start: in this stack's folder,
+        # never in the repository.
+        self.env.setdefault("ARTFORGE_SIGNING_DIR", str(self.workdir / "signing"))
 
     # -- processes ----------------------------------------------------------------
 

@@ -2,6 +2,14 @@
 
 Result keys are deterministic (``{tenant}/{job_id}/...``), so a re-run after a crash
 overwrites the same objects and leaves exactly one result set.
+
+Object lock: with ``results_retention_days`` set, the results bucket is created with object
+lock (which turns versioning on) and results, their C2PA sidecars and provenance records are
+stored with a retention date (``put_bytes(..., retain=True)``): no version of them can be
+deleted or overwritten in place until then; a re-run adds a new version beside the locked one.
+Object lock can only be enabled when a bucket is created; ``ensure_buckets`` refuses to go on
+with an existing results bucket that lacks it. Checked against SeaweedFS (tests) and written
+for MinIO, whose API is the same.
 """
 
 from __future__ import annotations
@@ -10,18 +18,27 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
+from minio.retention import Retention
 
 from shared.settings import Settings
 
 
 class ObjectNotFound(Exception):
     pass
+
+
+class ObjectLockUnavailable(Exception):
+    """Retention is configured but the results bucket has no object lock (or the server has none)."""
+
+
+RETENTION_MODES = {"GOVERNANCE": GOVERNANCE, "COMPLIANCE": COMPLIANCE}
 
 
 @dataclass(frozen=True)
@@ -57,12 +74,36 @@ class ObjectStore:
 
     def ensure_buckets(self) -> None:
         for bucket in self.buckets:
+            locked = bucket == self.settings.bucket_results and self.retention_enabled
             if not self.client.bucket_exists(bucket):
                 try:
-                    self.client.make_bucket(bucket)
+                    self.client.make_bucket(bucket, object_lock=locked)
                 except S3Error as exc:  # another process made it first
                     if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                         raise
+        if self.retention_enabled:
+            self.check_object_lock()
+
+    @property
+    def retention_enabled(self) -> bool:
+        return self.settings.results_retention_days > 0
+
+    def check_object_lock(self) -> None:
+        """Raise ``ObjectLockUnavailable`` unless the results bucket has object lock enabled."""
+        bucket = self.settings.bucket_results
+        if self.settings.results_retention_mode not in RETENTION_MODES:
+            raise ObjectLockUnavailable(f"results_retention_mode must be one of {sorted(RETENTION_MODES)}")
+        try:
+            self.client.get_object_lock_config(bucket)
+        except S3Error as exc:
+            raise ObjectLockUnavailable(
+                f"results retention is configured but bucket {bucket} has no object lock ({exc.code}); object "
+                "lock can only be enabled when a bucket is created: create a new results bucket with it "
+                "(mc mb --with-lock) and point ARTFORGE_BUCKET_RESULTS at it") from None
+
+    def _retention(self) -> Retention:
+        until = datetime.now(UTC) + timedelta(days=self.settings.results_retention_days)
+        return Retention(RETENTION_MODES[self.settings.results_retention_mode], until)
 
     def ping(self) -> None:
         self.client.bucket_exists(self.settings.bucket_results)
@@ -74,14 +115,18 @@ class ObjectStore:
         data: bytes,
         content_type: str = "application/octet-stream",
         metadata: Mapping[str, str] | None = None,
+        retain: bool = False,
     ) -> None:
+        """``retain``: apply the configured retention (results bucket only; nothing when it is off)."""
+        retention = self._retention() if retain and self.retention_enabled else None
         self.client.put_object(
-            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=dict(metadata or {})
+            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=dict(metadata or {}),
+            retention=retention,
         )
 
-    def put_json(self, bucket: str, key: str, document: Any) -> bytes:
+    def put_json(self, bucket: str, key: str, document: Any, retain: bool = False) -> bytes:
         body = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode()
-        self.put_bytes(bucket, key, body, content_type="application/json")
+        self.put_bytes(bucket, key, body, content_type="application/json", retain=retain)
         return body
 
     def _open(self, bucket: str, key: str):  # type: ignore[no-untyped-def]

@@ -24,8 +24,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,8 @@ IPTC_DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = "trainedAlgorithmicMedia"
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = "compositeWithTrainedAlgorithmicMedia"
 ALGORITHMICALLY_ENHANCED = "algorithmicallyEnhanced"
+# Made by an algorithm without training data: what a restoration's damage mask is.
+ALGORITHMIC_MEDIA = "algorithmicMedia"
 # A restoration that replaced at least this share of the picture's content (inpainted holes,
 # scratches) is a composite with generated media; below it, a de-fade or denoise is an enhancement.
 COMPOSITE_THRESHOLD = 0.005
@@ -122,6 +125,7 @@ def build_record(
     record_id: str | None = None,
     created_at: str | None = None,
     code_version: str = CODE_VERSION,
+    source_type: str | None = None,
 ) -> dict[str, Any]:
     """A v1 record, not yet chained or signed (see ``seal``, which refuses values JSON cannot carry
     exactly: NaN, infinities, non-JSON types).
@@ -132,8 +136,9 @@ def build_record(
     bytes, width, height, format, perceptual, details. ``marks``: how the image is marked, e.g.
     {"xmp": True, "watermark": {"method", "payload", ...}, "c2pa": {"embedded", "sidecar_key", ...}}
     (``workers.provenance.marking.MarkedResult`` makes both ``output`` and ``marks``).
+    ``source_type`` overrides the IPTC code ``digital_source_type`` would choose (a restoration's mask).
     """
-    source_type = digital_source_type(kind, changed_fraction)
+    source_type = source_type or digital_source_type(kind, changed_fraction)
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "record_id": record_id or new_record_id(),
@@ -148,7 +153,7 @@ def build_record(
         "inputs": [_input_entry(entry) for entry in inputs],
         "output": dict(output),
         "disclosure": {
-            "ai_generated": True,
+            "ai_generated": source_type != ALGORITHMIC_MEDIA,
             "digital_source_type": digital_source_type_uri(source_type),
             "digital_source_type_code": source_type,
             "changed_fraction": changed_fraction,
@@ -162,22 +167,6 @@ def build_record(
     return record
 
 
-def minimal_record(
-    *,
-    job_id: str,
-    tenant: str,
-    key_id: str,
-    kind: str,
-    params: dict[str, Any],
-    model: dict[str, Any],
-    inputs: list[dict[str, Any]],
-    output: dict[str, Any],
-) -> dict[str, Any]:
-    """The v1 record from the facts the store step had before provenance was wired in."""
-    return build_record(job_id=job_id, tenant=tenant, key_id=key_id, kind=kind, params=params, model=model,
-                        inputs=inputs, output=output)
-
-
 def _training_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"dataset_id": entry.get("dataset_id"), "manifest_sha256": entry.get("manifest_sha256"),
             "licence": entry.get("licence"), **dict(entry)}
@@ -186,6 +175,23 @@ def _training_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 def _input_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"role": entry.get("role"), "sha256": entry.get("sha256"), "perceptual": entry.get("perceptual"),
             "licence": entry.get("licence"), "rights_holder": entry.get("rights_holder"), **dict(entry)}
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with what a record cannot carry made JSON: NaN and infinities become None,
+    tuples lists, numpy scalars Python numbers, other keys strings. ``seal`` refuses the originals."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # numpy scalars, 0-d arrays
+    if callable(item):
+        return json_safe(item())
+    return str(value)
 
 
 # --- hashing, chaining, signing --------------------------------------------------------------------
@@ -255,14 +261,18 @@ class ChainCheck:
         return self.first_break is None
 
 
-def chain_ok(records: Sequence[Mapping[str, Any]], public_key_or_cert_pem: bytes | None = None) -> ChainCheck:
+def chain_ok(records: Sequence[Mapping[str, Any]], public_key_or_cert_pem: bytes | None = None, *,
+             verify: Callable[[Mapping[str, Any]], bool] | None = None) -> ChainCheck:
     """Check a tenant's records in order: each record's own hash, its link to the one before and
-    its sequence number, and, given a key, its signature. The first record may start anywhere
-    (a window of a longer chain); a full chain starts at sequence 0 with ``previous_sha256`` None."""
+    its sequence number, and, given a key (or a ``verify`` function, for chains signed by several
+    keys over time), its signature. The first record may start anywhere (a window of a longer
+    chain); a full chain starts at sequence 0 with ``previous_sha256`` None."""
     for i, record in enumerate(records):
         if record.get("record_sha256") != record_sha256(record):
             return ChainCheck(i, "the record's content does not match its hash")
         if public_key_or_cert_pem is not None and not verify_signature(record, public_key_or_cert_pem):
+            return ChainCheck(i, "bad signature")
+        if verify is not None and not verify(record):
             return ChainCheck(i, "bad signature")
         if i == 0:
             if record.get("sequence") == 0 and record.get("previous_sha256") is not None:

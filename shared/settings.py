@@ -43,6 +43,21 @@ class Settings:
     device: str = "auto"
     # Retry-After seconds sent with 503 answers.
     retry_after_s: int = 5
+    # Provenance. The watermark key is a secret: with the empty default the public development key
+    # is used, which anyone can read marks with; production sets ARTFORGE_WATERMARK_KEY.
+    watermark_key: str = field(default="", repr=False)
+    # Where workers keep (and make at first start) the local CA and signing key; the API reads
+    # only the CA certificate there. Operators may bring their own certificate chain and key
+    # (PEM paths, both or neither) and the trust anchors verifiers use.
+    signing_dir: str = "signing"
+    signing_cert: str = ""
+    signing_key: str = field(default="", repr=False)
+    trust_anchors: str = ""
+    # Object lock on the results bucket: results, their C2PA sidecars and provenance records are
+    # stored with this many days of retention (0 = off); mode GOVERNANCE or COMPLIANCE. Needs a
+    # bucket created with object lock (ObjectStore.ensure_buckets does so when this is set).
+    results_retention_days: int = 0
+    results_retention_mode: str = "GOVERNANCE"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -6,7 +6,8 @@ extended key usage emailProtection + documentSigning, not a CA, subject and auth
 identifiers). Creation runs under an exclusive lock file and every PEM is written through a
 temporary file and an atomic rename, so two workers starting at once end up with one CA.
 
-Operators bring their own material with environment variables (read by ``from_env``):
+Operators bring their own material with environment variables (read by ``from_env``, and by
+``from_settings`` through ``shared.settings.Settings``, which reads the same names):
 
 - ``ARTFORGE_SIGNING_DIR``: where the generated CA and signing key live (default ``./signing``).
 - ``ARTFORGE_SIGNING_CERT`` and ``ARTFORGE_SIGNING_KEY``: PEM paths of an operator's signing
@@ -30,9 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from shared.settings import Settings
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -112,6 +116,10 @@ class SigningKeys:
             return cls(keys.cert_chain_pem, keys.private_key_pem, Path(anchors).read_bytes(), keys.generated)
         return keys
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SigningKeys:
+        return cls.from_env(signing_environ(settings))
+
     @property
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificates(self.cert_chain_pem)[0]
@@ -159,6 +167,10 @@ class VerificationKeys:
         return _first_certificate_pem(self.cert_chain_pem)
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> VerificationKeys:
+        return cls.from_env(signing_environ(settings))
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VerificationKeys:
         """The same files ``SigningKeys.from_env`` uses, read only; nothing is created."""
         env = os.environ if environ is None else environ
@@ -170,6 +182,53 @@ class VerificationKeys:
             return cls(chain_path.read_bytes(), anchors_path.read_bytes() if anchors_path else b"")
         except OSError as exc:
             raise SigningMaterialError(f"cannot read verification material (has a worker started?): {exc}") from None
+
+
+def issued_under(chain_pem: bytes, anchors_pem: bytes, max_depth: int = 4) -> bool:
+    """True when the chain's first certificate was issued, directly or through the chain's other
+    certificates, by one of the trust anchors (signatures and names checked, not dates: a record
+    signed while a certificate was valid stays verifiable after it expires)."""
+    if not anchors_pem:
+        return False
+    chain = x509.load_pem_x509_certificates(chain_pem)
+    anchors = x509.load_pem_x509_certificates(anchors_pem)
+    current = chain[0]
+    for _ in range(max_depth):
+        if any(current == anchor or _issued_by(current, anchor) for anchor in anchors):
+            return True
+        issuer = next((c for c in chain[1:] if c != current and _issued_by(current, c)), None)
+        if issuer is None:
+            return False
+        current = issuer
+    return False
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def read_trust_anchors(settings: Settings) -> bytes:
+    """The anchors a verifier trusts: ``trust_anchors`` when set, else the local CA certificate in
+    ``signing_dir`` (there once a worker has started), else none (b"")."""
+    if settings.trust_anchors:
+        return Path(settings.trust_anchors).read_bytes()  # configured: a missing file is an error
+    if settings.signing_cert:
+        return b""
+    try:
+        return (Path(settings.signing_dir) / CA_CERT_FILE).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def signing_environ(settings: Settings) -> dict[str, str]:
+    """The ``from_env`` variables as ``settings`` holds them (empty ones left out)."""
+    values = {ENV_SIGNING_DIR: settings.signing_dir, ENV_SIGNING_CERT: settings.signing_cert,
+              ENV_SIGNING_KEY: settings.signing_key, ENV_TRUST_ANCHORS: settings.trust_anchors}
+    return {name: value for name, value in values.items() if value}
 
 
 def public_key_id(public_key: ec.EllipticCurvePublicKey) -> str:

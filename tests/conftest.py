@@ -65,6 +65,11 @@ def stack(servers: Stack) -> Iterator[Stack]:
             servers.stop(name)
 
 
+# The rights declaration of an image the requester holds the rights to (style references and
+# images to restore need one).
+OWN_RIGHTS = {"requester_holds_rights": "true"}
+
+
 @dataclass
 class ApiClient:
     """A thin requests wrapper holding one tenant's key."""
@@ -84,11 +89,14 @@ class ApiClient:
     def _url(self, path: str) -> str:
         return path if path.startswith("http") else self.base + path
 
-    def upload(self, data: bytes, filename: str = "image.png") -> requests.Response:
-        return self.post("/v1/uploads", files={"file": (filename, data)})
+    def upload(self, data: bytes, filename: str = "image.png",
+               rights: dict[str, str] | None = None) -> requests.Response:
+        """``rights``: the upload's rights declaration form fields, e.g. ``OWN_RIGHTS``."""
+        return self.post("/v1/uploads", files={"file": (filename, data)}, data=rights or {})
 
-    def upload_image(self, image: Image.Image, fmt: str = "PNG") -> dict[str, Any]:
-        response = self.upload(image_bytes(image, fmt), f"image.{fmt.lower()}")
+    def upload_image(self, image: Image.Image, fmt: str = "PNG",
+                     rights: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self.upload(image_bytes(image, fmt), f"image.{fmt.lower()}", rights)
         assert response.status_code == 201, response.text
         return dict(response.json())
 

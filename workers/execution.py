@@ -15,18 +15,17 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
 from shared.dataset_store import DatasetRecord, dataset_prefix
-from shared.images import decode_image, encode_png, sha256_hex
+from shared.images import decode_image
 from shared.jobs import Job, JobStatus, TransitionRefused
 from shared.objects import ObjectNotFound
-from shared.provenance import minimal_record
 from workers.pipelines import InvalidJobInput, JobCanceled, JobContext, PipelineResult, get_pipeline
+from workers.provenance.recording import ResultRecorder, parallel_map
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -73,8 +72,9 @@ def execute_job(rt: Runtime, job_id: str) -> str:
 
     with LeaseKeeper(rt, job_id):
         try:
-            result = run_pipeline(rt, job)
-            results = store_results(rt, job, result)
+            inputs = load_inputs(rt, job)
+            result = run_pipeline(rt, job, inputs)
+            results = store_results(rt, job, result, inputs)
             rt.jobs.finish(job_id, JobStatus.SUCCEEDED, results=results)
             return "succeeded"
         except JobCanceled:
@@ -99,6 +99,7 @@ def _fail(rt: Runtime, job_id: str, code: str, message: str) -> str:
 
 
 def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
+    rt.jobs.set_progress(job.id, 0.0, "loading inputs")
     images = {}
     for role, upload_id in job.inputs.items():
         upload = rt.uploads.get_for_tenant(upload_id, job.tenant)
@@ -109,7 +110,7 @@ def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
     return images
 
 
-def run_pipeline(rt: Runtime, job: Job) -> PipelineResult:
+def run_pipeline(rt: Runtime, job: Job, inputs: dict[str, Image.Image]) -> PipelineResult:
     def progress(fraction: float, stage: str, message: str = "") -> None:
         rt.jobs.set_progress(job.id, fraction, stage, message)
 
@@ -117,8 +118,6 @@ def run_pipeline(rt: Runtime, job: Job) -> PipelineResult:
         if rt.jobs.cancel_requested(job.id):
             raise JobCanceled(job.id)
 
-    progress(0.0, "loading inputs")
-    inputs = load_inputs(rt, job)
     check_cancel()
     ctx = JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job), models=rt.registry,
                      datasets=S3Datasets(rt, job.tenant))
@@ -148,47 +147,18 @@ class S3Workspace:
             return None
 
 
-def result_key(job: Job, index: int, suffix: str) -> str:
-    return f"{job.tenant}/{job.id}/{index}{suffix}"
-
-
-# Results are written this many at a time: each S3 PUT is a round trip of a few ms, so a
-# 64-image creation job stored one by one spends far longer waiting than generating.
-STORE_THREADS = 8
-
-
-def store_results(rt: Runtime, job: Job, result: PipelineResult) -> list[dict[str, Any]]:
-    """Write every image and its provenance JSON under deterministic keys, several at a time."""
-    rt.jobs.set_progress(job.id, 0.9, "storing")
-    bucket = rt.settings.bucket_results
-    input_facts = []
-    for role, upload_id in job.inputs.items():
-        upload = rt.uploads.get(upload_id)
-        if upload is not None:
-            input_facts.append({"role": role, "upload_id": upload_id, "sha256": upload.sha256})
-    details = {k: v for k, v in result.metadata.items() if k != "model"}
-
-    def store_one(index: int, image: Image.Image) -> dict[str, Any]:
-        png = encode_png(image)
-        digest = sha256_hex(png)
-        image_key, provenance_key = result_key(job, index, ".png"), result_key(job, index, ".provenance.json")
-        record = minimal_record(
-            job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind, params=job.params,
-            model=result.metadata.get("model", {}), inputs=input_facts,
-            output={"index": index, "sha256": digest, "width": image.width, "height": image.height,
-                    "format": "PNG", "details": details},
-        )
-        rt.objects.put_bytes(bucket, image_key, png, "image/png",
-                             metadata={"artforge-job": job.id, "artforge-sha256": digest})
-        rt.objects.put_json(bucket, provenance_key, record)
-        return {"index": index, "key": image_key, "provenance_key": provenance_key,
-                "sha256": digest, "width": image.width, "height": image.height, "created_at": time.time()}
-
-    if len(result.images) == 1:
-        return [store_one(0, result.images[0])]
-    with ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="store") as pool:
-        # map keeps the order and re-raises the first failure, after which the job is retried.
-        return list(pool.map(store_one, range(len(result.images)), result.images))
+def store_results(rt: Runtime, job: Job, result: PipelineResult,
+                  inputs: dict[str, Image.Image] | None = None) -> list[dict[str, Any]]:
+    """Mark every image, seal its provenance record onto the tenant's chain, and write image,
+    C2PA sidecar and record under deterministic keys, several at a time; only the chain step
+    is serialised (``workers.provenance.recording``)."""
+    rt.jobs.set_progress(job.id, 0.9, "storing", "marking and signing")
+    if not result.images:
+        return []
+    recorder = ResultRecorder(rt, job, result, inputs or {})
+    prepared = parallel_map(recorder.prepare, range(len(result.images)), result.images)
+    sealed = recorder.seal(prepared)
+    return parallel_map(recorder.store, prepared, sealed)
 
 
 class S3Datasets:

@@ -1,4 +1,5 @@
-"""POST /v1/uploads: an image is decoded safely, normalised to PNG and stored."""
+"""POST /v1/uploads: an image is decoded safely, normalised to PNG and stored, with its
+perceptual hashes and, when the caller makes one, a rights declaration."""
 
 from __future__ import annotations
 
@@ -7,22 +8,40 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from api.errors import ApiError
-from api.schemas import UploadFormSchema, UploadSchema
+from api.schemas import RightsDeclarationFormSchema, UploadFormSchema, UploadRequestSchema, UploadSchema
 from api.services import principal, services
 from shared.images import decode_image, encode_png
-from shared.uploads import Upload, UploadStore, new_upload_id, upload_object_key
+from shared.marks.perceptual import perceptual_hashes
+from shared.uploads import RightsDeclaration, Upload, UploadStore, new_upload_id, upload_object_key
 
 blp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images to work on")
 
 
+def rights_declaration(form: dict[str, Any]) -> RightsDeclaration:
+    """The declaration the form makes: nothing, a full one, or a 422 for half of one."""
+    declaration = RightsDeclaration(licence=form.get("licence"), rights_holder=form.get("rights_holder"),
+                                    requester_holds_rights=form["requester_holds_rights"])
+    partial = bool(declaration.licence) != bool(declaration.rights_holder)
+    if partial and not declaration.requester_holds_rights:
+        missing = "rights_holder" if declaration.licence else "licence"
+        raise ApiError(422, "invalid_parameters",
+                       "a rights declaration needs both licence and rights_holder, or requester_holds_rights=true",
+                       {"fields": {missing: ["required with the other declaration field"]}})
+    return declaration
+
+
 @blp.route("", methods=["POST"])
+@blp.arguments(RightsDeclarationFormSchema, location="form")
 @blp.arguments(UploadFormSchema, location="files")
+@blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadRequestSchema}}})
 @blp.response(201, UploadSchema)
 @blp.alt_response(413, description="larger than the byte or pixel limit")
 @blp.alt_response(415, description="not an accepted image (PNG, JPEG, WebP, TIFF) or corrupt")
-def create_upload(form: dict[str, Any]) -> dict[str, object]:
+@blp.alt_response(422, description="no file, or half a rights declaration")
+def create_upload(form: dict[str, Any], files: dict[str, Any]) -> dict[str, object]:
     who, svc = principal(), services()
-    data = form["file"].read(svc.settings.max_upload_bytes + 1)
+    declaration = rights_declaration(form)
+    data = files["file"].read(svc.settings.max_upload_bytes + 1)
     if len(data) > svc.settings.max_upload_bytes:
         raise ApiError(413, "too_large", f"uploads are limited to {svc.settings.max_upload_bytes} bytes")
     decoded = decode_image(data, svc.settings.max_image_pixels)
@@ -32,6 +51,7 @@ def create_upload(form: dict[str, Any]) -> dict[str, object]:
                           metadata={"artforge-sha256": decoded.sha256})
     upload = Upload(id=upload_id, tenant=who.tenant, sha256=decoded.sha256, width=decoded.width,
                     height=decoded.height, format=decoded.format, bytes=len(data), key=key,
-                    created_at=UploadStore.now())
+                    created_at=UploadStore.now(), perceptual=perceptual_hashes(decoded.image), rights=declaration,
+                    declared_by=who.key_id if declaration.complete else "")
     svc.uploads.save(upload)
     return upload.public()

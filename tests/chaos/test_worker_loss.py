@@ -61,7 +61,8 @@ def test_killed_pool_process_job_runs_again_and_finishes_once(own_stack: Stack, 
     job = client.wait(job_id, timeout=240)
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2
-    assert result_keys(own_stack, job_id) == [f"chaos/{job_id}/0.png", f"chaos/{job_id}/0.provenance.json"]
+    assert result_keys(own_stack, job_id) == [f"chaos/{job_id}/0.c2pa", f"chaos/{job_id}/0.png",
+                                              f"chaos/{job_id}/0.provenance.json"]
 
 
 def running_worker(stack: Stack, job_id: str) -> str:
@@ -100,4 +101,4 @@ def test_killed_worker_job_is_requeued_by_the_reaper_and_finishes(own_stack: Sta
 
     job = client.wait(job_id, timeout=240)
     assert job["status"] == "succeeded" and job["attempts"] == 2
-    assert len(result_keys(own_stack, job_id)) == 2
+    assert len(result_keys(own_stack, job_id)) == 3  # image, C2PA sidecar, provenance record

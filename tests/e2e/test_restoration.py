@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ApiClient, image_bytes
+from tests.conftest import OWN_RIGHTS, ApiClient, image_bytes
 from workers.data.damage import DamageConfig, simulate_damage
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import mask_precision_recall, psnr, restoration_quality
@@ -33,7 +33,7 @@ def damaged(image: np.ndarray, config: DamageConfig, seed: int) -> tuple[np.ndar
 
 
 def upload_array(client: ApiClient, array: np.ndarray) -> str:
-    return str(client.upload_image(Image.fromarray(array))["id"])
+    return str(client.upload_image(Image.fromarray(array), rights=OWN_RIGHTS)["id"])
 
 
 def upload_mask(client: ApiClient, mask: np.ndarray) -> str:
@@ -46,6 +46,13 @@ def restore(client: ApiClient, inputs: dict[str, str], timeout: float = 180, **p
     job = client.wait(response.json()["id"], timeout=timeout)
     assert job["status"] == "succeeded", job
     return job
+
+
+def assert_unchanged_outside(mask: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
+    """Outside the mask only the invisible provenance watermark changes pixels (measured
+    39.5-47 dB there; a repair that touched them would be far below)."""
+    outside = psnr(before, after, ~mask)
+    assert outside >= 38, f"pixels outside the mask changed beyond the watermark: {outside:.1f} dB"
 
 
 def result_arrays(client: ApiClient, job: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +70,7 @@ def test_inpainting_with_a_mask_fills_the_holes_and_keeps_the_rest(client: ApiCl
         restored, used = result_arrays(client, job)
         assert restored.shape == clean.shape
         assert np.array_equal(used, mask)
-        assert np.array_equal(restored[~mask], broken[~mask]), "pixels outside the mask must not change"
+        assert_unchanged_outside(mask, broken, restored)
         before, after = (restoration_quality(clean, x, mask)["hole_psnr"] for x in (broken, restored))
         assert after > before + 5, (method, before, after)
         assert job["params"]["method"] == "classical"
@@ -129,7 +136,7 @@ def test_bad_restoration_requests(client: ApiClient, artworks: np.ndarray) -> No
         assert response.status_code == status, (inputs, params, response.text)
         assert response.json()["error"]["code"] == code, (inputs, params, response.text)
 
-    tiny = client.upload_image(Image.new("RGB", (1, 1)))
+    tiny = client.upload_image(Image.new("RGB", (1, 1)), rights=OWN_RIGHTS)
     response = client.submit({"kind": "restoration", "inputs": {"image": tiny["id"]},
                               "params": {"operations": ["defade"]}})
     assert response.status_code == 422 and response.json()["error"]["code"] == "image_too_small"
@@ -153,14 +160,14 @@ def test_unusual_image_modes_are_handled(client: ApiClient, artworks: np.ndarray
     inputs = {"image": upload_array(client, broken), "mask": upload_mask(client, mask)}
     if kind == "16-bit grey PNG":
         grey = (np.asarray(Image.fromarray(broken).convert("L")).astype(np.uint16) * 257)
-        inputs["image"] = client.upload(image_bytes(Image.fromarray(grey))).json()["id"]
+        inputs["image"] = client.upload(image_bytes(Image.fromarray(grey)), rights=OWN_RIGHTS).json()["id"]
     elif kind == "CMYK JPEG":
         inputs["image"] = client.upload(image_bytes(Image.fromarray(broken).convert("CMYK"), "JPEG",
-                                                    quality=95), "art.jpg").json()["id"]
+                                                    quality=95), "art.jpg", OWN_RIGHTS).json()["id"]
     elif kind == "palette PNG with transparency":
         palette = Image.fromarray(broken).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
         palette.info["transparency"] = 0
-        inputs["image"] = client.upload(image_bytes(palette)).json()["id"]
+        inputs["image"] = client.upload(image_bytes(palette), rights=OWN_RIGHTS).json()["id"]
     else:  # a soft mask: 50 % grey and above counts as damaged
         soft = Image.fromarray((mask * 255).astype(np.uint8)).resize((SIDE * 2, SIDE * 2)).resize((SIDE, SIDE))
         inputs["mask"] = client.upload(image_bytes(soft)).json()["id"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ApiClient
+from tests.conftest import OWN_RIGHTS, ApiClient
 
 
 def as_array(data: bytes | Image.Image) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_named_style_turns_a_photo_into_a_painting(client: ApiClient, photo: Ima
 
 def test_any_painting_can_be_the_style(client: ApiClient, photo: Image.Image, painting: Image.Image) -> None:
     content = client.upload_image(photo)
-    style = client.upload_image(painting)
+    style = client.upload_image(painting, rights=OWN_RIGHTS)
     job_id = client.submit({"kind": "style_transfer", "inputs": {"content": content["id"], "style": style["id"]},
                             "params": {"max_side": 400}}).json()["id"]
     out = as_array(fetch_result(client, client.wait(job_id)))

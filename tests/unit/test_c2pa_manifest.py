@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from shared.images import encode_png
+from shared.marks.c2pa_manifest import ARTFORGE_ASSERTION, read_manifest, sign_png
+from shared.marks.xmp import XmpFacts, embed_xmp, read_xmp
 from shared.signing import SigningKeys
 from workers.data.procedural import make_dataset
-from workers.provenance.c2pa_manifest import ARTFORGE_ASSERTION, read_manifest, sign_png
-from workers.provenance.xmp import XmpFacts, embed_xmp, read_xmp
 
 CREATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.marks import watermark
+from shared.marks.evidence import examine_image
+from shared.marks.perceptual import changed_fraction, perceptual_hashes, same_picture
 from shared.provenance import build_record, chain_ok, digital_source_type, new_record_id, seal, verify_signature
 from shared.signing import SigningKeys
 from workers.data.procedural import make_dataset
-from workers.provenance import watermark
-from workers.provenance.marking import MarkedResult, examine_image, mark_result
-from workers.provenance.perceptual import changed_fraction, same_picture
+from workers.provenance.marking import MarkedResult, mark_result
 
 MAX_PIXELS = 40_000_000
 
@@ -123,3 +124,45 @@ def test_a_result_too_small_for_the_watermark_says_so(keys: SigningKeys) -> None
                        kind="creation", digital_source_type="trainedAlgorithmicMedia", watermark_payload=9,
                        creator="ArtForge", rights="r", usage_terms="u")
     assert not tiny.watermark_readable
+
+
+def test_a_result_marked_without_a_watermark_keeps_its_pixels(keys: SigningKeys) -> None:
+    mask = Image.fromarray(((np.arange(256 * 256).reshape(256, 256) % 7 == 0) * 255).astype(np.uint8))
+    marked = mark_result(mask, keys, record_id="r", job_id="j", kind="restoration",
+                         digital_source_type="algorithmicMedia", watermark_payload=None, creator="a", rights="r",
+                         usage_terms="u", unmarked_reason="a damage mask")
+    stored = np.asarray(Image.open(io.BytesIO(marked.png)).convert("L"))
+    assert np.array_equal(stored, np.asarray(mask))
+    assert marked.marks()["watermark"] == {"applied": False, "reason": "a damage mask"}
+    evidence = examine_image(marked.png, keys.trust_anchors_pem, max_pixels=MAX_PIXELS)
+    assert evidence.c2pa["state"] == "trusted" and evidence.watermark_payload is None
+
+
+def test_a_deployment_key_reads_only_its_own_marks(keys: SigningKeys) -> None:
+    image = Image.fromarray(make_dataset(1, 256, seed=31)[0][4])
+    secret = watermark.key_from_secret("s3cret")
+    assert secret != watermark.DEFAULT_KEY == watermark.key_from_secret("")
+    marked = mark_result(image, keys, record_id="r", job_id="j", kind="creation",
+                         digital_source_type="trainedAlgorithmicMedia", watermark_payload=77, creator="a",
+                         rights="r", usage_terms="u", watermark_key=secret)
+    assert examine_image(marked.png, None, max_pixels=MAX_PIXELS, watermark_key=secret).watermark_payload == 77
+    assert examine_image(marked.png, None, max_pixels=MAX_PIXELS).watermark_payload is None
+
+
+def test_striped_paintings_are_told_apart_by_colour_and_copies_are_not() -> None:
+    """pHash and dHash see stripes as stripes; the colour signature separates unrelated ones."""
+    images, labels = make_dataset(20, 256, seed=41)
+    stripes = [Image.fromarray(img) for img, label in zip(images, labels, strict=True) if label == 4]
+    hashes = [perceptual_hashes(img) for img in stripes]
+    pairs = [(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
+    luma_only = sum(same_picture(a, b, max_colour_distance=255) for a, b in pairs)
+    assert sum(same_picture(a, b) for a, b in pairs) == 0 and luma_only > 0
+    for img, original in zip(stripes, hashes, strict=True):
+        for copy in (reencoded(_png(img)), reencoded(_png(img), "PNG", 0.5), _png(img.convert("L"))):
+            assert same_picture(perceptual_hashes(Image.open(io.BytesIO(copy))), original)
+
+
+def _png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -19,7 +19,7 @@ from shared.provenance import (
     chain_ok,
     digital_source_type,
     hamming,
-    minimal_record,
+    json_safe,
     params_hash,
     record_sha256,
     seal,
@@ -71,15 +71,12 @@ def test_a_record_carries_every_fact_the_issue_lists() -> None:
     assert json.loads(json.dumps(record)) == record
 
 
-def test_minimal_record_keeps_its_signature_and_the_paths_clients_read() -> None:
-    record = minimal_record(job_id="j", tenant="t", key_id="k", kind="creation", params={"count": 1},
-                            model={"name": "gan/abstract"}, inputs=[{"role": "content", "sha256": SHA}],
-                            output={"index": 0, "sha256": SHA, "details": {"upscaled": True}})
-    assert record["schema"] == SCHEMA and record["record_id"]
-    assert record["job_id"] == "j" and record["requester"]["tenant"] == "t"
-    assert record["inputs"][0]["sha256"] == SHA and record["output"]["sha256"] == SHA
-    assert record["output"]["details"]["upscaled"] is True and record["model"]["name"] == "gan/abstract"
-    assert record["disclosure"]["digital_source_type_code"] == TRAINED_ALGORITHMIC_MEDIA
+def test_json_safe_makes_pipeline_details_sealable(keys: SigningKeys) -> None:
+    details = {"loss": float("nan"), "best": float("inf"), "steps": (1, 2), "ok": True, 3: "three"}
+    clean = json_safe(details)
+    assert clean == {"loss": None, "best": None, "steps": [1, 2], "ok": True, "3": "three"}
+    sealed = seal(a_record(output={"details": clean}), None, keys.private_key_pem)
+    assert verify_signature(sealed, keys.signer_certificate_pem)
 
 
 @pytest.mark.parametrize(("kind", "changed", "expected"), [

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from shared import signing
+from shared.settings import Settings
 from shared.signing import (
     CA_CERT_FILE,
     CA_KEY_FILE,
@@ -27,6 +28,8 @@ from shared.signing import (
     SigningKeys,
     SigningMaterialError,
     VerificationKeys,
+    issued_under,
+    read_trust_anchors,
 )
 
 
@@ -176,3 +179,26 @@ def test_a_verifier_reads_certificates_and_anchors_but_no_private_key(tmp_path: 
     assert public.cert_chain_pem == keys.cert_chain_pem and public.trust_anchors_pem == keys.trust_anchors_pem
     assert public.signer_certificate_pem == keys.signer_certificate_pem
     assert b"PRIVATE" not in public.cert_chain_pem + public.trust_anchors_pem
+
+
+def test_settings_name_the_same_material_as_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"ARTFORGE_SIGNING_DIR": str(tmp_path / "keys")})
+    assert read_trust_anchors(settings) == b""  # no worker has made the CA yet
+    keys = SigningKeys.from_settings(settings)
+    assert read_trust_anchors(settings) == keys.trust_anchors_pem
+    assert VerificationKeys.from_settings(settings).cert_chain_pem == keys.cert_chain_pem
+    (tmp_path / "roots.pem").write_bytes(keys.trust_anchors_pem)
+    operator = Settings.from_env({"ARTFORGE_SIGNING_CERT": "c.pem", "ARTFORGE_SIGNING_KEY": "k.pem",
+                                  "ARTFORGE_TRUST_ANCHORS": str(tmp_path / "roots.pem")})
+    assert read_trust_anchors(operator) == keys.trust_anchors_pem
+    assert "k.pem" not in repr(operator)
+
+
+def test_a_signing_certificate_is_recognised_under_its_own_ca_only(tmp_path: Path) -> None:
+    ours, theirs = SigningKeys.load_or_create(tmp_path / "a"), SigningKeys.load_or_create(tmp_path / "b")
+    assert issued_under(ours.cert_chain_pem, ours.trust_anchors_pem)
+    assert issued_under(ours.signer_certificate_pem, ours.trust_anchors_pem)
+    assert not issued_under(ours.cert_chain_pem, theirs.trust_anchors_pem)
+    # A chain that carries the foreign CA itself does not make it an anchor.
+    assert not issued_under(ours.signer_certificate_pem + theirs.trust_anchors_pem, theirs.trust_anchors_pem)
+    assert not issued_under(ours.cert_chain_pem, b"")

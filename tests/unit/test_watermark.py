@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from shared.marks import watermark
+from shared.marks.perceptual import PHASH_MATCH_DISTANCE, perceptual_hashes
 from shared.provenance import hamming
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import psnr
-from workers.provenance import watermark
-from workers.provenance.perceptual import PHASH_MATCH_DISTANCE, perceptual_hashes
 
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "immunohistochemistry",
           "moon", "hubble_deep_field", "retina", "coins", "clock", "cell", "page", "text", "colorwheel")

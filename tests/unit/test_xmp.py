@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from shared.images import encode_png
-from workers.provenance.xmp import XmpFacts, embed_xmp, read_xmp, xmp_packet
+from shared.marks.xmp import XmpFacts, embed_xmp, read_xmp, xmp_packet
 
 FACTS = XmpFacts(digital_source_type="compositeWithTrainedAlgorithmicMedia", creator="ArtForge",
                  rights="© 2026 Alice & Co <studio>", usage_terms="No text and data mining.",

@@ -108,7 +108,7 @@ def sign_png(
     builder = c2pa.Builder.from_json(manifest, context=_signing_context())
     for part, relationship in ordered:
         mime = _readable(part)
-        if mime is not None:
+        if mime is not None and isinstance(part.content, bytes):
             builder.add_ingredient(_ingredient(part, relationship), mime, io.BytesIO(part.content))
     out = io.BytesIO()
     store = builder.sign(signer, "image/png", io.BytesIO(png), out)

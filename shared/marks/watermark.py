@@ -22,6 +22,7 @@ tests/unit/test_watermark.py.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,7 +58,11 @@ MIN_AGREEMENT = 0.4
 # Below this many pixels on a side the band cannot be held; such images are returned unmarked.
 # 64-127 px: readable as stored only; 128-255: also after JPEG q75; 256 and up: also after 0.5x.
 MIN_SIDE = 64
-DEFAULT_KEY = 0x41525446  # "ARTF"; operators may pass their own key to both embed and detect
+# Public, for development and tests only: anyone with this key can read (and overwrite) the
+# payloads. A deployment derives its key from a secret (``key_from_secret``, setting
+# ``ARTFORGE_WATERMARK_KEY``) and must keep it when rotating nothing else: marks made with one
+# key are invisible to another.
+DEFAULT_KEY = 0x41525446  # "ARTF"
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _G0, _G1, _K = 0o133, 0o171, 7
@@ -74,6 +79,13 @@ class Detection:
     # Mean agreement of the soft bits with the decoded codeword, 0..1: about 0.9 on a marked image,
     # 0.85+ after JPEG q75 and 0.5x at 512 px and up; 0.5-0.75 on unmarked ones. The CRC decides.
     confidence: float
+
+
+def key_from_secret(secret: str) -> int:
+    """The watermark key of a deployment's secret (128 bits of its sha256); ``DEFAULT_KEY`` for ""."""
+    if not secret:
+        return DEFAULT_KEY
+    return int.from_bytes(hashlib.sha256(b"artforge-watermark\0" + secret.encode()).digest()[:16], "big")
 
 
 def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Image:

