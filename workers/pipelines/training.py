@@ -1,7 +1,9 @@
-"""Training a conditional GAN: data -> train (checkpointed, resumable) -> measure -> register.
+"""Training jobs: data -> train (checkpointed, resumable) -> measure -> register a version.
 
-The job's checkpoint lives in its workspace under a fixed name, so when the job runs again
-after a crash it resumes where the last checkpoint left it. Cancel saves a checkpoint
+Each ``params.target`` has a trainer registered here: "gan" (below) and "restoration"
+(workers.pipelines.restoration_training). The job's checkpoint lives in its workspace under
+a fixed name, so when the job runs again after a crash it resumes where the last checkpoint
+left it. Cancel saves a checkpoint
 first (the training loop does that), then the job ends ``canceled``.
 """
 
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from shared.dataset_store import PROCEDURAL
 from workers.data.attributes import ATTRIBUTE_NAMES, colour_attributes
-from workers.data.datasets import load_training_images
+from workers.data.datasets import TrainingData, load_training_images
+from workers.devices import torch_device
 from workers.models.gan import GanConfig
 from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn, register_pipeline
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
@@ -47,6 +51,27 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+# -- what every training target shares -----------------------------------------------
+
+
+class Trainer(Protocol):
+    def __call__(self, params: dict[str, Any], progress: ProgressFn, check_cancel: CancelCheck,
+                 ctx: JobContext) -> PipelineResult: ...
+
+
+_TRAINERS: dict[str, Trainer] = {}
+
+
+def register_trainer(target: str) -> Callable[[Trainer], Trainer]:
+    def decorate(fn: Trainer) -> Trainer:
+        if target in _TRAINERS:
+            raise ValueError(f"trainer for {target!r} registered twice")
+        _TRAINERS[target] = fn
+        return fn
+
+    return decorate
+
+
 @register_pipeline("training")
 def train(
     inputs: dict[str, Image.Image],
@@ -55,6 +80,60 @@ def train(
     check_cancel: CancelCheck,
     ctx: JobContext,
 ) -> PipelineResult:
+    from workers.pipelines import restoration_training  # noqa: F401  (registers its trainer)
+
+    return _TRAINERS[params["target"]](params, progress, check_cancel, ctx)
+
+
+class TrainingRun:
+    """A training job's link to its workspace: the checkpoint to resume from, checkpoints
+    and sample grids going out, and progress with an ETA measured over this attempt."""
+
+    def __init__(self, ctx: JobContext, progress: ProgressFn, share: float = 0.85):
+        self.ctx, self.progress, self.share = ctx, progress, share
+        saved = ctx.workspace.load(CHECKPOINT)
+        self.resume = state_from_bytes(saved) if saved else None
+        self.first_step = int(self.resume["step"]) if self.resume else 0
+        self.started = time.monotonic()
+
+    def on_progress(self, step: int, total: int, losses: dict[str, float]) -> None:
+        rate = (step - self.first_step) / max(time.monotonic() - self.started, 1e-6)
+        message = f"step {step}/{total} " + " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+        if rate > 0:
+            message += f" eta {(total - step) / rate:.0f}s"
+        self.progress(self.share * step / total, "training", message)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        self.ctx.workspace.save(CHECKPOINT, state_to_bytes(state), "application/octet-stream", listed=False)
+
+    def save_samples(self, step: int, grid: Image.Image) -> None:
+        self.ctx.workspace.save(f"samples-step-{step:06d}.png", png_bytes(grid), "image/png")
+
+    def facts(self, steps_done: int, params: dict[str, Any], final_losses: dict[str, float]) -> dict[str, Any]:
+        """The model card's "training" section."""
+        return {"job_id": self.ctx.job_id, "steps": steps_done, "batch_size": params["batch_size"],
+                "seed": params["seed"], "final_losses": final_losses, "resumed_from_step": self.first_step,
+                "seconds_this_attempt": round(time.monotonic() - self.started, 1)}
+
+
+def dataset_facts(params: dict[str, Any], data: TrainingData, held_out: int) -> dict[str, Any]:
+    """The model card's "dataset" section: the lineage of what the model learned from."""
+    return {"id": params["dataset"], "manifest_sha256": data.manifest_sha256, "licence": data.licence,
+            "images": int(len(data.labels)), "held_out": held_out, "builtin": params["dataset"] == PROCEDURAL}
+
+
+def weights_bytes(state: dict[str, Any]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+# -- the GAN ----------------------------------------------------------------------------
+
+
+@register_trainer("gan")
+def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: CancelCheck,
+                    ctx: JobContext) -> PipelineResult:
     progress(0.0, "loading data", params["dataset"])
     data = load_training_images(params, ctx)
     attrs = colour_attributes(data.images)
@@ -64,29 +143,11 @@ def train(
     gan_config = GanConfig(resolution=params["resolution"], n_classes=len(data.label_names))
     train_config = TrainConfig(steps=params["steps"], batch_size=params["batch_size"], seed=params["seed"],
                                checkpoint_every=params["checkpoint_every"], sample_every=params["sample_every"])
-    saved = ctx.workspace.load(CHECKPOINT)
-    resume = state_from_bytes(saved) if saved else None
-    started = time.monotonic()
-    first_step = int(resume["step"]) if resume else 0
-
-    def on_progress(step: int, total: int, losses: dict[str, float]) -> None:
-        done = step - first_step
-        rate = done / max(time.monotonic() - started, 1e-6)
-        eta = (total - step) / rate if rate > 0 else None
-        message = f"step {step}/{total} " + " ".join(f"{k} {v:.3f}" for k, v in losses.items())
-        if eta is not None:
-            message += f" eta {eta:.0f}s"
-        progress(0.85 * step / total, "training", message)
-
+    run = TrainingRun(ctx, progress)
     result = train_gan(
         data.images[train_idx], data.labels[train_idx], attrs[train_idx], gan_config, train_config,
-        resume=resume,
-        on_progress=on_progress,
-        check_cancel=check_cancel,
-        save_checkpoint=lambda state: ctx.workspace.save(CHECKPOINT, state_to_bytes(state),
-                                                         "application/octet-stream", listed=False),
-        save_samples=lambda step, grid: ctx.workspace.save(f"samples-step-{step:06d}.png", png_bytes(grid),
-                                                           "image/png"),
+        resume=run.resume, on_progress=run.on_progress, check_cancel=check_cancel,
+        save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
     progress(0.88, "evaluating", "SWD and conditional accuracy on held-out images")
@@ -96,6 +157,7 @@ def train(
 
     progress(0.97, "registering", params["model"])
     card = {
+        "task": "creation",
         "architecture": "conditional-dcgan",
         "gan_config": gan_config.to_dict(),
         "resolution": gan_config.resolution,
@@ -104,12 +166,8 @@ def train(
         "attributes": list(ATTRIBUTE_NAMES),
         "attribute_samples": attribute_samples(attrs[train_idx], data.labels[train_idx], data.label_names,
                                                params["seed"]),
-        "dataset": {"id": params["dataset"], "manifest_sha256": data.manifest_sha256, "licence": data.licence,
-                    "images": int(len(data.labels)), "held_out": int(len(held_idx)),
-                    "builtin": params["dataset"] == PROCEDURAL},
-        "training": {"job_id": ctx.job_id, "steps": result.steps_done, "batch_size": params["batch_size"],
-                     "seed": params["seed"], "final_losses": result.final_losses,
-                     "resumed_from_step": first_step, "seconds_this_attempt": round(time.monotonic() - started, 1)},
+        "dataset": dataset_facts(params, data, len(held_idx)),
+        "training": run.facts(result.steps_done, params, result.final_losses),
         "metrics": metrics,
         "created_at": time.time(),
     }
@@ -129,9 +187,3 @@ def attribute_samples(attrs: np.ndarray, labels: np.ndarray, names: list[str], s
         chosen = members[rng.permutation(len(members))[:ATTRIBUTE_SAMPLES_PER_LABEL]]
         samples[name] = np.round(chosen, 4).tolist()
     return samples
-
-
-def weights_bytes(state: dict[str, Any]) -> bytes:
-    from safetensors.torch import save
-
-    return save({k: v.contiguous() for k, v in state.items()})

@@ -29,6 +29,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from workers.models.gan import Discriminator, GanConfig, Generator, to_uint8
+from workers.training.sampling import EpochSampler, montage
 
 EMA_WARMUP = 10  # EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t))
 TRANSLATION_RATIO = 0.125  # DiffAugment's defaults: shift up to 1/8 of the side,
@@ -128,42 +129,6 @@ def diff_augment(x: Tensor, policy: str, rng: torch.Generator) -> Tensor:
 
 
 # -- data -------------------------------------------------------------------------------
-
-
-class EpochSampler:
-    """Batches of indices, a fresh permutation per epoch; a batch may span two epochs.
-
-    Invariant: the sequence of batches depends only on (n, seed) and the position (epoch,
-    cursor), so restoring the position continues exactly where the sampler was.
-    """
-
-    def __init__(self, n: int, seed: int, epoch: int = 0, cursor: int = 0):
-        self.n, self.seed, self.epoch, self.cursor = n, seed, epoch, cursor
-        self._order = self._permutation(epoch)
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
-
-    def next_batch(self, size: int) -> np.ndarray:
-        parts = []
-        while size > 0:
-            if self.cursor == self.n:
-                self.epoch, self.cursor = self.epoch + 1, 0
-                self._order = self._permutation(self.epoch)
-            take = min(size, self.n - self.cursor)
-            parts.append(self._order[self.cursor:self.cursor + take])
-            self.cursor, size = self.cursor + take, size - take
-        return np.concatenate(parts)
-
-    def position(self) -> dict[str, int]:
-        return {"n": self.n, "epoch": self.epoch, "cursor": self.cursor}
-
-    @classmethod
-    def at(cls, position: dict[str, int], n: int, seed: int) -> EpochSampler:
-        """The sampler at a saved position; refuses a position taken on data of another size."""
-        if position["n"] != n:
-            raise ValueError(f"checkpoint was trained on {position['n']} images, not {n}")
-        return cls(n, seed, position["epoch"], position["cursor"])
 
 
 def _validate(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config: GanConfig) -> None:
@@ -334,13 +299,7 @@ def sample_grid(generator: Generator, z: Tensor, labels: Tensor, attrs: Tensor, 
     with torch.inference_mode():
         tiles = to_uint8(generator(z.to(device), labels.to(device), attrs.to(device)))
     generator.train(was_training)
-    n_rows, side = len(tiles) // SAMPLE_COLUMNS, tiles.shape[1]
-    step = side + pad
-    canvas = np.full((n_rows * step + pad, SAMPLE_COLUMNS * step + pad, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, SAMPLE_COLUMNS)
-        canvas[pad + r * step:pad + r * step + side, pad + c * step:pad + c * step + side] = tile
-    return Image.fromarray(canvas)
+    return montage(tiles, SAMPLE_COLUMNS, pad)
 
 
 # -- dry run ----------------------------------------------------------------------------

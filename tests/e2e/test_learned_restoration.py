@@ -1,0 +1,126 @@
+"""The learned restoration model: trained briefly through the real queue on procedural art,
+registered with its measured quality, then served by restoration jobs.
+
+One model per test module (a couple of minutes on 2 cores); its model card holds the
+comparison with Telea and with the classical detector on held-out images, measured by the
+training job itself; the tests below also measure the served model on images it never saw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ApiClient
+from tests.e2e.test_restoration import (
+    assert_unchanged_outside,
+    damaged,
+    restore,
+    result_arrays,
+    upload_array,
+    upload_mask,
+)
+from workers.data.damage import DamageConfig
+from workers.data.procedural import make_dataset
+from workers.metrics.restoration import mask_precision_recall, psnr
+
+pytestmark = pytest.mark.slow
+
+MODEL = "restoration-test"
+TRAINING = {"target": "restoration", "model": MODEL, "dataset": "procedural", "resolution": 128, "per_style": 24,
+            "steps": 700, "batch_size": 8, "patch": 64, "checkpoint_every": 350, "sample_every": 350, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def trained(admin_client: ApiClient) -> dict:
+    response = admin_client.submit({"kind": "training", "params": TRAINING})
+    assert response.status_code == 202, response.text
+    job = admin_client.wait(response.json()["id"], timeout=1500)
+    assert job["status"] == "succeeded", job
+    model = admin_client.get(f"/v1/models/{MODEL}").json()
+    return {"job": job, "model": model, "card": model["cards"][-1]}
+
+
+@pytest.fixture(scope="module")
+def unseen() -> np.ndarray:
+    """One painting per style that the model never trained on (another seed, another size)."""
+    images, _ = make_dataset(1, 160, seed=99)
+    return images
+
+
+def pooled_hole_psnr(cleans: list[np.ndarray], repaired: list[np.ndarray], masks: list[np.ndarray]) -> float:
+    """PSNR over every hole pixel of every image at once."""
+    return psnr(np.concatenate([c[m] for c, m in zip(cleans, masks, strict=True)])[:, None],
+                np.concatenate([r[m] for r, m in zip(repaired, masks, strict=True)])[:, None])
+
+
+def test_training_registers_a_restoration_model_that_beats_telea(trained: dict) -> None:
+    card = trained["card"]
+    assert trained["model"]["promoted_version"] == card["version"] == 1
+    assert card["task"] == "restoration"
+    assert card["dataset"]["id"] == "procedural" and card["dataset"]["licence"]
+    assert card["training"]["steps"] == TRAINING["steps"]
+    inpainting, detection = card["metrics"]["inpainting"], card["metrics"]["detection"]
+    learned, telea = inpainting["learned"]["pooled_hole_psnr"], inpainting["telea"]["pooled_hole_psnr"]
+    print(f"held-out hole PSNR: learned {learned:.2f} dB, Telea {telea:.2f} dB, damaged "
+          f"{inpainting['damaged']['pooled_hole_psnr']:.2f} dB; detection learned {detection['learned']}, "
+          f"classical {detection['classical']}")
+    assert learned > telea + 0.5
+    assert detection["learned"]["f1"] > detection["classical"]["f1"]
+    assert len(trained["job"]["artifacts"]) >= 2  # sample grids on the way
+
+
+def test_learned_inpainting_beats_telea_on_unseen_paintings(client: ApiClient, trained: dict,
+                                                            unseen: np.ndarray) -> None:
+    cleans, masks, results = list(unseen), [], {"learned": [], "telea": []}
+    for index, clean in enumerate(cleans):
+        broken, mask = damaged(clean, DamageConfig.holes_only(), seed=50 + index)
+        masks.append(mask)
+        inputs = {"image": upload_array(client, broken), "mask": upload_mask(client, mask)}
+        learned_job = restore(client, inputs, operations=["inpaint"], method="learned", model=MODEL)
+        assert learned_job["params"]["model"] == f"{MODEL}@1"
+        telea_job = restore(client, inputs, operations=["inpaint"], method="classical", inpaint_method="telea")
+        for name, job in (("learned", learned_job), ("telea", telea_job)):
+            restored, used = result_arrays(client, job)
+            assert np.array_equal(used, mask)
+            assert_unchanged_outside(mask, broken, restored)
+            results[name].append(restored)
+    learned, telea = (pooled_hole_psnr(cleans, results[name], masks) for name in ("learned", "telea"))
+    print(f"unseen paintings, hole PSNR: learned {learned:.2f} dB, Telea {telea:.2f} dB")
+    assert learned > telea
+
+
+def test_learned_auto_mask_finds_damage_on_every_style(client: ApiClient, trained: dict,
+                                                       unseen: np.ndarray) -> None:
+    truths, found = [], []
+    for index, clean in enumerate(unseen):
+        broken, truth = damaged(clean, DamageConfig(), seed=70 + index)
+        job = restore(client, {"image": upload_array(client, broken)}, operations=["inpaint"], auto_mask=True,
+                      method="learned", model=MODEL)
+        found.append(result_arrays(client, job)[1])
+        truths.append(truth)
+    gap = np.zeros((4, unseen.shape[2]), bool)  # keeps the tolerance from reaching the next image
+    scores = mask_precision_recall(np.concatenate([x for f in found for x in (f, gap)]),
+                                   np.concatenate([x for t in truths for x in (t, gap)]), tolerance=2)
+    print(f"learned auto_mask on all damage kinds, every style: {scores}")
+    assert scores["recall"] >= 0.6 and scores["precision"] >= 0.6
+
+
+def test_a_large_image_is_restored_in_tiles(client: ApiClient, trained: dict, unseen: np.ndarray) -> None:
+    clean = np.asarray(Image.fromarray(unseen[5]).resize((1300, 900), Image.Resampling.BICUBIC))
+    broken, mask = damaged(clean, DamageConfig.holes_only(), seed=90)
+    job = restore(client, {"image": upload_array(client, broken), "mask": upload_mask(client, mask)},
+                  operations=["inpaint"], method="learned", model=MODEL)
+    restored, _ = result_arrays(client, job)
+    assert restored.shape == clean.shape
+    assert_unchanged_outside(mask, broken, restored)
+    assert psnr(clean, restored, mask) > psnr(clean, broken, mask) + 5
+
+
+def test_models_serve_only_their_own_kind_of_job(client: ApiClient, trained: dict, unseen: np.ndarray) -> None:
+    response = client.submit({"kind": "creation", "params": {"model": MODEL}})
+    assert response.status_code == 422 and "not a creation model" in response.text, response.text
+    response = client.submit({"kind": "restoration", "inputs": {"image": upload_array(client, unseen[0])},
+                              "params": {"operations": ["defade"], "model": MODEL}})
+    assert response.status_code == 202, response.text

@@ -1,0 +1,223 @@
+"""The restoration networks, their training loop, checkpoints and inference helpers, on the
+CPU with tiny networks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from workers.data.procedural import make_dataset
+from workers.models.restoration import (
+    DamageDetector,
+    InpaintingNet,
+    RestorationConfig,
+    pull_push_fill,
+)
+from workers.restoration.learned import detect_learned, inpaint_learned, load_detector, load_inpainter
+from workers.training.checkpoint import state_from_bytes, state_to_bytes
+from workers.training.restoration import (
+    RestorationTrainConfig,
+    dry_run,
+    laplacian_l1,
+    train_restoration,
+)
+from workers.training.restoration_eval import evaluate_restoration
+
+TINY = RestorationConfig(width=8, depth=2, dilations=(2,), detector_width=4, detector_depth=2)
+QUICK = RestorationTrainConfig(steps=6, batch_size=4, patch=32, checkpoint_every=3, sample_every=100, seed=3)
+
+
+class Canceled(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny networks gain nothing from a second thread, and on a busy machine its spin-waits
+    made these tests 5-20x slower and erratic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def art() -> list[np.ndarray]:
+    """Procedural paintings of mixed sizes (the loop takes any size >= the patch)."""
+    images = list(make_dataset(1, 48, seed=2)[0])
+    return images[:3] + [np.ascontiguousarray(image[:40, :45]) for image in images[3:]]
+
+
+def tensors_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def trained_tiny(net: torch.nn.Module) -> torch.nn.Module:
+    """Non-zero weights everywhere (the inpainter's last layer starts at zero)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return net.eval()
+
+
+# -- the networks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height,width", [(37, 53), (9, 130), (64, 64), (5, 6)])
+def test_networks_keep_any_size(height: int, width: int) -> None:
+    image = torch.rand(2, 3, height, width) * 2 - 1
+    mask = (torch.rand(2, 1, height, width) > 0.7).float()
+    with torch.no_grad():
+        assert InpaintingNet(TINY)(image, mask).shape == (2, 3, height, width)
+        assert DamageDetector(TINY)(image).shape == (2, 1, height, width)
+
+
+def test_inpainter_output_equals_its_input_outside_the_mask_bitwise() -> None:
+    net = trained_tiny(InpaintingNet(TINY))
+    image = torch.rand(3, 3, 33, 41) * 2 - 1
+    mask = (torch.rand(3, 1, 33, 41) > 0.6).float()
+    with torch.no_grad():
+        out = net(image, mask)
+    keep = (mask < 0.5).expand_as(image)
+    assert torch.equal(out[keep], image[keep])
+    assert not torch.equal(out[~keep], image[~keep])
+
+
+def test_pull_push_fill_keeps_known_pixels_and_fills_a_flat_image_exactly() -> None:
+    image = torch.rand(1, 3, 20, 27)
+    mask = torch.zeros(1, 1, 20, 27)
+    mask[..., 3:15, 5:22] = 1
+    filled = pull_push_fill(image, mask)
+    assert torch.equal(filled[..., mask[0, 0] == 0], image[..., mask[0, 0] == 0])
+    flat = torch.full((1, 3, 20, 27), 0.25)
+    assert torch.allclose(pull_push_fill(flat * (1 - mask), mask), flat)
+
+
+def test_restoration_config_round_trips_and_refuses_nonsense() -> None:
+    assert RestorationConfig.from_dict(json.loads(json.dumps(TINY.to_dict()))) == TINY
+    with pytest.raises(ValueError):
+        RestorationConfig(width=0)
+    with pytest.raises(ValueError):
+        RestorationConfig(dilations=(2, 0))
+    assert RestorationTrainConfig.from_dict(json.loads(json.dumps(QUICK.to_dict()))) == QUICK
+    with pytest.raises(ValueError):
+        RestorationTrainConfig(damage="fire")
+    with pytest.raises(ValueError):
+        RestorationTrainConfig(patch=36)  # not divisible by 2**(pyramid_levels - 1)
+
+
+def test_laplacian_loss_is_zero_only_for_equal_images() -> None:
+    a = torch.rand(2, 3, 32, 32)
+    assert laplacian_l1(a, a, 4) == 0
+    assert laplacian_l1(a, a + 0.1, 4) > 0  # a constant offset lives in the low-pass level
+    assert laplacian_l1(a, torch.rand(2, 3, 32, 32), 4) > 0
+
+
+# -- inference helpers ------------------------------------------------------------------
+
+
+def test_learned_inpainting_changes_only_the_masked_pixels(art: list[np.ndarray]) -> None:
+    net = load_inpainter(trained_tiny(InpaintingNet(TINY)).state_dict(), TINY)
+    image = art[3]
+    mask = np.zeros(image.shape[:2], bool)
+    mask[10:25, 7:30] = True
+    out = inpaint_learned(net, image, mask, "cpu")
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert np.array_equal(out[~mask], image[~mask])
+    assert not np.array_equal(out[mask], image[mask])
+    assert np.array_equal(inpaint_learned(net, image, np.zeros_like(mask), "cpu"), image)
+    assert np.array_equal(out, inpaint_learned(net, image, mask, "cpu")), "a call must not change the network"
+
+
+def test_learned_detection_returns_a_mask_of_the_image_size(art: list[np.ndarray]) -> None:
+    net = load_detector(DamageDetector(TINY).state_dict(), TINY)
+    found = detect_learned(net, art[4], "cpu")
+    assert found.dtype == bool and found.shape == art[4].shape[:2]
+    assert not detect_learned(net, art[4], "cpu", threshold=0.999).any()
+
+
+# -- the training loop ------------------------------------------------------------------
+
+
+def test_dry_run_trains_checkpoints_and_resumes() -> None:
+    result = dry_run(steps=4)
+    assert result.steps_done == 4
+    assert {"l1", "pyramid", "bce", "dice", "critic", "adversarial"} == set(result.final_losses)
+    InpaintingNet(result.model_config).load_state_dict(result.inpainter_state)
+    DamageDetector(result.model_config).load_state_dict(result.detector_state)
+
+
+def cancel_before_step(step: int) -> Callable[[], None]:
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == step:
+            raise Canceled
+
+    return check
+
+
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_resuming_from_a_checkpoint_gives_the_same_weights_as_training_straight(
+        art: list[np.ndarray], adversarial: bool) -> None:
+    """Interrupted after 3 of 6 steps (the learning-rate schedule depends on ``steps``, so the
+    interrupted run has the same config, as a crashed or canceled job has)."""
+    config = RestorationTrainConfig(**{**QUICK.to_dict(), "adversarial": adversarial, "checkpoint_every": 100})
+    straight = train_restoration(art, TINY, config)
+    saved: list[bytes] = []
+    with pytest.raises(Canceled):
+        train_restoration(art, TINY, config, check_cancel=cancel_before_step(4),
+                          save_checkpoint=lambda state: saved.append(state_to_bytes(state)))
+    assert len(saved) == 1
+    resumed = train_restoration(art, TINY, config, resume=state_from_bytes(saved[0]))
+    assert resumed.steps_done == straight.steps_done == 6
+    assert tensors_equal(resumed.inpainter_state, straight.inpainter_state)
+    assert tensors_equal(resumed.detector_state, straight.detector_state)
+    assert resumed.final_losses == straight.final_losses
+
+
+def test_cancel_saves_a_checkpoint_then_propagates(art: list[np.ndarray]) -> None:
+    saved: list[dict] = []
+    with pytest.raises(Canceled):
+        train_restoration(art, TINY, RestorationTrainConfig(**{**QUICK.to_dict(), "checkpoint_every": 100}),
+                          check_cancel=cancel_before_step(3), save_checkpoint=saved.append)
+    assert [state["step"] for state in saved] == [2]
+    assert train_restoration(art, TINY, QUICK, resume=state_from_bytes(state_to_bytes(saved[0]))).steps_done == 6
+
+
+def test_progress_and_sample_grids_are_reported(art: list[np.ndarray]) -> None:
+    progress, grids = [], []
+    train_restoration(art, TINY, RestorationTrainConfig(**{**QUICK.to_dict(), "steps": 4, "sample_every": 3}),
+                      on_progress=lambda step, total, losses: progress.append((step, total)),
+                      save_samples=lambda step, grid: grids.append((step, grid.size)))
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    side = QUICK.patch + 2  # tiles and 2 px gaps: damaged | mask | restored | clean, one row per image
+    assert grids == [(3, (4 * side + 2, len(art) * side + 2)), (4, grids[0][1])]
+
+
+def test_training_refuses_images_smaller_than_the_patch(art: list[np.ndarray]) -> None:
+    with pytest.raises(ValueError):
+        train_restoration([*art, art[0][:20]], TINY, QUICK)
+    with pytest.raises(ValueError):
+        train_restoration([art[0].astype(np.float32)], TINY, QUICK)
+
+
+# -- evaluation -------------------------------------------------------------------------
+
+
+def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> None:
+    inpainter, detector = trained_tiny(InpaintingNet(TINY)).state_dict(), DamageDetector(TINY).state_dict()
+    report = evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5)
+    assert report == json.loads(json.dumps(report))
+    assert report == evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5)
+    inpainting = report["inpainting"]
+    assert {"damaged", "telea", "navier_stokes", "pull_push", "learned"} <= set(inpainting)
+    assert inpainting["telea"]["pooled_hole_psnr"] > inpainting["damaged"]["pooled_hole_psnr"]
+    assert set(report["detection"]["learned"]) == {"precision", "recall", "f1", "iou"}
+    assert set(report["detection"]["classical"]) == {"precision", "recall", "f1", "iou"}

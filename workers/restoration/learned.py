@@ -1,0 +1,67 @@
+"""Restoration with the trained networks (workers.models.restoration), for the job pipeline.
+
+Build a network once with ``load_inpainter`` / ``load_detector`` and call ``inpaint_learned`` /
+``detect_learned`` per image (or tile): uint8 [H, W, 3] RGB in, numpy out, like
+``workers.restoration.classical``. Calls run under ``torch.inference_mode`` and never change
+the network; any H, W works (the networks pad internally).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from workers.models.gan import to_uint8
+from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig
+
+
+def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
+    net = InpaintingNet(config)
+    net.load_state_dict(state)
+    return net.to(device).eval().requires_grad_(False)
+
+
+def load_detector(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> DamageDetector:
+    net = DamageDetector(config)
+    net.load_state_dict(state)
+    return net.to(device).eval().requires_grad_(False)
+
+
+def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def _on(net: torch.nn.Module, device: str) -> torch.device:
+    """The device to run on; moves the network there the first time (a no-op afterwards)."""
+    target = torch.device(device)
+    if next(net.parameters()).device != target:
+        net.to(target)
+    return target
+
+
+def inpaint_learned(net: InpaintingNet, image: np.ndarray, mask: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """``image`` with the pixels under ``mask`` (bool [H, W]) filled by the inpainter; pixels
+    outside the mask are returned exactly. An empty mask returns an unchanged copy."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask must be bool {image.shape[:2]}, got {mask.shape}")
+    if not mask.any():
+        return image.copy()
+    dev = _on(net, device)
+    with torch.inference_mode():
+        restored = to_uint8(net(_image_tensor(image, dev), torch.from_numpy(mask).to(dev)[None, None].float()))[0]
+    return np.where(mask[:, :, None], restored, image)
+
+
+def detect_learned(net: DamageDetector, image: np.ndarray, device: str = "cpu", threshold: float = 0.5) -> np.ndarray:
+    """bool [H, W]: True where the detector's damage probability is at least ``threshold``."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), not {threshold}")
+    dev = _on(net, device)
+    with torch.inference_mode():
+        logits = net(_image_tensor(image, dev))[0, 0]
+    return (logits >= math.log(threshold / (1 - threshold))).cpu().numpy()
