@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import api_submit, creation, gan_training, provenance, round_trip, style_transfer
+from bench import api_submit, creation, gan_training, provenance, restoration, round_trip, style_transfer
 from bench.common import Figure, machine, print_figures
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -26,6 +26,7 @@ BENCHES: dict[str, Callable[[list[str]], list[Figure]]] = {
     "bench.creation": creation.run,
     "bench.gan_training": gan_training.run,
     "bench.provenance": provenance.run,
+    "bench.restoration": restoration.run,
 }
 
 
