@@ -18,6 +18,9 @@ from bench import api_submit, creation, gan_training, provenance, restoration, r
 from bench.common import Figure, machine, print_figures
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# Everything below this line in RESULTS.md is measured by other commands (quality runs, single
+# benchmarks with other arguments) and is kept as it is when this script rewrites the file.
+KEPT_MARKER = "<!-- kept by bench.run_all: figures measured by the commands named with them -->"
 COMMAND = "python -m bench.run_all"
 BENCHES: dict[str, Callable[[list[str]], list[Figure]]] = {
     "bench.api_submit": api_submit.run,
@@ -107,7 +110,8 @@ def main() -> int:
     print(console_table(figures))
     print()
     print_figures(figures)
-    RESULTS.write_text(results_markdown(figures, failed))
+    kept = RESULTS.read_text().partition(KEPT_MARKER)[2] if RESULTS.exists() else ""
+    RESULTS.write_text(results_markdown(figures, failed) + "\n" + KEPT_MARKER + kept)
     print(f"\nwrote {RESULTS}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
