@@ -115,6 +115,16 @@ class ApiClient:
             time.sleep(0.1)
 
 
+def train_model(admin: ApiClient, params: dict[str, Any], timeout: float = 1500) -> dict[str, Any]:
+    """Run a training job through the queue; its job, the model and the new version's card."""
+    response = admin.submit({"kind": "training", "params": params})
+    assert response.status_code == 202, response.text
+    job = admin.wait(response.json()["id"], timeout=timeout)
+    assert job["status"] == "succeeded", job
+    model = admin.get(f"/v1/models/{params['model']}").json()
+    return {"job": job, "model": model, "card": model["cards"][-1]}
+
+
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **save)

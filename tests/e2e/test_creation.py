@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, train_model
 from workers.data.attributes import colour_attributes
 
 MODEL = "abstract-test"
@@ -22,12 +22,7 @@ TRAINING = {"target": "gan", "model": MODEL, "dataset": "procedural", "resolutio
 
 @pytest.fixture(scope="session")
 def trained(admin_client: ApiClient) -> dict:
-    response = admin_client.submit({"kind": "training", "params": TRAINING})
-    assert response.status_code == 202, response.text
-    job = admin_client.wait(response.json()["id"], timeout=1500)
-    assert job["status"] == "succeeded", job
-    model = admin_client.get(f"/v1/models/{MODEL}").json()
-    return {"job": job, "model": model, "card": model["cards"][-1]}
+    return train_model(admin_client, TRAINING)
 
 
 def create(client: ApiClient, **params: object) -> dict:

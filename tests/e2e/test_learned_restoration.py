@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, train_model
 from tests.e2e.test_restoration import (
     assert_unchanged_outside,
     damaged,
@@ -38,12 +38,7 @@ TRAINING = {"target": "restoration", "model": MODEL, "dataset": "procedural", "r
 
 @pytest.fixture(scope="module")
 def trained(admin_client: ApiClient) -> dict:
-    response = admin_client.submit({"kind": "training", "params": TRAINING})
-    assert response.status_code == 202, response.text
-    job = admin_client.wait(response.json()["id"], timeout=1500)
-    assert job["status"] == "succeeded", job
-    model = admin_client.get(f"/v1/models/{MODEL}").json()
-    return {"job": job, "model": model, "card": model["cards"][-1]}
+    return train_model(admin_client, TRAINING)
 
 
 @pytest.fixture(scope="module")
