@@ -13,7 +13,19 @@ from flask_swagger_ui import get_swaggerui_blueprint
 
 from api.errors import ApiError, register_error_handlers
 from api.job_kinds import check_every_kind_has_a_validator
-from api.routes import datasets, health, jobs, models, protected_works, provenance, styles, uploads, verify
+from api.routes import (
+    datasets,
+    health,
+    jobs,
+    models,
+    protected_works,
+    provenance,
+    schedules,
+    styles,
+    tenants,
+    uploads,
+    verify,
+)
 from api.schemas import ErrorSchema
 from api.services import build_services, services
 from shared.settings import Settings
@@ -53,7 +65,8 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.extensions["artforge"] = build_services(settings)
 
     api = ArtForgeApi(app)
-    for module in (health, uploads, jobs, styles, models, datasets, verify, provenance, protected_works):
+    for module in (health, uploads, jobs, styles, models, datasets, verify, provenance, protected_works,
+                   schedules, tenants):
         api.register_blueprint(module.blp)
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "ArtForge API"}))
     # Registered after flask-smorest's own handlers, so every error has our one shape.

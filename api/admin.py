@@ -1,4 +1,5 @@
-"""Server-side admin commands (run where Redis is reachable): ``artforge admin create-key``."""
+"""Server-side admin commands (run where Redis is reachable): ``artforge admin create-key``,
+``revoke-key``, ``set-retention``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from api.auth import KeyStore
 from shared.connections import redis_client
 from shared.settings import Settings
+from shared.tenants import TenantPolicyStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,9 +20,22 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--admin", action="store_true", help="the key may train and manage models")
     revoke = sub.add_parser("revoke-key", help="revoke a key by its id (the part after 'af_')")
     revoke.add_argument("key_id")
+    retention = sub.add_parser("set-retention", help="delete a tenant's results this many days after their job "
+                                                     "finished (0 = keep forever)")
+    retention.add_argument("--tenant", required=True)
+    retention.add_argument("--days", required=True, type=float, help="fractions allowed, e.g. 0.5")
     args = parser.parse_args(argv)
 
-    keys = KeyStore(redis_client(Settings.from_env()))
+    client = redis_client(Settings.from_env())
+    if args.command == "set-retention":
+        try:
+            policy = TenantPolicyStore(client).set_results_retention(args.tenant, args.days)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{policy.tenant}: results_retention_days={policy.results_retention_days:g}")
+        return 0
+    keys = KeyStore(client)
     if args.command == "create-key":
         try:
             key, _ = keys.create(args.tenant, admin=args.admin)

@@ -43,4 +43,5 @@ def job_to_json(job: Job, base_url: str, svc: Services) -> dict[str, Any]:
         "params": job.params,
         "inputs": job.inputs,
         "priority": job.priority,
+        "results_expired_at": iso(job.results_expired_at),
     }

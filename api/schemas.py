@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contract import MAX_PRIORITY, list_kinds
 from shared.jobs import JobStatus
+from shared.schedules import parse_cron
 from shared.styles import list_styles
+from shared.tenants import MAX_RETENTION_DAYS
 
 UPLOAD_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not an upload id")
 MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
@@ -155,6 +159,17 @@ class TrainingParamsSchema(StrictSchema):
     checkpoint_every = fields.Integer(load_default=200, validate=validate.Range(1, 100_000))
     sample_every = fields.Integer(load_default=250, validate=validate.Range(1, 100_000))
     seed = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
+    init_from = fields.String(load_default="scratch", validate=validate.OneOf(["scratch", "promoted"]),
+                              metadata={"description": "promoted: fine-tune the model's promoted version "
+                                                       "(falls back to scratch, noted in the card, when it "
+                                                       "does not fit)"})
+    promote = fields.String(load_default="if_first", validate=validate.OneOf(["if_first", "if_better"]),
+                            metadata={"description": "if_first: only a name's first version is promoted; "
+                                                     "if_better: the promotion gate compares the new version "
+                                                     "with the promoted one on held-out images"})
+    promotion_margin = fields.Float(load_default=0.02, validate=validate.Range(0, 1),
+                                    metadata={"description": "how much better (a fraction of the promoted "
+                                                             "version's score) the gate asks for"})
 
 
 class GanTrainingParamsSchema(TrainingParamsSchema):
@@ -222,6 +237,8 @@ class JobSchema(Schema):
     params = fields.Dict()
     inputs = fields.Dict()
     priority = fields.Integer()
+    results_expired_at = fields.String(allow_none=True, metadata={
+        "description": "when the results were deleted under the tenant's retention policy; null while kept"})
 
 
 class JobListQuerySchema(StrictSchema):
@@ -268,6 +285,70 @@ class ModelSchema(ModelSummarySchema):
     promotion_history = fields.List(fields.Dict())
 
 
+class PromoteRequestSchema(StrictSchema):
+    version = fields.Integer(required=True, validate=validate.Range(1, 10**9))
+
+
+# -- retraining schedules -----------------------------------------------------------------
+
+SCHEDULE_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
+# Set on the schedule itself, never inside its training parameters.
+SCHEDULE_OWNED_TRAINING_FIELDS = ("target", "model", "dataset", "promote", "init_from", "promotion_margin")
+
+
+class ScheduleRequestSchema(StrictSchema):
+    model = fields.String(required=True, validate=MODEL_NAME,
+                          metadata={"description": "a model with a promoted version; its kind sets the target"})
+    dataset = fields.String(required=True, validate=DATASET_ID)
+    every_s = fields.Integer(validate=validate.Range(1, 366 * 24 * 3600),
+                             metadata={"description": "run every this many seconds (or give cron)"})
+    cron = fields.String(validate=validate.Length(1, 120),
+                         metadata={"description": "five-field cron expression, UTC (or give every_s)"})
+    init_from = fields.String(load_default="promoted", validate=validate.OneOf(["promoted", "scratch"]),
+                              metadata={"description": "fine-tune the promoted version, or train from scratch"})
+    promotion_margin = fields.Float(load_default=0.02, validate=validate.Range(0, 1))
+    training = fields.Dict(load_default=dict, metadata={
+        "description": "training parameters as for a training job of the model's kind (steps, batch_size, ...)",
+        "example": {"steps": 2000, "batch_size": 32}})
+    enabled = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def _one_timing(self, data: dict, **_: object) -> None:
+        if ("every_s" in data) == ("cron" in data):
+            raise ValidationError("give exactly one of every_s and cron", "every_s")
+        if "cron" in data:
+            try:
+                parse_cron(data["cron"])
+            except ValueError as exc:
+                raise ValidationError(f"not a cron expression: {exc}", "cron") from None
+        owned = sorted(set(data.get("training", {})) & set(SCHEDULE_OWNED_TRAINING_FIELDS))
+        if owned:
+            raise ValidationError(f"set {', '.join(owned)} on the schedule, not in training", "training")
+
+
+class ScheduleSchema(Schema):
+    name = fields.String()
+    model = fields.String()
+    dataset = fields.String()
+    every_s = fields.Integer(allow_none=True)
+    cron = fields.String(allow_none=True)
+    enabled = fields.Boolean()
+    training = fields.Dict(metadata={"description": "the training job's parameters, defaults filled in"})
+    created_at = fields.Float()
+    updated_at = fields.Float()
+    next_run_at = fields.Float(allow_none=True)
+    last_run = fields.Dict(allow_none=True, metadata={
+        "description": "outcome (skipped | training | failed), reason, and for a training run its job's "
+                       "status, the version it made and the promotion gate's decision"})
+    runs = fields.List(fields.Dict(), metadata={"description": "recent runs, newest first"})
+    last_training = fields.Dict(allow_none=True, metadata={
+        "description": "the last run that started a training job, with that job's status, version and gate"})
+
+
+class ScheduleListSchema(Schema):
+    items = fields.List(fields.Nested(ScheduleSchema))
+
+
 class DatasetFormSchema(Schema):
     licence = fields.String(metadata={"description": "required: an SPDX id such as CC-BY-4.0, or 'proprietary'"})
     name = fields.String(validate=validate.Length(1, 200))
@@ -277,14 +358,48 @@ class DatasetFormSchema(Schema):
                                                    "description": "a zip of images; one folder per label, optional"})
 
 
+class DatasetAdditionFormSchema(Schema):
+    label = fields.String(metadata={"description": "the label of a single image added to a labeled dataset; "
+                                                   "a zip's labels come from its folders"})
+
+
+class DatasetAdditionFileSchema(Schema):
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "a zip laid out as for a new dataset, or one image (PNG, JPEG, WebP, TIFF)"})
+
+
+class DatasetAdditionRequestSchema(DatasetAdditionFormSchema, DatasetAdditionFileSchema):
+    """The whole multipart body of ``POST /v1/datasets/{id}/images``, for the OpenAPI document:
+    flask-smorest documents one location per request body, and this one has two (files and form)."""
+
+
 class DatasetSchema(Schema):
     id = fields.String()
     name = fields.String(allow_none=True)
     licence = fields.String()
     images = fields.Integer()
     labels = fields.Dict(keys=fields.String(), values=fields.Integer())
-    manifest_sha256 = fields.String()
+    version = fields.Integer(metadata={"description": "of the newest manifest; 1 when created, +1 per change"})
+    manifest_sha256 = fields.String(metadata={"description": "of the newest manifest"})
     created_at = fields.Float()
+
+
+class DatasetAdditionSchema(DatasetSchema):
+    added = fields.Integer(metadata={"description": "images new to the dataset"})
+    duplicates = fields.Integer(metadata={"description": "images skipped: already in the dataset or repeated "
+                                                         "in the upload"})
+
+
+class DatasetVersionSchema(Schema):
+    version = fields.Integer()
+    manifest_sha256 = fields.String()
+    images = fields.Integer()
+    created_at = fields.Float()
+
+
+class DatasetVersionListSchema(Schema):
+    items = fields.List(fields.Nested(DatasetVersionSchema), metadata={"description": "oldest first"})
 
 
 # -- provenance: verify, the record chain, protected works ---------------------------------
@@ -366,3 +481,30 @@ class RefusalQuerySchema(StrictSchema):
 class RefusalListSchema(Schema):
     items = fields.List(fields.Dict(), metadata={
         "description": "newest first: when, tenant, key id, job kind, input role, upload, work and distances"})
+
+
+# -- tenant policies (admin) ---------------------------------------------------------------
+
+
+class JsonNumber(fields.Float):
+    """A JSON number: unlike ``fields.Float``, a numeric string or a boolean is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class TenantPolicyRequestSchema(StrictSchema):
+    results_retention_days = JsonNumber(
+        required=True, allow_none=True, validate=validate.Range(0, MAX_RETENTION_DAYS),
+        metadata={"description": "delete a job's results this many days after it finished (fractions allowed); "
+                                 "0 = keep forever; null = the service default"})
+
+
+class TenantPolicySchema(Schema):
+    tenant = fields.String()
+    results_retention_days = fields.Float(allow_none=True, metadata={
+        "description": "the tenant's own setting; null when the service default applies"})
+    effective_results_retention_days = fields.Float(metadata={
+        "description": "what applies: the tenant's setting or the service default; 0 = forever"})

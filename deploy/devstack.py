@@ -207,8 +207,8 @@ class Stack:
                 "-n", node, "--without-gossip", "--without-mingle", "-l", "INFO"]
         return self.spawn(name, argv, extra_env)
 
-    def start_beat(self) -> Process:
-        return self.spawn("beat", [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
+    def start_beat(self, name: str = "beat") -> Process:
+        return self.spawn(name, [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
                                    "-l", "INFO"])
 
     def create_key(self, tenant: str, admin: bool = False) -> str:

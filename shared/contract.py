@@ -10,12 +10,16 @@ from dataclasses import dataclass
 
 QUEUE_INFERENCE = "inference"
 QUEUE_TRAINING = "training"
-# Housekeeping (lease reaper, thumbnails) that every worker also consumes.
+# Housekeeping (lease reaper, thumbnails, expiry) that every worker also consumes.
 QUEUE_MAINTENANCE = "maintenance"
 
 TASK_RUN_JOB = "artforge.run_job"
 TASK_REAP_LEASES = "artforge.reap_leases"
 TASK_RENDER_STYLE_THUMBNAILS = "artforge.render_style_thumbnails"
+TASK_PRUNE_EXPIRED_JOB_KEYS = "artforge.prune_expired_job_keys"
+TASK_EXPIRE_RESULTS = "artforge.expire_results"
+# A retraining schedule's run, sent by beat (see shared.schedules).
+TASK_RETRAIN = "artforge.retrain"
 
 MAX_PRIORITY = 9
 

@@ -1,4 +1,5 @@
-"""Safe ingestion of a user's dataset zip (``POST /v1/datasets``) and the dataset manifest.
+"""Safe ingestion of a user's dataset zip (``POST /v1/datasets``) or of images added to a
+dataset (``POST /v1/datasets/{id}/images``), and the dataset's versioned manifest.
 
 The zip is read in memory and never extracted to disk. The whole zip is refused when any
 member name could escape a folder, when the declared or actual sizes look like a zip bomb,
@@ -9,6 +10,9 @@ the sha256 of that PNG, so identical images are stored once.
 Labels come from folders: ``label/image.png``. Deeper paths use their first folder as the
 label; a single folder wrapping everything (as zipping a folder produces) is looked through.
 Images at the top level are unlabeled, and a zip must be either all labeled or all unlabeled.
+
+A dataset grows by versions: each change writes a new manifest (``version`` n+1, with the
+sha256 of version n as ``parent_sha256``); a dataset is labeled or unlabeled for good.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import json
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.images import ImageRejected, ImageTooLarge, decode_image, encode_png
@@ -32,6 +37,9 @@ LICENCE_PATTERN = re.compile(r"^[A-Za-z0-9.+-]{2,64}$")
 # better than 200:1, and the total-size cap already bounds what small members can expand to.
 RATIO_CHECK_MIN_BYTES = 1 * MiB
 MAX_NAMED_MEMBERS = 10
+MAX_DATASET_IMAGES = 5000
+# A label given with a single image must be one a zip could have made: a folder name.
+LABEL_PATTERN = re.compile(r"^[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}$")
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 
 
@@ -59,6 +67,7 @@ class IngestedImage:
 @dataclass(frozen=True)
 class IngestedDataset:
     images: list[IngestedImage] = field(default_factory=list)
+    duplicates: int = 0  # copies of an image inside the upload, dropped
 
     @property
     def labeled(self) -> bool:
@@ -79,6 +88,18 @@ def validate_licence(text: str | None) -> str:
                               "the licence must be a short SPDX identifier (e.g. CC-BY-4.0, MIT) "
                               "or 'proprietary' / 'all-rights-reserved'", {"licence": licence[:80]})
     return licence
+
+
+def validate_label(text: str | None) -> str | None:
+    """The label given for a single image, stripped (None when blank); 422 invalid_label when a
+    zip folder could not carry it (a path, a dotfile name, control characters, over 200 characters)."""
+    label = (text or "").strip()
+    if not label:
+        return None
+    if not LABEL_PATTERN.fullmatch(label) or label == "__MACOSX":
+        raise DatasetRejected(422, "invalid_label", "a label is a folder name: no '/', '\\' or leading '.', "
+                              "at most 200 characters", {"label": label[:80]})
+    return label
 
 
 def is_unsafe_name(name: str) -> bool:
@@ -162,47 +183,60 @@ def _labels_by_member(names: list[str]) -> dict[str, str | None]:
     return {name: (p[0] if len(p) >= 2 else None) for name, p in parts.items()}
 
 
-@dataclass(frozen=True)
-class _Normalised:
-    source_name: str
-    png: bytes
-    width: int
-    height: int
+def _normalise(name: str, content: bytes, max_pixels: int, label: str | None = None) -> IngestedImage:
+    """One image decoded and re-encoded as an RGB PNG, named by that PNG's sha256.
+
+    Raises ImageRejected for what is not an accepted image, and 413 image_too_large above the pixel cap."""
+    try:
+        image = decode_image(content, max_pixels).image  # RGB, metadata dropped
+    except ImageTooLarge as exc:
+        raise DatasetRejected(413, "image_too_large", f"{name}: {exc}", {"member": name}) from None
+    png = encode_png(image)
+    return IngestedImage(label, png, hashlib.sha256(png).hexdigest(), image.width, image.height, name)
 
 
-def _normalise_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], max_pixels: int) -> list[_Normalised]:
-    """Every member decoded and re-encoded as an RGB PNG; refused whole if any member is not an accepted image."""
-    normalised: list[_Normalised] = []
+def _normalise_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo],
+                       max_pixels: int) -> list[IngestedImage]:
+    """Every member normalised (unlabeled as yet); refused whole if any member is not an accepted image."""
+    normalised: list[IngestedImage] = []
     rejected: list[str] = []
     for info in members:
         content = _read_member(archive, info)
         try:
-            image = decode_image(content, max_pixels).image  # RGB, metadata dropped
-        except ImageTooLarge as exc:
-            raise DatasetRejected(413, "image_too_large", f"{info.filename}: {exc}",
-                                  {"member": info.filename}) from None
+            normalised.append(_normalise(info.filename, content, max_pixels))
         except ImageRejected:
             rejected.append(info.filename)
             if len(rejected) == MAX_NAMED_MEMBERS:
                 break  # enough to tell the user what is wrong
-            continue
-        normalised.append(_Normalised(info.filename, encode_png(image), image.width, image.height))
     if rejected:
         raise DatasetRejected(422, "not_an_image", "these members are not accepted images (PNG, JPEG, WEBP, TIFF)",
                               {"members": rejected})
     return normalised
 
 
+def _distinct(images: list[IngestedImage], min_images: int) -> IngestedDataset:
+    """The images without repeats (the first copy and its label are kept); 422 below ``min_images``."""
+    distinct: dict[str, IngestedImage] = {}
+    for image in images:
+        distinct.setdefault(image.sha256, image)
+    if len(distinct) < min_images:
+        raise DatasetRejected(422, "too_few_images", f"a dataset needs at least {min_images} distinct images",
+                              {"images": len(distinct), "min_images": min_images})
+    return IngestedDataset(list(distinct.values()), duplicates=len(images) - len(distinct))
+
+
 def ingest_zip(
     data: bytes,
     *,
     max_pixels: int,
-    max_images: int = 5000,
+    max_images: int = MAX_DATASET_IMAGES,
     max_total_uncompressed: int = 512 * MiB,
     max_ratio: float = 200,
     min_images: int = 8,
 ) -> IngestedDataset:
-    """Every distinct image of the zip, normalised to PNG and labeled by folder; refuses unsafe zips whole."""
+    """Every distinct image of the zip, normalised to PNG and labeled by folder; refuses unsafe zips whole.
+
+    ``min_images``: 8 for a new dataset, 1 for images added to one."""
     with _open_zip(data) as archive:
         infos = archive.infolist()
         _check_names(infos)
@@ -210,18 +244,55 @@ def ingest_zip(
         if not members:
             raise DatasetRejected(422, "empty_dataset", "the zip holds no images")
         _check_before_reading(members, max_images, max_total_uncompressed, max_ratio)
-        normalised = _normalise_members(archive, members, max_pixels)
-    labels = _labels_by_member([item.source_name for item in normalised])
-    images: dict[str, IngestedImage] = {}
-    for item in normalised:
-        digest = hashlib.sha256(item.png).hexdigest()
-        if digest not in images:  # duplicates keep the first copy and its label
-            images[digest] = IngestedImage(labels[item.source_name], item.png, digest, item.width, item.height,
-                                           item.source_name)
-    if len(images) < min_images:
-        raise DatasetRejected(422, "too_few_images", f"a dataset needs at least {min_images} distinct images",
-                              {"images": len(images), "min_images": min_images})
-    return IngestedDataset(list(images.values()))
+        images = _normalise_members(archive, members, max_pixels)
+    labels = _labels_by_member([image.source_name for image in images])
+    return _distinct([replace(image, label=labels[image.source_name]) for image in images], min_images)
+
+
+def ingest_image(data: bytes, *, max_pixels: int, label: str | None = None, name: str = "image") -> IngestedDataset:
+    """A single image file as a one-image upload; 415 when it is not an accepted image."""
+    try:
+        image = _normalise(name, data, max_pixels, label)
+    except ImageRejected as exc:
+        raise DatasetRejected(exc.status, exc.code, f"{name}: {exc}", {"member": name}) from None
+    return IngestedDataset([image])
+
+
+def is_zip(data: bytes) -> bool:
+    """Whether an upload is meant as a zip: it starts with a zip signature (a local header,
+    or the empty archive's end record). Images never do."""
+    return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+
+
+def ingest_addition(data: bytes, *, max_pixels: int, label: str | None = None,
+                    name: str = "image") -> IngestedDataset:
+    """Images to add to a dataset: a zip laid out like a new dataset's (at least one image),
+    or one image file with an optional ``label``."""
+    if not is_zip(data):
+        return ingest_image(data, max_pixels=max_pixels, label=validate_label(label), name=name)
+    if validate_label(label) is not None:
+        raise DatasetRejected(422, "invalid_label", "a zip's labels come from its folders; "
+                              "'label' goes with a single image")
+    return ingest_zip(data, max_pixels=max_pixels, min_images=1)
+
+
+def image_key(sha256: str) -> str:
+    """Where an image lives, relative to its dataset's prefix: named by content, so stored once."""
+    return f"images/{sha256}.png"
+
+
+def _file_entry(image: IngestedImage) -> dict[str, Any]:
+    return {"key": image_key(image.sha256), "sha256": image.sha256, "label": image.label,
+            "width": image.width, "height": image.height}
+
+
+def _with_files(manifest: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
+    """``manifest`` listing ``files`` sorted by sha256 (so not in upload order), with counts to match."""
+    label_counts = Counter(entry["label"] for entry in files if entry["label"] is not None)
+    return {**manifest,
+            "counts": {"images": len(files), "labels": dict(sorted(label_counts.items()))},
+            "labeled": bool(label_counts),
+            "files": sorted(files, key=lambda entry: str(entry["sha256"]))}
 
 
 def build_manifest(
@@ -232,25 +303,42 @@ def build_manifest(
     created_at: float,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """The dataset manifest; ``files`` is sorted by sha256, so it does not depend on the zip's order."""
-    label_counts: dict[str, int] = {}
-    for image in images:
-        if image.label is not None:
-            label_counts[image.label] = label_counts.get(image.label, 0) + 1
-    files = [{"key": f"images/{image.sha256}.png", "sha256": image.sha256, "label": image.label,
-              "width": image.width, "height": image.height}
-             for image in sorted(images, key=lambda image: image.sha256)]
-    return {
-        "schema": MANIFEST_SCHEMA,
-        "id": dataset_id,
-        "tenant": tenant,
-        "name": name,
-        "licence": licence,
-        "created_at": created_at,
-        "counts": {"images": len(images), "labels": dict(sorted(label_counts.items()))},
-        "labeled": bool(label_counts),
-        "files": files,
-    }
+    """Version 1 of a dataset's manifest."""
+    first = {"schema": MANIFEST_SCHEMA, "id": dataset_id, "tenant": tenant, "name": name, "licence": licence,
+             "version": 1, "parent_sha256": None, "created_at": created_at}
+    return _with_files(first, [_file_entry(image) for image in images])
+
+
+def manifest_version(manifest: dict[str, Any]) -> int:
+    """The manifest's version; manifests written before versioning are version 1."""
+    return int(manifest.get("version", 1))
+
+
+def grow_manifest(manifest: dict[str, Any], images: list[IngestedImage], created_at: float) -> dict[str, Any]:
+    """The next version of ``manifest``: its files plus ``images``, pointing back at it by hash.
+    ``created_at`` is this version's time."""
+    child = {**manifest, "version": manifest_version(manifest) + 1, "parent_sha256": manifest_sha256(manifest),
+             "created_at": created_at}
+    return _with_files(child, [*manifest["files"], *(_file_entry(image) for image in images)])
+
+
+def images_to_add(manifest: dict[str, Any], ingested: IngestedDataset,
+                  max_images: int = MAX_DATASET_IMAGES) -> tuple[list[IngestedImage], int]:
+    """The ingested images the dataset does not hold yet, and how many duplicates were skipped
+    (already in the dataset, or repeated in the upload).
+
+    A labeled dataset takes only labeled images and an unlabeled one only unlabeled images
+    (422 mixed_labels); new labels are welcome. 413 too_many_images past ``max_images`` in all."""
+    if ingested.labeled != manifest["labeled"]:
+        wanted = "labeled (label/image.png, or a 'label')" if manifest["labeled"] else "unlabeled"
+        raise DatasetRejected(422, "mixed_labels", f"this dataset takes only {wanted} images",
+                              {"dataset_labeled": bool(manifest["labeled"])})
+    held = {entry["sha256"] for entry in manifest["files"]}
+    new = [image for image in ingested.images if image.sha256 not in held]
+    if len(held) + len(new) > max_images:
+        raise DatasetRejected(413, "too_many_images", f"a dataset holds at most {max_images} images",
+                              {"images": len(held), "adding": len(new), "max_images": max_images})
+    return new, ingested.duplicates + len(ingested.images) - len(new)
 
 
 def manifest_sha256(manifest: dict[str, Any]) -> str:

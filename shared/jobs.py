@@ -5,6 +5,10 @@ Keys (all under ``af:``):
   tenant:{t}:jobs     sorted set of the tenant's job ids by creation time (ms)
   jobs:running        set of running job ids (the reaper's work list)
   idem:{t}:{key}      "{job_id} {body_sha256}" for an Idempotency-Key, 24 h
+
+A finished job's record expires ``finished_ttl_s`` after it finished; the housekeeping task
+(``workers.housekeeping``) prunes what still points at it, and expires results past their
+tenant's retention (``expire_results`` here marks the record).
 """
 
 from __future__ import annotations
@@ -94,6 +98,14 @@ end
 return {'ok', cur}
 """
 
+# Never recreate an expired record: mark it only while it exists (its TTL stays as it was).
+# KEYS: job hash.  ARGV: results_expired_at.
+_EXPIRE_RESULTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'results', '[]', 'artifacts', '[]', 'results_expired_at', ARGV[1])
+return 1
+"""
+
 _JSON_FIELDS = ("params", "inputs", "progress", "error", "results", "artifacts")
 
 
@@ -118,6 +130,8 @@ class Job:
     key_id: str
     worker: str
     artifacts: list[dict[str, Any]]
+    # When housekeeping deleted the stored results (the tenant's retention ran out).
+    results_expired_at: float | None = None
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -148,6 +162,7 @@ class Job:
             key_id=data.get("key_id", ""),
             worker=data.get("worker", ""),
             artifacts=data["artifacts"] or [],
+            results_expired_at=opt_float("results_expired_at"),
         )
 
 
@@ -160,6 +175,7 @@ class JobStore:
         self.redis = client
         self.finished_ttl_s = finished_ttl_s
         self._transition = client.register_script(_TRANSITION_LUA)
+        self._expire_results = client.register_script(_EXPIRE_RESULTS_LUA)
 
     @staticmethod
     def job_key(job_id: str) -> str:
@@ -382,6 +398,11 @@ class JobStore:
             return
         kept = [a for a in job.artifacts if a.get("name") != artifact["name"]]
         self.redis.hset(self.job_key(job_id), "artifacts", json.dumps([*kept, artifact]))
+
+    def expire_results(self, job_id: str, at: float) -> bool:
+        """Record that the job's stored results (and artifacts) were deleted: it then lists none.
+        False when the record itself has expired already."""
+        return bool(self._expire_results(keys=[self.job_key(job_id)], args=[repr(at)]))
 
     def request_cancel(self, job_id: str) -> None:
         self.redis.hset(self.job_key(job_id), "cancel_requested", "1")

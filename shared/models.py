@@ -78,15 +78,31 @@ class ModelIndex:
             self._log_promotion(name, version, "first version")
         return promoted
 
-    def promote(self, name: str, version: int, reason: str) -> None:
+    def promote(self, name: str, version: int, reason: str, *, expected_current: int | None = None,
+                details: dict[str, Any] | None = None) -> bool:
+        """Make ``version`` the promoted one and log why. With ``expected_current`` it happens
+        only if that version is still the promoted one (a gate's decision compared against it);
+        returns whether the promotion happened."""
         if self.card(name, version) is None:
             raise UnknownModel(f"{name}@{version}")
-        self.redis.set(self._k(name, "promoted"), str(version))
-        self._log_promotion(name, version, reason)
+        key = self._k(name, "promoted")
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                current = pipe.get(key)
+                if expected_current is not None and current != str(expected_current):
+                    return False
+                pipe.multi()
+                pipe.set(key, str(version))
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        self._log_promotion(name, version, reason, details)
+        return True
 
-    def _log_promotion(self, name: str, version: int, reason: str) -> None:
-        entry = json.dumps({"version": version, "reason": reason, "at": time.time()})
-        self.redis.rpush(self._k(name, "history"), entry)
+    def _log_promotion(self, name: str, version: int, reason: str, details: dict[str, Any] | None = None) -> None:
+        entry = {"version": version, "reason": reason, "at": time.time(), **(details or {})}
+        self.redis.rpush(self._k(name, "history"), json.dumps(entry))
 
     def names(self) -> list[str]:
         return sorted(cast(set[str], self.redis.smembers(f"{PREFIX}models")))

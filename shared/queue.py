@@ -16,8 +16,11 @@ from shared.contract import (
     QUEUE_INFERENCE,
     QUEUE_MAINTENANCE,
     QUEUE_TRAINING,
+    TASK_EXPIRE_RESULTS,
+    TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
     TASK_RENDER_STYLE_THUMBNAILS,
+    TASK_RETRAIN,
     TASK_RUN_JOB,
     get_kind,
     job_payload,
@@ -28,6 +31,7 @@ from shared.settings import Settings
 def make_celery(settings: Settings, main: str = "artforge") -> Celery:
     app = Celery(main, broker=settings.redis_url, set_as_current=False)
     longest_job_s = max(settings.training_hard_limit_s, settings.inference_hard_limit_s)
+    housekeeping_s = max(1, settings.housekeeping_interval_s)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -41,6 +45,9 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
         task_routes={
             TASK_REAP_LEASES: {"queue": QUEUE_MAINTENANCE},
             TASK_RENDER_STYLE_THUMBNAILS: {"queue": QUEUE_MAINTENANCE},
+            TASK_PRUNE_EXPIRED_JOB_KEYS: {"queue": QUEUE_MAINTENANCE},
+            TASK_EXPIRE_RESULTS: {"queue": QUEUE_MAINTENANCE},
+            TASK_RETRAIN: {"queue": QUEUE_MAINTENANCE},
         },
         broker_transport_options={
             "visibility_timeout": longest_job_s + 3600,
@@ -56,11 +63,26 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
         beat_scheduler="redbeat.RedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="af:redbeat:",
+        # Beat wakes at least this often, so schedules added at run time start promptly;
+        # a standby beat takes over within the lock timeout when the active one dies.
+        beat_max_interval=5,
+        redbeat_lock_timeout=30,
         beat_schedule={
             "reap-expired-leases": {
                 "task": TASK_REAP_LEASES,
                 "schedule": float(max(1, settings.heartbeat_s)),
                 "options": {"expires": 30},
+            },
+            # A missed run is not worth queueing up: the next one does the same work.
+            "prune-expired-job-keys": {
+                "task": TASK_PRUNE_EXPIRED_JOB_KEYS,
+                "schedule": float(housekeeping_s),
+                "options": {"expires": housekeeping_s},
+            },
+            "expire-results": {
+                "task": TASK_EXPIRE_RESULTS,
+                "schedule": float(housekeeping_s),
+                "options": {"expires": housekeeping_s},
             },
         },
     )

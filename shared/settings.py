@@ -41,6 +41,10 @@ class Settings:
     training_hard_limit_s: int = 6 * 3600 + 300
     presign_expiry_s: int = 3600
     device: str = "auto"
+    # Threads each worker process gives torch on the CPU (0: torch's default, one per core).
+    # Set it to cores / worker processes when several workers share a machine's CPUs:
+    # oversubscribed torch threads slow training on 2 cores by an order of magnitude.
+    torch_threads: int = 0
     # Retry-After seconds sent with 503 answers.
     retry_after_s: int = 5
     # Provenance. The watermark key is a secret: with the empty default the public development key
@@ -58,6 +62,12 @@ class Settings:
     # bucket created with object lock (ObjectStore.ensure_buckets does so when this is set).
     results_retention_days: int = 0
     results_retention_mode: str = "GOVERNANCE"
+    # Results expiry, unlike the object lock above: a tenant's results (and everything else under
+    # {tenant}/{job_id}/) are deleted this many days after their job finished; fractions allowed;
+    # 0 = kept forever. Each tenant's own policy (PUT /v1/tenants/{tenant}/policy) overrides it.
+    results_expire_days: float = 0
+    # How often beat runs the housekeeping tasks: pruning keys of expired job records, expiring results.
+    housekeeping_interval_s: int = 3600
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -78,4 +88,6 @@ def _parse(raw: str, type_name: Any) -> Any:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if kind == "int":
         return int(raw)
+    if kind == "float":
+        return float(raw)
     return raw

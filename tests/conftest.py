@@ -86,6 +86,12 @@ class ApiClient:
     def post(self, path: str, **kw: Any) -> requests.Response:
         return requests.post(self._url(path), headers=self._headers(kw.pop("headers", None)), timeout=60, **kw)
 
+    def put(self, path: str, **kw: Any) -> requests.Response:
+        return requests.put(self._url(path), headers=self._headers(kw.pop("headers", None)), timeout=60, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return requests.delete(self._url(path), headers=self._headers(kw.pop("headers", None)), timeout=30, **kw)
+
     def _url(self, path: str) -> str:
         return path if path.startswith("http") else self.base + path
 

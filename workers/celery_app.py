@@ -22,6 +22,10 @@ app.conf.update(
 def _fresh_clients_in_child(**_: object) -> None:
     # Never share Redis/S3 sockets (or, later, CUDA state) with the forking parent.
     reset_after_fork()
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
 
 
 @worker_ready.connect

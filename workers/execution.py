@@ -24,6 +24,7 @@ from shared.dataset_store import DatasetRecord, dataset_prefix
 from shared.images import decode_image
 from shared.jobs import Job, JobStatus, TransitionRefused
 from shared.objects import ObjectNotFound
+from workers.housekeeping import ResultsLedger
 from workers.pipelines import InvalidJobInput, JobCanceled, JobContext, PipelineResult, get_pipeline
 from workers.provenance.recording import ResultRecorder, parallel_map
 from workers.runtime import Runtime
@@ -75,6 +76,10 @@ def execute_job(rt: Runtime, job_id: str) -> str:
             inputs = load_inputs(rt, job)
             result = run_pipeline(rt, job, inputs)
             results = store_results(rt, job, result, inputs)
+            if results:
+                # Entered before the transition: should this attempt die now, the stored objects
+                # are still expired in time (a rerun enters the job again, later).
+                ResultsLedger(rt.jobs.redis).record(job.tenant, job_id, time.time())
             rt.jobs.finish(job_id, JobStatus.SUCCEEDED, results=results)
             return "succeeded"
         except JobCanceled:
@@ -162,16 +167,23 @@ def store_results(rt: Runtime, job: Job, result: PipelineResult,
 
 
 class S3Datasets:
-    """The tenant's datasets as the training pipeline reads them."""
+    """The tenant's datasets as the training pipeline reads them.
+
+    A dataset's record names its newest manifest (``manifests/v{n}.json``). The record is read
+    once per job attempt and kept, so manifest, manifest hash and images all belong to the same
+    version even when images are added to the dataset while the job runs."""
 
     def __init__(self, rt: Runtime, tenant: str):
         self.rt, self.tenant = rt, tenant
+        self._records: dict[str, DatasetRecord] = {}
 
     def _record(self, dataset_id: str) -> DatasetRecord:
-        record = self.rt.datasets.get_for_tenant(dataset_id, self.tenant)
-        if record is None:
-            raise InvalidJobInput(f"dataset {dataset_id} no longer exists", code="unknown_dataset")
-        return record
+        if dataset_id not in self._records:
+            record = self.rt.datasets.get_for_tenant(dataset_id, self.tenant)
+            if record is None:
+                raise InvalidJobInput(f"dataset {dataset_id} no longer exists", code="unknown_dataset")
+            self._records[dataset_id] = record
+        return self._records[dataset_id]
 
     def manifest(self, dataset_id: str) -> dict[str, Any]:
         record = self._record(dataset_id)

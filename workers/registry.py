@@ -44,6 +44,16 @@ class ModelRegistry:
         version, card = self.index.resolve(parsed)
         return parsed.name, version, card
 
+    def weights(self, name: str, version: int) -> dict[str, Any]:
+        """A version's tensors, checked against the sha256 its card records."""
+        card = self.index.card(name, version)
+        if card is None:
+            raise UnknownModel(f"{name}@{version}")
+        weights = self.objects.get_bytes(self.bucket, weights_key(name, version))
+        if sha256_hex(weights) != card["weights_sha256"]:
+            raise RuntimeError(f"weights of {name}@{version} do not match their card")
+        return dict(load_safetensors(weights))
+
     def load(self, name: str, version: int, build: Callable[[dict[str, Any], dict[str, Any]], Any]) -> Any:
         """The model ``build(card, state_dict)`` made from a version's weights, cached (LRU)."""
         key = (name, version)
@@ -51,16 +61,10 @@ class ModelRegistry:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        card = self.index.card(name, version)
-        if card is None:
-            raise UnknownModel(f"{name}@{version}")
-        weights = self.objects.get_bytes(self.bucket, weights_key(name, version))
-        if sha256_hex(weights) != card["weights_sha256"]:
-            raise RuntimeError(f"weights of {name}@{version} do not match their card")
-        model = build(card, load_safetensors(weights))
+        state = self.weights(name, version)
+        model = build(self.index.card(name, version) or {}, state)
         with self._lock:
             self._cache[key] = model
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return model
-

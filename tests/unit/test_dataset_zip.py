@@ -1,22 +1,30 @@
-"""Dataset zips: labels from folders, normalised and deduplicated images, hostile zips refused whole."""
+"""Dataset zips: labels from folders, normalised and deduplicated images, hostile zips refused whole;
+images added to a dataset and the manifest versions they make."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 import zipfile
+from dataclasses import asdict
 
 import pytest
 from PIL import Image
 
+from shared.dataset_store import DatasetRecord, DatasetVersion
 from shared.datasets import (
     MANIFEST_SCHEMA,
     DatasetRejected,
     IngestedImage,
     build_manifest,
+    grow_manifest,
+    images_to_add,
+    ingest_addition,
     ingest_zip,
     manifest_sha256,
+    validate_label,
     validate_licence,
 )
 
@@ -94,11 +102,12 @@ def test_images_are_normalised_to_rgb_png_and_hashed() -> None:
     assert (by_name["photo.jpg"].width, by_name["photo.jpg"].height) == (7, 2)
 
 
-def test_duplicate_images_are_kept_once() -> None:
+def test_duplicate_images_are_kept_once_and_counted() -> None:
     images = distinct_pngs(8)
     members = {f"{i}.png": data for i, data in enumerate(images)} | {"copy.png": images[0]}
     dataset = ingest_zip(make_zip(members), max_pixels=MAX_PIXELS)
     assert len(dataset.images) == 8 and len({image.sha256 for image in dataset.images}) == 8
+    assert dataset.duplicates == 1
 
 
 def test_duplicates_do_not_count_towards_the_minimum() -> None:
@@ -237,3 +246,118 @@ def test_manifest_hash_is_stable_under_reordering_and_changes_with_content() -> 
     assert manifest_sha256(build_manifest("ds1", "t", "MIT", images[::-1], created_at=2.0, name="n")) == digest
     assert manifest_sha256(build_manifest("ds1", "t", "MIT", images[1:], created_at=2.0, name="n")) != digest
     assert manifest_sha256(build_manifest("ds1", "t", "Apache-2.0", images, created_at=2.0, name="n")) != digest
+
+
+# -- images added to a dataset, and manifest versions -------------------------------------
+
+
+def test_an_addition_may_be_a_zip_of_one_image() -> None:
+    added = ingest_addition(make_zip({"cats/1.png": png((1, 2, 3))}), max_pixels=MAX_PIXELS)
+    assert [(image.label, image.source_name) for image in added.images] == [("cats", "cats/1.png")]
+
+
+def test_an_addition_may_be_one_image_with_or_without_a_label() -> None:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (7, 5), (0, 0, 200)).save(jpeg, format="JPEG")
+    labeled = ingest_addition(jpeg.getvalue(), max_pixels=MAX_PIXELS, label=" cats ", name="photo.jpg")
+    (image,) = labeled.images
+    assert (image.label, image.source_name, image.width, image.height) == ("cats", "photo.jpg", 7, 5)
+    assert Image.open(io.BytesIO(image.png)).format == "PNG" and image.sha256 == hashlib.sha256(image.png).hexdigest()
+    assert ingest_addition(jpeg.getvalue(), max_pixels=MAX_PIXELS, label="").images[0].label is None
+
+
+@pytest.mark.parametrize("data,label,status,code", [
+    (b"hello", None, 415, "unsupported_image"),
+    (png((1, 2, 3), (100, 100)), None, 413, "image_too_large"),
+    (make_zip({"cats/1.png": png((1, 2, 3))}), "cats", 422, "invalid_label"),
+    (make_zip({}), None, 422, "empty_dataset"),
+    (b"PK\x03\x04 broken", None, 415, "not_a_zip"),
+])
+def test_additions_that_are_refused(data: bytes, label: str | None, status: int, code: str) -> None:
+    with pytest.raises(DatasetRejected) as caught:
+        ingest_addition(data, max_pixels=5000, label=label)
+    assert (caught.value.status, caught.value.code) == (status, code)
+
+
+@pytest.mark.parametrize("label", ["cats", "Ölgemälde", "late 1890s", "a" * 200])
+def test_labels_a_folder_could_carry_are_accepted(label: str) -> None:
+    assert validate_label(label) == label
+
+
+@pytest.mark.parametrize("label", ["a/b", "..", ".hidden", "a\\b", "tab\there", "__MACOSX", "a" * 201])
+def test_labels_a_folder_could_not_carry_are_refused(label: str) -> None:
+    with pytest.raises(DatasetRejected) as caught:
+        validate_label(label)
+    assert (caught.value.status, caught.value.code) == (422, "invalid_label")
+
+
+def ingested(members: dict[str, bytes]) -> list[IngestedImage]:
+    return ingest_addition(make_zip(members), max_pixels=MAX_PIXELS).images
+
+
+def test_a_grown_manifest_is_the_next_version_and_points_at_its_parent() -> None:
+    first = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0, name="n")
+    assert (first["version"], first["parent_sha256"]) == (1, None)
+    new = ingested({"green/1.png": png((0, 200, 0)), "red/x.png": png((200, 0, 1))})
+    second = grow_manifest(first, new, created_at=2.0)
+    assert (second["version"], second["parent_sha256"], second["created_at"]) == (2, manifest_sha256(first), 2.0)
+    assert (second["id"], second["tenant"], second["name"], second["licence"]) == ("ds1", "t", "n", "MIT")
+    assert second["counts"] == {"images": 11, "labels": {"blue": 5, "green": 1, "red": 5}}
+    hashes = [entry["sha256"] for entry in second["files"]]
+    assert hashes == sorted(hashes) and set(hashes) >= {entry["sha256"] for entry in first["files"]}
+    assert grow_manifest(second, [], created_at=3.0)["parent_sha256"] == manifest_sha256(second)
+
+
+def test_a_manifest_from_before_versions_grows_into_version_two() -> None:
+    legacy = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0)
+    del legacy["version"], legacy["parent_sha256"]
+    assert grow_manifest(legacy, [], created_at=2.0)["version"] == 2
+
+
+def test_images_already_in_the_dataset_are_duplicates() -> None:
+    manifest = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0)
+    held = distinct_pngs(9)[0]  # red/0.png of the dataset
+    upload = ingest_addition(make_zip({"red/a.png": held, "cats/b.png": png((1, 2, 3)), "cats/c.png": png((1, 2, 3))}),
+                             max_pixels=MAX_PIXELS)
+    new, duplicates = images_to_add(manifest, upload)
+    assert [image.source_name for image in new] == ["cats/b.png"] and duplicates == 2
+
+
+def test_labeled_and_unlabeled_additions_must_match_the_dataset() -> None:
+    labeled = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0)
+    unlabeled_images = ingest_addition(png((1, 2, 3)), max_pixels=MAX_PIXELS)
+    with pytest.raises(DatasetRejected) as caught:
+        images_to_add(labeled, unlabeled_images)
+    assert (caught.value.status, caught.value.code) == (422, "mixed_labels")
+    unlabeled = build_manifest("ds2", "t", "MIT", unlabeled_images.images, created_at=1.0)
+    with pytest.raises(DatasetRejected) as caught:
+        images_to_add(unlabeled, ingest_addition(png((4, 5, 6)), max_pixels=MAX_PIXELS, label="cats"))
+    assert caught.value.code == "mixed_labels"
+
+
+def test_a_dataset_cannot_grow_past_its_image_cap() -> None:
+    manifest = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0)
+    with pytest.raises(DatasetRejected) as caught:
+        images_to_add(manifest, ingest_addition(png((1, 2, 3)), max_pixels=MAX_PIXELS, label="x"), max_images=9)
+    assert (caught.value.status, caught.value.code) == (413, "too_many_images")
+
+
+def test_a_record_from_before_versions_reads_as_version_one() -> None:
+    legacy = {"id": "ds1", "tenant": "t", "name": None, "licence": "MIT", "images": 9, "labels": {"red": 9},
+              "manifest_key": "t/ds1/manifest.json", "manifest_sha256": "a" * 64, "created_at": 5.0}
+    record = DatasetRecord.from_json(json.dumps(legacy))
+    assert record.version == 1 and record.public()["version"] == 1
+    assert record.versions() == [DatasetVersion(1, "a" * 64, 9, 5.0)]
+
+
+def test_a_record_at_a_new_version_keeps_its_history_through_redis_json() -> None:
+    manifest = build_manifest("ds1", "t", "MIT", labeled_dataset_images(), created_at=1.0)
+    record = DatasetRecord(id="ds1", tenant="t", name=None, licence="MIT", images=0, created_at=1.0)
+    record = record.at_version(manifest, "t/ds1/manifests/v1.json", "1" * 64)
+    grown = grow_manifest(manifest, ingested({"green/1.png": png((0, 200, 0))}), created_at=2.0)
+    record = record.at_version(grown, "t/ds1/manifests/v2.json", "2" * 64)
+    assert (record.version, record.images, record.manifest_key, record.created_at) == (
+        2, 10, "t/ds1/manifests/v2.json", 1.0)
+    assert DatasetRecord.from_json(json.dumps(asdict(record))) == record
+    assert [(v.version, v.manifest_sha256, v.images, v.created_at) for v in record.versions()] == [
+        (1, "1" * 64, 9, 1.0), (2, "2" * 64, 10, 2.0)]

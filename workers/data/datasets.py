@@ -35,13 +35,18 @@ def square_resize(image: Image.Image, resolution: int) -> np.ndarray:
     return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
+def procedural_fingerprint(params: dict[str, Any]) -> str:
+    """What stands for the manifest sha256 of the generated dataset: the same parameters make
+    the same images."""
+    return f"procedural:per_style={params['per_style']}:size={params['resolution']}:seed={params['seed']}"
+
+
 def load_training_images(params: dict[str, Any], ctx: JobContext) -> TrainingData:
     resolution = params["resolution"]
     if params["dataset"] == PROCEDURAL:
         images, labels = make_dataset(params["per_style"], resolution, seed=params["seed"])
         return TrainingData(images, labels, [s.name for s in STYLES], {s.name: s.description for s in STYLES},
-                            PROCEDURAL_RECORD.licence,
-                            f"procedural:per_style={params['per_style']}:size={resolution}:seed={params['seed']}")
+                            PROCEDURAL_RECORD.licence, procedural_fingerprint(params))
     manifest = ctx.datasets.manifest(params["dataset"])
     if not manifest.get("licence"):
         raise InvalidJobInput("the dataset declares no licence; training on it is refused", code="licence_required")

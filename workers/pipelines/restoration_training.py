@@ -18,16 +18,20 @@ from workers.data.datasets import load_training_images
 from workers.devices import torch_device
 from workers.models.restoration import RestorationConfig
 from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn
+from workers.pipelines.restoration import build_restoration_model
 from workers.pipelines.training import (
     HELD_OUT_FRACTION,
     TrainingRun,
     dataset_facts,
+    publish_version,
     register_trainer,
     split_held_out,
-    weights_bytes,
+    starting_weights,
 )
+from workers.restoration.learned import load_inpainter
+from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
 from workers.training.restoration import RestorationTrainConfig, train_restoration
-from workers.training.restoration_eval import evaluate_restoration
+from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
 
 ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector"
 
@@ -37,17 +41,18 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
                             ctx: JobContext) -> PipelineResult:
     progress(0.0, "loading data", params["dataset"])
     data = load_training_images(params, ctx)
-    train_idx, held_idx = split_held_out(data.labels, HELD_OUT_FRACTION, params["seed"])
+    train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
     check_cancel()
 
     model_config = RestorationConfig()
     train_config = RestorationTrainConfig(
         steps=params["steps"], batch_size=params["batch_size"], patch=params["patch"], seed=params["seed"],
         checkpoint_every=params["checkpoint_every"], sample_every=params["sample_every"])
+    init_weights, init = starting_weights(params, ctx, lambda card: restoration_incompatibility(card, model_config))
     run = TrainingRun(ctx, progress)
     result = train_restoration(
         list(data.images[train_idx]), model_config, train_config,
-        resume=run.resume, on_progress=run.on_progress, check_cancel=check_cancel,
+        resume=run.resume, init_weights=init_weights, on_progress=run.on_progress, check_cancel=check_cancel,
         save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
@@ -65,18 +70,33 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
         "resolution": params["resolution"],
         "labels": [],
         "dataset": dataset_facts(params, data, len(held_idx)),
-        "training": run.facts(result.steps_done, params, result.final_losses),
+        "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
         "metrics": metrics,
         "created_at": time.time(),
     }
     weights = {**{f"inpainter.{k}": v for k, v in result.inpainter_state.items()},
                **{f"detector.{k}": v for k, v in result.detector_state.items()}}
-    version, promoted = ctx.models.publish(params["model"], weights_bytes(weights), card)
-    progress(1.0, "registered", f"{params['model']}@{version}")
+
+    def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
+        progress(0.92, "promotion gate", f"hole PSNR against {params['model']}@{incumbent_version}")
+        held = list(data.images[held_idx])
+        incumbent, _ = ctx.models.load(params["model"], incumbent_version, build_restoration_model)
+        challenger = load_inpainter(result.inpainter_state, model_config)
+        return gate(Metric("pooled_hole_psnr", higher_is_better=True),
+                    lambda net, seed: learned_pooled_hole_psnr(net, held, seed), challenger, incumbent,
+                    incumbent_version, params.get("promotion_margin", DEFAULT_MARGIN))
+
+    published = publish_version(ctx, params, weights, card, challenge)
+    progress(1.0, "registered", f"{params['model']}@{published['version']}")
     # The last sample grid (damaged | mask | restored | clean) is the job's result image.
     grid = ctx.workspace.load(f"samples-step-{result.steps_done:06d}.png")
     images = [Image.open(io.BytesIO(grid)).convert("RGB")] if grid else []
-    return PipelineResult(images=images, metadata={
-        "model": {"name": params["model"], "version": version, "promoted": promoted},
-        "metrics": metrics,
-    })
+    return PipelineResult(images=images, metadata={"model": published, "metrics": metrics})
+
+
+def restoration_incompatibility(card: dict[str, Any], config: RestorationConfig) -> str | None:
+    if card.get("task") != "restoration":
+        return f"it is a {card.get('task')} model"
+    if RestorationConfig.from_dict(card["restoration_config"]) != config:
+        return "its network configuration differs from this run's"
+    return None

@@ -9,6 +9,7 @@ first (the training loop does that), then the job ends ``canceled``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Callable
@@ -21,11 +22,14 @@ from shared.dataset_store import PROCEDURAL
 from workers.data.attributes import ATTRIBUTE_NAMES, colour_attributes
 from workers.data.datasets import TrainingData, load_training_images
 from workers.devices import torch_device
-from workers.models.gan import GanConfig
+from workers.metrics.swd import sliced_wasserstein
+from workers.models.gan import GanConfig, Generator, generate
 from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn, register_pipeline
+from workers.pipelines.creation import choose_conditions, generator_from_card
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
-from workers.training.evaluation import evaluate_generator
+from workers.training.evaluation import SAMPLES_PER_LABEL_MIN, build_generator, evaluate_generator
 from workers.training.gan import TrainConfig, train_gan
+from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
 
 CHECKPOINT = "checkpoint.safetensors"
 HELD_OUT_FRACTION = 0.2
@@ -33,16 +37,20 @@ HELD_OUT_FRACTION = 0.2
 ATTRIBUTE_SAMPLES_PER_LABEL = 64
 
 
-def split_held_out(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a fixed, per-label stratified held-out split (train, held_out)."""
-    rng = np.random.default_rng(seed)
-    held: list[int] = []
+def split_held_out(images: np.ndarray, labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held_out) of a split decided by each image's content: an image is held
+    out when its hash falls below ``fraction``, so the split stays put as a dataset grows (an
+    image held out once is held out in every later version, and a model never trains on the
+    images a later version is compared with it on). A label the hash gives no held-out image
+    lends its lowest-hashed one."""
+    position = np.array([int.from_bytes(hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()[:8], "big")
+                         / 2.0**64 for image in images])
+    held = position < fraction
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        held.extend(rng.permutation(members)[: max(1, int(len(members) * fraction))].tolist())
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+        if len(members) > 1 and not held[members].any():
+            held[members[np.argmin(position[members])]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -128,6 +136,51 @@ def weights_bytes(state: dict[str, Any]) -> bytes:
     return save({k: v.contiguous() for k, v in state.items()})
 
 
+def starting_weights(params: dict[str, Any], ctx: JobContext,
+                     incompatibility: Callable[[dict[str, Any]], str | None]) -> tuple[dict[str, Any] | None, dict]:
+    """The weights a run starts from, and the model card's "init" section.
+
+    ``params.init_from`` "promoted" fine-tunes the promoted version of ``params.model`` when
+    ``incompatibility(its card)`` finds nothing in the way (say, a GAN whose labels changed);
+    otherwise, and by default ("scratch"), the run starts from random weights."""
+    if params.get("init_from", "scratch") != "promoted":
+        return None, {"from": "scratch"}
+    name = params["model"]
+    version = ctx.models.index.promoted(name)
+    if version is None:
+        return None, {"from": "scratch", "reason": f"{name} has no promoted version yet"}
+    problem = incompatibility(ctx.models.index.card(name, version) or {})
+    if problem:
+        return None, {"from": "scratch", "reason": f"{name}@{version} cannot be fine-tuned: {problem}"}
+    return ctx.models.weights(name, version), {"from": f"{name}@{version}"}
+
+
+Challenge = Callable[[int, dict[str, Any]], GateDecision]
+
+
+def publish_version(ctx: JobContext, params: dict[str, Any], weights: dict[str, Any], card: dict[str, Any],
+                    challenge: Challenge) -> dict[str, Any]:
+    """Register a trained version and decide whether it serves.
+
+    ``params.promote`` "if_first" (the default): the first version of a name is promoted, later
+    ones wait for a manual promotion. "if_better": the promotion gate scores this version and
+    the promoted one with ``challenge(incumbent_version, incumbent_card)``; the new version is
+    promoted only if the gate says so, and only if the promoted version is still the one it
+    was compared with. The decision is kept in the card and the promotion history."""
+    name, index = params["model"], ctx.models.index
+    incumbent = index.promoted(name)
+    decision = None
+    if params.get("promote") == "if_better" and incumbent is not None:
+        decision = challenge(incumbent, index.card(name, incumbent) or {})
+        card = {**card, "promotion_gate": decision.to_dict()}
+    version, promoted = ctx.models.publish(name, weights_bytes(weights), card)
+    if decision is not None and decision.promote:
+        promoted = index.promote(name, version, decision.reason, expected_current=incumbent,
+                                 details={"gate": decision.to_dict(), "job_id": ctx.job_id})
+    return {"name": name, "version": version, "promoted": promoted,
+            "gate": decision.to_dict() if decision is not None else None}
+
+
 # -- the GAN ----------------------------------------------------------------------------
 
 
@@ -137,16 +190,17 @@ def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: 
     progress(0.0, "loading data", params["dataset"])
     data = load_training_images(params, ctx)
     attrs = colour_attributes(data.images)
-    train_idx, held_idx = split_held_out(data.labels, HELD_OUT_FRACTION, params["seed"])
+    train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
     check_cancel()
 
     gan_config = GanConfig(resolution=params["resolution"], n_classes=len(data.label_names))
     train_config = TrainConfig(steps=params["steps"], batch_size=params["batch_size"], seed=params["seed"],
                                checkpoint_every=params["checkpoint_every"], sample_every=params["sample_every"])
+    init_weights, init = starting_weights(params, ctx, lambda card: gan_incompatibility(card, gan_config))
     run = TrainingRun(ctx, progress)
     result = train_gan(
         data.images[train_idx], data.labels[train_idx], attrs[train_idx], gan_config, train_config,
-        resume=run.resume, on_progress=run.on_progress, check_cancel=check_cancel,
+        resume=run.resume, init_weights=init_weights, on_progress=run.on_progress, check_cancel=check_cancel,
         save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
@@ -167,16 +221,44 @@ def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: 
         "attribute_samples": attribute_samples(attrs[train_idx], data.labels[train_idx], data.label_names,
                                                params["seed"]),
         "dataset": dataset_facts(params, data, len(held_idx)),
-        "training": run.facts(result.steps_done, params, result.final_losses),
+        "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
         "metrics": metrics,
         "created_at": time.time(),
     }
-    version, promoted = ctx.models.publish(params["model"], weights_bytes(result.g_ema_state), card)
-    progress(1.0, "registered", f"{params['model']}@{version}")
-    return PipelineResult(images=[grid], metadata={
-        "model": {"name": params["model"], "version": version, "promoted": promoted},
-        "metrics": metrics, "labels": data.label_names,
-    })
+
+    def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
+        progress(0.92, "promotion gate", f"SWD against {params['model']}@{incumbent_version}")
+        held = data.images[held_idx]
+        incumbent = ctx.models.load(params["model"], incumbent_version, generator_from_card)
+        challenger = build_generator(gan_config, result.g_ema_state)
+        return gate(Metric("swd", higher_is_better=False), lambda model, seed: generated_swd(*model, held, seed),
+                    (challenger, card), (incumbent, incumbent_card), incumbent_version,
+                    params.get("promotion_margin", DEFAULT_MARGIN), noise_floor=metrics["swd_real_floor"]["average"])
+
+    published = publish_version(ctx, params, result.g_ema_state, card, challenge)
+    progress(1.0, "registered", f"{params['model']}@{published['version']}")
+    return PipelineResult(images=[grid], metadata={"model": published, "metrics": metrics,
+                                                   "labels": data.label_names})
+
+
+def gan_incompatibility(card: dict[str, Any], config: GanConfig) -> str | None:
+    if card.get("task") != "creation":
+        return f"it is a {card.get('task')} model"
+    if GanConfig.from_dict(card["gan_config"]) != config:
+        return "its architecture, resolution or number of labels differs from this run's"
+    return None
+
+
+def generated_swd(generator: Generator, card: dict[str, Any], real: np.ndarray, seed: int) -> float:
+    """SWD (x1e3) between ``real`` and as many images (at least 64) generated the way creation
+    jobs ask the model for them; generated images are resized to the real ones' size."""
+    count = max(SAMPLES_PER_LABEL_MIN, len(real))
+    labels, attrs = choose_conditions(card, {"seed": seed, "count": count}, {}, {})
+    fake = generate(generator, labels, attrs, seed=seed)
+    side = real.shape[1]
+    if fake.shape[1] != side:
+        fake = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.Resampling.LANCZOS)) for f in fake])
+    return float(sliced_wasserstein(real, fake, seed=seed)["average"])
 
 
 def attribute_samples(attrs: np.ndarray, labels: np.ndarray, names: list[str], seed: int) -> dict[str, list]:

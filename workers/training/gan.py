@@ -192,6 +192,12 @@ class _Run:
         self.step = int(state["step"])
         return dict(state["losses"])
 
+    def start_from(self, generator_weights: dict[str, Tensor]) -> None:
+        """Fine-tuning: the generator (and its EMA) start from a trained version's weights; the
+        discriminator starts fresh and catches up within the first steps."""
+        self.g.load_state_dict(generator_weights)
+        self.g_ema.load_state_dict(generator_weights)
+
     def update_ema(self) -> None:
         decay = min(self.train_config.ema_decay, (1 + self.step) / (EMA_WARMUP + self.step))
         with torch.no_grad():
@@ -209,6 +215,7 @@ def train_gan(
     train_config: TrainConfig,
     *,
     resume: dict[str, Any] | None = None,
+    init_weights: dict[str, Tensor] | None = None,
     on_progress: Callable[[int, int, dict[str, float]], None] = lambda step, total, losses: None,
     check_cancel: Callable[[], None] = lambda: None,
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None,
@@ -216,7 +223,8 @@ def train_gan(
     device: str = "cpu",
 ) -> TrainResult:
     """Train from scratch, or from ``resume`` (a state given to ``save_checkpoint``) up to
-    ``train_config.steps``.
+    ``train_config.steps``. ``init_weights`` (a served generator's weights) starts a fresh run
+    from a trained version instead of from random weights; a resumed run ignores it.
 
     ``check_cancel`` is called before every step; when it raises, the state is checkpointed
     and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
@@ -230,6 +238,8 @@ def train_gan(
     data_attrs = torch.from_numpy(attrs.astype(np.float32)).to(dev)
     run = _Run(gan_config, train_config, len(images), dev)
     losses = run.load(resume) if resume is not None else {}
+    if resume is None and init_weights is not None:
+        run.start_from(init_weights)
     fixed = _sample_inputs(labels, attrs, gan_config, train_config.seed)
     policy, batch = train_config.augment, train_config.batch_size
 

@@ -241,6 +241,12 @@ class _Run:
             state.update(critic=self.critic.state_dict(), opt_critic=self.opt_critic.state_dict())
         return copy.deepcopy(state)
 
+    def start_from(self, weights: dict[str, torch.Tensor]) -> None:
+        """Fine-tuning: both networks start from a trained version's weights (the registry's
+        ``inpainter.*`` and ``detector.*`` tensors); optimizers and the critic start fresh."""
+        for prefix, network in (("inpainter.", self.inpainter), ("detector.", self.detector)):
+            network.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+
     def set_lr(self, lr: float) -> None:
         for opt in (self.opt_inpainter, self.opt_detector, self.opt_critic):
             for group in opt.param_groups if opt is not None else ():
@@ -279,6 +285,7 @@ def train_restoration(
     train_config: RestorationTrainConfig,
     *,
     resume: dict[str, Any] | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
     on_progress: Callable[[int, int, dict[str, float]], None] = lambda step, total, losses: None,
     check_cancel: Callable[[], None] = lambda: None,
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None,
@@ -287,6 +294,8 @@ def train_restoration(
 ) -> RestorationTrainResult:
     """Train from scratch, or from ``resume`` (a state given to ``save_checkpoint``) up to
     ``train_config.steps``, on clean uint8 [H,W,3] images of any sizes >= ``patch``.
+    ``init_weights`` (a registered version's weights) starts a fresh run from that version;
+    a resumed run ignores it.
 
     ``check_cancel`` is called before every step; when it raises, the state is checkpointed
     and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
@@ -297,6 +306,8 @@ def train_restoration(
     dev = torch.device(device)
     run = _Run(model_config, tc, len(images), dev)
     losses = run.load(resume) if resume is not None else {}
+    if resume is None and init_weights is not None:
+        run.start_from(init_weights)
     damage = tc.damage_config
     fixed = sample_inputs(images, tc.patch, damage, tc.seed)
 

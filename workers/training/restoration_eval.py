@@ -46,13 +46,31 @@ def _inpainting_scores(cleans: list[np.ndarray], repaired: list[np.ndarray], mas
     for key in rows[0]:
         values = [row[key] for row in rows if row[key] is not None]
         scores[key] = round(float(np.mean(values)), 3) if values else None
-    if any(m.any() for m in masks):  # every image's hole pixels as one [N, 1, 3] image
-        holes = [(c[m][:, None], r[m][:, None]) for c, r, m in zip(cleans, repaired, masks, strict=True)]
-        scores["pooled_hole_psnr"] = round(psnr(np.concatenate([h[0] for h in holes]),
-                                                np.concatenate([h[1] for h in holes])), 3)
-    else:
-        scores["pooled_hole_psnr"] = None
+    scores["pooled_hole_psnr"] = pooled_hole_psnr(cleans, repaired, masks)
     return scores
+
+
+def pooled_hole_psnr(cleans: Sequence[np.ndarray], repaired: Sequence[np.ndarray],
+                     masks: Sequence[np.ndarray]) -> float | None:
+    """PSNR of every hole pixel of every image at once (None when there are no holes)."""
+    if not any(m.any() for m in masks):
+        return None
+    # every image's hole pixels as one [N, 1, 3] image
+    holes = [(c[m][:, None], r[m][:, None]) for c, r, m in zip(cleans, repaired, masks, strict=True)]
+    return round(psnr(np.concatenate([h[0] for h in holes]), np.concatenate([h[1] for h in holes])), 3)
+
+
+def learned_pooled_hole_psnr(inpainter: torch.nn.Module, images: Sequence[np.ndarray], seed: int,
+                             damage: str = "holes_only", device: str = "cpu") -> float:
+    """The inpainter's pooled hole PSNR on ``images`` with damage simulated from ``seed``: the
+    promotion gate's score for restoration models."""
+    rng = np.random.default_rng([seed, 1])
+    damaged = [simulate_damage(c, rng, DAMAGE_PRESETS[damage]()) for c in images]
+    repaired = [inpaint_learned(inpainter, d.image, d.mask, device) for d in damaged]  # type: ignore[arg-type]
+    score = pooled_hole_psnr(list(images), repaired, [d.mask for d in damaged])
+    if score is None:
+        raise ValueError("the simulated damage left no holes to score")
+    return score
 
 
 def _stacked(masks: list[np.ndarray], gap: int) -> np.ndarray:
