@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo up down test test-fast bench lint
+.PHONY: venv browser demo up down test test-fast bench lint
 
 venv: $(STAMP)
 
@@ -25,10 +26,15 @@ down:
 demo: up
 	$(PY) -m client.demo
 
-test: venv
+# Headless Chromium for the gallery's browser test: Debian's package, installed once (playwright
+# drives it and never downloads a browser of its own).
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: venv browser
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv browser
 	$(PY) -m pytest -m 'not slow'
 
 bench: venv

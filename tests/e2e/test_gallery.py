@@ -1,0 +1,168 @@
+"""The gallery page at ``/`` in headless Chromium, against the real stack: log in with a key,
+upload a photo, paint it in a named style, see the result beside the photo, open its provenance;
+and follow a job by polling when there is no event stream.
+
+Debian's chromium (``make browser`` installs it), driven by Python playwright; playwright's own
+browser downloads are never used."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from deploy.devstack import Stack
+from tests.conftest import ApiClient, image_bytes
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run `make browser`")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Tests run as root, where Chromium's sandbox cannot start.
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page (its own sessionStorage) and the script errors and CSP violations it reports.
+    Chromium also logs every 4xx the page's fetches meet ("Failed to load resource"); the page
+    meets some on purpose (the admin probe, the events stream it falls back from), so those pass."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.set_default_timeout(15_000)
+    yield page, problems
+    context.close()
+
+
+def base_url(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.api_port}"
+
+
+def test_the_page_and_its_files_are_public_with_a_strict_content_security_policy(stack: Stack) -> None:
+    page = requests.get(base_url(stack) + "/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    for directive in ("default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
+                      "frame-ancestors 'none'"):
+        assert directive in policy
+    assert "unsafe-inline" not in policy and "http" not in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    script = requests.get(base_url(stack) + "/static/js/main.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    assert script.headers["Content-Security-Policy"] == policy
+    assert requests.get(base_url(stack) + "/static/nothing.js", timeout=10).status_code == 404
+    # Everything else still needs a key.
+    assert requests.get(base_url(stack) + "/v1/styles", timeout=10).status_code == 401
+
+
+def test_a_bad_key_shows_the_apis_error_message(stack: Stack, page: tuple[Any, list[str]]) -> None:
+    tab, problems = page
+    tab.goto(base_url(stack) + "/")
+    tab.fill("#api-key", "af_0123456789abcdef_not-a-real-secret")
+    tab.click("#login button[type=submit]")
+    notice = tab.locator("#notice")
+    notice.wait_for(state="visible")
+    assert notice.inner_text() == "the API key is not valid"
+    assert tab.locator("#app").is_hidden()
+    assert tab.evaluate("sessionStorage.getItem('artforge.apiKey')") is None
+    assert problems == []
+
+
+def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
+        stack: Stack, client: ApiClient, photo: Image.Image, page: tuple[Any, list[str]], tmp_path: Path) -> None:
+    tab, problems = page
+    tab.goto(base_url(stack) + "/")
+    tab.fill("#api-key", client.key)
+    tab.click("#login button[type=submit]")
+    tab.locator("#app").wait_for(state="visible")
+
+    tab.set_input_files("#upload-form input[type=file]", files=[
+        {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(photo, "JPEG")}])
+    tab.check("#upload-form input[name=requester_holds_rights]")
+    tab.click("#upload-form button[type=submit]")
+    tab.locator("#uploads li").first.wait_for()
+    assert "astronaut.jpg · 512×512 · rights declared" in tab.locator("#uploads li").first.inner_text()
+
+    tab.click("label.style-choice:has(input[value=starry-swirl])")
+    assert tab.is_checked("input[name=style][value=starry-swirl]")
+    tab.fill("#form-style_transfer input[name=max_side]", "384")
+    tab.click("#form-style_transfer button[type=submit]")
+
+    card = tab.locator("li.job.kind-style_transfer").first
+    result = card.locator(".results img.result-image:not(.pending)")
+    result.wait_for(timeout=90_000)
+    assert card.get_attribute("data-status") == "succeeded"
+    job_id = card.get_attribute("data-job-id")
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["params"]["style"] == "starry-swirl" and job["results"][0]["width"] == 384
+
+    photo_shown = card.locator("figure.input img")
+    assert result.evaluate("img => img.naturalWidth") == 384
+    assert photo_shown.evaluate("img => img.naturalWidth") > 0
+    photo_box, result_box = photo_shown.bounding_box(), result.bounding_box()
+    assert photo_box and result_box
+    assert photo_box["x"] + photo_box["width"] <= result_box["x"]  # side by side: photo left of result
+    assert abs(photo_box["y"] - result_box["y"]) < 40
+    assert card.locator(".summary").inner_text().count("starry-swirl") == 1
+
+    screenshot = tmp_path / "gallery.png"
+    tab.screenshot(path=str(screenshot), full_page=True)
+    shot = Image.open(io.BytesIO(screenshot.read_bytes()))
+    assert shot.format == "PNG" and shot.width == 1400 and shot.height >= 1000
+    pixels = np.asarray(shot.convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 20  # not a blank page
+    scale = shot.width / 1400
+    left, top = int(result_box["x"] * scale), int(result_box["y"] * scale)
+    painted = pixels[top:top + int(result_box["height"] * scale), left:left + int(result_box["width"] * scale)]
+    assert painted.size and painted.std() > 20  # the result image is rendered in the screenshot
+
+    card.locator("button.provenance").first.click()
+    dialog = tab.locator("dialog#provenance")
+    dialog.wait_for(state="visible")
+    tab.locator("#provenance-summary dt").first.wait_for()
+    summary = tab.locator("#provenance-summary").inner_text()
+    assert "style_transfer" in summary and job_id in summary and "AI-generated" in summary
+    record = json.loads(tab.locator("#provenance-json").text_content())
+    assert record["job_id"] == job_id and record["operation"] == "style_transfer"
+    tab.screenshot(path=str(tmp_path / "gallery-provenance.png"))
+    tab.click("#provenance-close")
+    dialog.wait_for(state="hidden")
+
+    # Without the event stream (an API that lacks it, or a proxy that refuses it) the page polls.
+    tab.route("**/v1/jobs/*/events", lambda route: route.fulfill(
+        status=404, content_type="application/json",
+        body=json.dumps({"error": {"code": "not_found", "message": "no events here", "details": {}}})))
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url))
+    tab.click("label.style-choice:has(input[value=rust-oil])")
+    tab.fill("#form-style_transfer input[name=max_side]", "128")
+    tab.click("#form-style_transfer button[type=submit]")
+    tab.locator("li.job.kind-style_transfer").nth(1).wait_for()  # the new card, above the first
+    polled_id = tab.locator("li.job.kind-style_transfer").first.get_attribute("data-job-id")
+    assert polled_id != job_id
+    polled = tab.locator(f"li.job[data-job-id='{polled_id}']")
+    polled.locator(".results img.result-image:not(.pending)").wait_for(timeout=60_000)
+    assert polled.get_attribute("data-status") == "succeeded"
+    assert sum(url.endswith(f"/v1/jobs/{polled_id}") for url in asked) >= 2
+
+    assert problems == []
+    print(f"screenshots: {screenshot} and {tmp_path / 'gallery-provenance.png'}")
