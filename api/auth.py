@@ -1,8 +1,13 @@
 """API keys: ``af_<key id>_<secret>``, stored hashed in Redis, owned by a tenant.
 
 Only the sha256 of the secret is stored (the secret is 256 random bits, so a slow hash
-adds nothing). Verified keys are cached per process for a few seconds to keep Redis off
-the hot path; revoking a key therefore takes effect within ``CACHE_S``.
+adds nothing); the raw key is shown once and written nowhere. A presented secret's digest is
+compared with ``hmac.compare_digest``, in constant time, so the answer's timing tells nothing
+about how much of the secret was right (whether a key id exists is no secret: it is not one).
+
+Every request reads its key's record (one HGETALL): a revoked key is refused from the next
+request on, in every API process. Within one request the answer is remembered, since the rate
+limiter and the authentication hook both ask.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
+from flask import g, has_request_context
 
 from shared.jobs import PREFIX
 
 KEY_PREFIX = "af_"
-CACHE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,6 @@ def _digest(secret: str) -> str:
 class KeyStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._cache: dict[str, tuple[float, Principal]] = {}
 
     @staticmethod
     def _key(key_id: str) -> str:
@@ -57,10 +61,15 @@ class KeyStore:
         return bool(self.redis.delete(self._key(key_id)))
 
     def verify(self, presented: str) -> Principal | None:
-        now = time.monotonic()
-        cached = self._cache.get(presented)
-        if cached and cached[0] > now:
-            return cached[1]
+        """The key's principal, or None for a malformed, unknown, wrong or revoked key."""
+        if not has_request_context():
+            return self._lookup(presented)
+        answers: dict[str, Principal | None] = g.setdefault("verified_api_keys", {})
+        if presented not in answers:
+            answers[presented] = self._lookup(presented)
+        return answers[presented]
+
+    def _lookup(self, presented: str) -> Principal | None:
         if not presented.startswith(KEY_PREFIX):
             return None
         key_id, sep, secret = presented[len(KEY_PREFIX):].partition("_")
@@ -69,8 +78,4 @@ class KeyStore:
         record = cast(dict[str, str], self.redis.hgetall(self._key(key_id)))
         if not record or not hmac.compare_digest(record.get("secret_sha256", ""), _digest(secret)):
             return None
-        principal = Principal(record["tenant"], key_id, record.get("admin") == "1")
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[presented] = (now + CACHE_S, principal)
-        return principal
+        return Principal(record["tenant"], key_id, record.get("admin") == "1")

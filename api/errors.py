@@ -70,7 +70,11 @@ def unavailable(what: str) -> Any:
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM")
+    """Redis at maxmemory (noeviction) refused a write. redis-py raises OutOfMemoryError for a
+    command's "-OOM" answer (its message no longer starts with "OOM"); a write refused inside a
+    Lua script comes back as a ResponseError that quotes that answer."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and "OOM command not allowed" in str(exc))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -11,6 +11,7 @@ from shared.jobs import JobStatus
 from shared.schedules import parse_cron
 from shared.styles import list_styles
 from shared.tenants import MAX_RETENTION_DAYS
+from shared.webhooks import MAX_URL_LENGTH as MAX_WEBHOOK_URL_LENGTH
 
 UPLOAD_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not an upload id")
 MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
@@ -35,6 +36,34 @@ class ErrorBodySchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
+
+
+def _error_example(summary: str, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"summary": summary, "value": {"error": {"code": code, "message": message, "details": details or {}}}}
+
+
+# OpenAPI examples of the one error shape, one per status the API answers with; the spec hook in
+# api/__init__.py shows them on every operation that documents the status.
+ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: _error_example("malformed request", "malformed_request",
+                        "Idempotency-Key must be 1-255 printable characters"),
+    401: _error_example("no or bad API key", "unauthorized", "send 'Authorization: Bearer <api key>'"),
+    403: _error_example("not allowed for this key", "forbidden", "training jobs need an admin key"),
+    404: _error_example("unknown, expired or another tenant's", "not_found",
+                        "no job 9a1e5b7c0d2f4e6a8b1c3d5e7f9a0b2c"),
+    409: _error_example("conflict", "idempotency_conflict",
+                        "this Idempotency-Key was used with a different request body"),
+    413: _error_example("too large", "too_large", "the request body is larger than the server accepts"),
+    415: _error_example("not an accepted image", "unsupported_image",
+                        "not an accepted image format (PNG, JPEG, WebP, TIFF)"),
+    422: _error_example("invalid parameters", "invalid_parameters", "the request's parameters are invalid",
+                        {"fields": {"json": {"priority": ["Must be greater than or equal to 0 and less than or "
+                                                          "equal to 9."]}}}),
+    429: _error_example("rate limited", "rate_limited", "too many job submissions: the limit is 120 per 1 minute; "
+                        "retry after Retry-After seconds", {"limit": "120 per 1 minute"}),
+    503: _error_example("a dependency is down", "dependency_unavailable",
+                        "Redis is unavailable; try again shortly"),
+}
 
 
 class RightsDeclarationSchema(Schema):
@@ -85,6 +114,37 @@ class JobRequestSchema(StrictSchema):
     inputs = fields.Dict(keys=fields.String(), values=fields.String(validate=UPLOAD_ID), load_default=dict)
     priority = fields.Integer(load_default=0, validate=validate.Range(0, MAX_PRIORITY),
                               metadata={"description": "0..9; higher runs sooner"})
+    webhook_url = fields.String(allow_none=True, metadata={
+        "description": f"http(s) URL, at most {MAX_WEBHOOK_URL_LENGTH} characters, of a public host: POSTed a "
+                       "signed JSON summary when the job finishes (see GET /v1/webhooks/secret)",
+        "maxLength": MAX_WEBHOOK_URL_LENGTH})
+
+
+# OpenAPI examples of POST /v1/jobs, at least one per job kind (upload ids come from POST /v1/uploads).
+JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "style_transfer": {"summary": "a photo in a named style", "value": {
+        "kind": "style_transfer", "inputs": {"content": "5f0c2a9e4b7d4c1e8f3a6b9d2e5c8f1a"},
+        "params": {"style": "starry-swirl", "strength": 0.9, "max_side": 1024, "preserve_colors": False},
+        "priority": 5}},
+    "style_transfer_painting": {"summary": "a photo in the style of an uploaded painting", "value": {
+        "kind": "style_transfer",
+        "inputs": {"content": "5f0c2a9e4b7d4c1e8f3a6b9d2e5c8f1a", "style": "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"},
+        "params": {"strength": 0.8}}},
+    "creation": {"summary": "new paintings from a trained model and a prompt", "value": {
+        "kind": "creation",
+        "params": {"model": "abstract", "prompt": "抽象画，色彩鲜艳，有现代感", "count": 16, "seed": 7}}},
+    "restoration": {"summary": "repair a damaged, faded scan", "value": {
+        "kind": "restoration",
+        "inputs": {"image": "7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d", "mask": "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"},
+        "params": {"operations": ["inpaint", "defade", "denoise"], "auto_mask": True}}},
+    "training": {"summary": "train a GAN (admin key)", "value": {
+        "kind": "training",
+        "params": {"target": "gan", "model": "abstract", "dataset": "procedural", "resolution": 32,
+                   "steps": 2000}}},
+    "training_restoration": {"summary": "train the learned restoration model (admin key)", "value": {
+        "kind": "training",
+        "params": {"target": "restoration", "model": "restoration", "dataset": "procedural", "steps": 1500}}},
+}
 
 
 # -- per-kind parameters ----------------------------------------------------------
@@ -221,6 +281,26 @@ class ArtifactSchema(Schema):
     url = fields.String(metadata={"description": "needs the API key"})
 
 
+class WebhookDeliverySchema(Schema):
+    attempt = fields.Integer()
+    at = fields.String(metadata={"description": "when the attempt started (ISO 8601)"})
+    status_code = fields.Integer(metadata={"description": "the receiver's HTTP status, when it answered"})
+    error = fields.String(metadata={"description": "why the attempt failed, when it did"})
+    duration_ms = fields.Float()
+
+
+class WebhookStateSchema(Schema):
+    url = fields.String()
+    state = fields.String(validate=validate.OneOf(["pending", "delivered", "failed"]))
+    deliveries = fields.List(fields.Nested(WebhookDeliverySchema))
+
+
+class WebhookSecretSchema(Schema):
+    secret = fields.String(metadata={"description": "this tenant's signing secret"})
+    header = fields.String()
+    scheme = fields.String()
+
+
 class JobSchema(Schema):
     id = fields.String()
     kind = fields.String()
@@ -239,6 +319,8 @@ class JobSchema(Schema):
     priority = fields.Integer()
     results_expired_at = fields.String(allow_none=True, metadata={
         "description": "when the results were deleted under the tenant's retention policy; null while kept"})
+    webhook = fields.Nested(WebhookStateSchema, allow_none=True, metadata={
+        "description": "the webhook's deliveries (null without webhook_url): pending, then delivered or failed"})
 
 
 class JobListQuerySchema(StrictSchema):

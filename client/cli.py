@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from client.config import ConfigError, load_config
-from client.sdk import ArtForgeClient, ArtForgeError, Job
+from client.sdk import ArtForgeClient, ArtForgeError, Job, JobEvent
 
 FAILED_STATUSES = frozenset({"failed", "canceled"})
 
@@ -81,37 +81,56 @@ def inputs_from_assignments(client: ArtForgeClient, assignments: Sequence[tuple[
 
 
 class JobProgressBar:
-    """A tqdm bar fed with polled job records: 0..100 from ``progress.fraction``, described by
-    the stage (or the status before a stage exists). Use as ``wait``'s ``on_progress``."""
+    """A tqdm bar on stderr: 0..100 from the progress fraction, described by the stage (or the
+    status before a stage exists), with the ETA and message after it. Fed with job events
+    (``show_event``, for ``client.follow``) or with polled job records (call it, for ``client.wait``)."""
 
     def __init__(self) -> None:
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
         self._bar = tqdm(total=100, desc="queued", bar_format=bar_format)
+        self._polling = False
 
     def __call__(self, job: Job) -> None:
         progress = job.get("progress") or {}
-        fraction = progress.get("fraction")
-        if job.get("status") == "succeeded":
+        self._show(job.get("status"), progress.get("fraction"), progress.get("stage"), progress.get("message"), None)
+
+    def show_event(self, event: JobEvent) -> None:
+        data = event.get("data") or {}
+        if event.get("event") == "end":
+            self(data)
+            return
+        if event.get("event") == "poll" and not self._polling:
+            self._polling = True
+            tqdm.write("artforge: the event stream is unavailable; polling instead", file=sys.stderr)
+        self._show(data.get("status"), data.get("fraction"), data.get("stage"), data.get("message"), data.get("eta_s"))
+
+    def _show(self, status: Any, fraction: Any, stage: Any, message: Any, eta_s: Any) -> None:
+        if status == "succeeded":
             fraction = 1.0
         if isinstance(fraction, int | float):
             self._bar.n = round(100 * min(max(float(fraction), 0.0), 1.0))
-        self._bar.set_description_str(progress.get("stage") or job.get("status") or "waiting", refresh=False)
-        self._bar.set_postfix_str((progress.get("message") or "")[:60], refresh=False)
+        self._bar.set_description_str(stage or status or "waiting", refresh=False)
+        eta = f"eta {eta_s}s " if isinstance(eta_s, int) else ""
+        self._bar.set_postfix_str((eta + (message or ""))[:60], refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()
 
 
-def wait_with_progress(client: ArtForgeClient, job_id: str, timeout: float | None = None, show_bar: bool = True) -> Job:
-    """``client.wait`` with a progress bar on stderr (none when ``show_bar`` is false)."""
-    if not show_bar:
-        return client.wait(job_id, timeout=timeout)
-    bar = JobProgressBar()
+def wait_with_progress(client: ArtForgeClient, job_id: str, timeout: float | None = None, show_bar: bool = True,
+                       use_events: bool = True) -> Job:
+    """Wait for the job with a progress bar on stderr (none when ``show_bar`` is false), fed by
+    the job's event stream (``client.follow``, which polls should the stream break), or by
+    polling alone when ``use_events`` is false."""
+    bar = JobProgressBar() if show_bar else None
     try:
+        if use_events:
+            return client.follow(job_id, timeout=timeout, on_event=bar.show_event if bar else None)
         return client.wait(job_id, timeout=timeout, on_progress=bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 # --- human output -----------------------------------------------------------------------------
@@ -144,6 +163,20 @@ def describe_job_details(job: Job) -> str:
         size = f"{result.get('width')}x{result.get('height')}"
         lines.append(f"  result {result.get('index')}: {size} {result.get('url')}")
     return "\n".join(lines)
+
+
+def describe_event(event: JobEvent) -> str:
+    """One line per job event: time, event, status, stage, percent, ETA, message, preview."""
+    data = event.get("data") or {}
+    if event.get("event") == "end":
+        return f"end       {describe_job(data)}"
+    at = str(data.get("at") or "")[11:19] or "--:--:--"
+    fraction = data.get("fraction")
+    parts = [at, f"{event.get('event'):<9}", data.get("status"), data.get("stage") or "-",
+             f"{fraction:.0%}" if isinstance(fraction, int | float) else "",
+             f"eta {data['eta_s']}s" if isinstance(data.get("eta_s"), int) else "", data.get("message") or "",
+             f"preview {data['preview_url']}" if data.get("preview_url") else ""]
+    return "  ".join(str(part) for part in parts if part)
 
 
 def _print_json(value: Any) -> None:
@@ -185,6 +218,7 @@ def cmd_submit(client: ArtForgeClient, args: argparse.Namespace) -> int:
         inputs=inputs_from_assignments(client, args.inputs, rights_options(args)),
         priority=args.priority,
         idempotency_key=args.idempotency_key,
+        webhook_url=args.webhook_url,
     )
     if not args.wait:
         _emit(args, job, describe_job(job))
@@ -205,7 +239,8 @@ def cmd_wait(client: ArtForgeClient, args: argparse.Namespace) -> int:
 
 
 def _finish_wait(client: ArtForgeClient, job_id: str, args: argparse.Namespace, timeout: float | None) -> int:
-    job = wait_with_progress(client, job_id, timeout=timeout, show_bar=not args.json)
+    job = wait_with_progress(client, job_id, timeout=timeout, show_bar=not args.json,
+                             use_events=not getattr(args, "poll", False))
     _emit(args, job, describe_job(job))
     return 1 if job.get("status") in FAILED_STATUSES else 0
 
@@ -310,6 +345,179 @@ def cmd_protected_refusals(client: ArtForgeClient, args: argparse.Namespace) -> 
     return 0
 
 
+def cmd_events(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    """Print the job's events as they come (JSON lines under --json) until it ends."""
+    status = None
+    for event in client.job_events(args.job, last_event_id=args.last_event_id, reconnect=not args.no_reconnect):
+        if args.json:
+            print(json.dumps(event, sort_keys=True), flush=True)
+        else:
+            print(describe_event(event), flush=True)
+        if event["event"] == "end":
+            status = event["data"].get("status")
+    return 1 if status in FAILED_STATUSES else 0
+
+
+def cmd_artifact(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    path = client.download_artifact(args.job, args.name, args.output or Path(args.name))
+    _emit(args, {"path": str(path)}, str(path))
+    return 0
+
+
+def cmd_thumbnail(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    path = client.style_thumbnail(args.style, args.output or Path(f"{args.style}.png"))
+    _emit(args, {"path": str(path)}, str(path))
+    return 0
+
+
+def cmd_health(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    answer = {"health": client.health(), "ready": client.ready()}
+    _emit(args, answer, f"health: {answer['health'].get('status', 'ok')}  ready: {answer['ready'].get('status', 'ok')}")
+    return 0
+
+
+def cmd_protected_show(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    work = client.protected_work(args.work)
+    _emit(args, work, f"{work['id']}  {work['title']}  {work.get('rights_holder') or ''}".rstrip())
+    return 0
+
+
+def describe_model(model: dict[str, Any]) -> str:
+    promoted = model.get("promoted_version")
+    return (f"{model.get('name')}  promoted {'v' + str(promoted) if promoted is not None else '-'}  "
+            f"versions {model.get('versions') or []}  labels {', '.join(model.get('labels') or []) or '-'}")
+
+
+def cmd_models_list(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    models = client.models()
+    _emit(args, models, "\n".join(describe_model(m) for m in models.get("items") or []) or "no models")
+    return 0
+
+
+def cmd_models_show(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    model = client.model(args.name)
+    lines = [describe_model(model)]
+    for card in model.get("cards") or []:
+        if card:
+            lines.append(f"  v{card.get('version')}  {_when(card.get('created_at'))}  "
+                         f"metrics {json.dumps(card.get('metrics') or {}, sort_keys=True)}")
+    for entry in model.get("promotion_history") or []:
+        lines.append(f"  promoted v{entry.get('version')} at {_when(entry.get('at'))}: {entry.get('reason') or ''}")
+    _emit(args, model, "\n".join(lines))
+    return 0
+
+
+def cmd_models_promote(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    model = client.promote(args.name, args.version)
+    _emit(args, model, describe_model(model))
+    return 0
+
+
+def describe_dataset(dataset: dict[str, Any]) -> str:
+    labels = ", ".join(f"{label} {count}" for label, count in (dataset.get("labels") or {}).items())
+    return (f"{dataset.get('id')}  {dataset.get('name') or '-'}  {dataset.get('images')} images  "
+            f"v{dataset.get('version')}  {dataset.get('licence')}" + (f"  labels: {labels}" if labels else ""))
+
+
+def cmd_datasets_create(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    dataset = client.create_dataset(args.file, args.licence, name=args.name)
+    _emit(args, dataset, describe_dataset(dataset))
+    return 0
+
+
+def cmd_datasets_show(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    _emit(args, dataset, describe_dataset(dataset))
+    return 0
+
+
+def cmd_datasets_add(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    answer = client.add_dataset_images(args.dataset, args.file, label=args.label)
+    _emit(args, answer, f"{describe_dataset(answer)}\n  added {answer.get('added')}, "
+                        f"skipped {answer.get('duplicates')} duplicates")
+    return 0
+
+
+def cmd_datasets_versions(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    versions = client.dataset_versions(args.dataset)
+    lines = [f"v{v.get('version')}  {v.get('images')} images  {_when(v.get('created_at'))}  "
+             f"manifest {str(v.get('manifest_sha256'))[:16]}" for v in versions.get("items") or []]
+    _emit(args, versions, "\n".join(lines) or "no versions")
+    return 0
+
+
+def describe_schedule(schedule: dict[str, Any]) -> str:
+    timing = f"every {schedule['every_s']}s" if schedule.get("every_s") else f"cron '{schedule.get('cron')}'"
+    last = schedule.get("last_run") or {}
+    return (f"{schedule.get('name')}  {schedule.get('model')} <- {schedule.get('dataset')}  {timing}  "
+            f"{'enabled' if schedule.get('enabled') else 'disabled'}  next {_when(schedule.get('next_run_at'))}"
+            + (f"  last run: {last.get('outcome')}" if last else ""))
+
+
+def cmd_schedules_list(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    schedules = client.schedules()
+    _emit(args, schedules, "\n".join(describe_schedule(s) for s in schedules.get("items") or []) or "no schedules")
+    return 0
+
+
+def cmd_schedules_show(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    schedule = client.schedule(args.name)
+    lines = [describe_schedule(schedule)]
+    for run in schedule.get("runs") or []:
+        result = run.get("training_result") or {}
+        lines.append(f"  {_when(run.get('at'))}  {run.get('outcome')}  {run.get('reason') or ''}  "
+                     f"{('job ' + run['job_id'] + ' ' + str(result.get('job_status'))) if run.get('job_id') else ''}"
+                     .rstrip())
+    _emit(args, schedule, "\n".join(lines))
+    return 0
+
+
+def cmd_schedules_put(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    schedule = client.put_schedule(args.name, args.model, args.dataset, every_s=args.every, cron=args.cron,
+                                   training=params_from_assignments(args.training), init_from=args.init_from,
+                                   promotion_margin=args.promotion_margin, enabled=not args.disabled)
+    _emit(args, schedule, describe_schedule(schedule))
+    return 0
+
+
+def cmd_schedules_delete(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    client.delete_schedule(args.name)
+    _emit(args, {"deleted": args.name}, f"deleted {args.name}")
+    return 0
+
+
+def describe_policy(policy: dict[str, Any]) -> str:
+    own = policy.get("results_retention_days")
+    effective = policy.get("effective_results_retention_days")
+    return (f"{policy.get('tenant')}: results kept {'forever' if not effective else f'{effective:g} days'}"
+            f" ({'service default' if own is None else 'own setting'})")
+
+
+def cmd_policy_show(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    policy = client.tenant_policy(args.tenant)
+    _emit(args, policy, describe_policy(policy))
+    return 0
+
+
+def cmd_policy_set(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    policy = client.put_tenant_policy(args.tenant, args.days)
+    _emit(args, policy, describe_policy(policy))
+    return 0
+
+
+def retention_days(text: str) -> float | None:
+    """A number of days (0 = forever), or ``default`` for the service's default."""
+    if text == "default":
+        return None
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days or 'default', got {text!r}") from None
+    if days < 0 or days != days:
+        raise argparse.ArgumentTypeError("days must be 0 or more")
+    return days
+
+
 def _when(epoch: Any) -> str:
     if not isinstance(epoch, int | float):
         return "-"
@@ -388,14 +596,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--priority", type=int, default=0, choices=range(10), metavar="0..9")
     submit.add_argument("--idempotency-key", help="makes a retried submit return the same job")
+    submit.add_argument("--webhook-url", help="called (signed) when the job ends")
     submit.add_argument("--wait", action="store_true", help="wait for the job to finish")
     add_rights(submit)
 
     add("status", cmd_status, "show a job").add_argument("job")
 
-    wait = add("wait", cmd_wait, "wait for a job to finish (exit 1 if it failed or was canceled)")
+    wait = add("wait", cmd_wait, "wait for a job to finish, with a progress bar from its event stream "
+                                 "(exit 1 if it failed or was canceled)")
     wait.add_argument("job")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait.add_argument("--poll", action="store_true", help="poll the job instead of following its event stream")
+
+    events = add("events", cmd_events, "print a job's events from the start as they happen, until it ends "
+                                       "(--json: one JSON object per line)")
+    events.add_argument("job")
+    events.add_argument("--last-event-id", help="resume after this event id")
+    events.add_argument("--no-reconnect", action="store_true",
+                        help="stop when the server closes the stream instead of resuming it")
 
     download = add("download", cmd_download, "download a job's results and provenance")
     download.add_argument("job")
@@ -408,7 +626,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--cursor", help="the next_cursor of a previous page")
 
     add("cancel", cmd_cancel, "cancel a job").add_argument("job")
+    artifact = add("artifact", cmd_artifact, "download an artifact of a job (a training run's sample grid, say)")
+    artifact.add_argument("job")
+    artifact.add_argument("name")
+    artifact.add_argument("-o", "--output", type=Path, help="file (default: the artifact's name)")
     add("styles", cmd_styles, "list the named styles")
+    thumbnail = add("thumbnail", cmd_thumbnail, "download a style's thumbnail (PNG)")
+    thumbnail.add_argument("style")
+    thumbnail.add_argument("-o", "--output", type=Path, help="file (default: STYLE.png)")
+    add("health", cmd_health, "is the API up and are its dependencies reachable")
     add("verify", cmd_verify, "did an image come from this service, and from which job").add_argument(
         "file", type=Path)
     chain = add("chain", cmd_chain, "check your provenance record chain (exit 1 if it is broken)")
@@ -431,6 +657,64 @@ def build_parser() -> argparse.ArgumentParser:
     refusals = works.add_parser("refusals", parents=[common], help="inputs refused as near copies")
     refusals.add_argument("--limit", type=int)
     refusals.set_defaults(handler=cmd_protected_refusals)
+    show_work = works.add_parser("show", parents=[common], help="show a protected work")
+    show_work.add_argument("work")
+    show_work.set_defaults(handler=cmd_protected_show)
+
+    def group(name: str, help_text: str) -> Any:
+        parser = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+    def action(actions: Any, name: str, handler: Callable[[ArtForgeClient, argparse.Namespace], int],
+               help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    models = group("models", "trained models: versions, model cards, promotion")
+    action(models, "list", cmd_models_list, "list models")
+    action(models, "show", cmd_models_show, "a model's versions, metrics and promotion history").add_argument("name")
+    promote = action(models, "promote", cmd_models_promote,
+                     "serve another version: a manual promotion or a rollback (admin key)")
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+
+    datasets = group("datasets", "training data: zips of images, grown by versions")
+    create = action(datasets, "create", cmd_datasets_create, "a new dataset from a zip (one folder per label, "
+                                                             "optional)")
+    create.add_argument("file", type=Path)
+    create.add_argument("--licence", required=True, help="e.g. CC-BY-4.0, CC0-1.0, proprietary")
+    create.add_argument("--name")
+    action(datasets, "show", cmd_datasets_show, "show a dataset").add_argument("dataset")
+    grow = action(datasets, "add", cmd_datasets_add, "add a zip's images, or one image, as a new version")
+    grow.add_argument("dataset")
+    grow.add_argument("file", type=Path)
+    grow.add_argument("--label", help="the label of one image added to a labeled dataset")
+    action(datasets, "versions", cmd_datasets_versions, "a dataset's versions, oldest first").add_argument("dataset")
+
+    schedules = group("schedules", "scheduled retraining with a promotion gate (admin key)")
+    action(schedules, "list", cmd_schedules_list, "list schedules")
+    action(schedules, "show", cmd_schedules_show, "a schedule, its next run and recent runs").add_argument("name")
+    put = action(schedules, "put", cmd_schedules_put, "create or replace a schedule")
+    put.add_argument("name")
+    put.add_argument("--model", required=True, help="a model with a promoted version")
+    put.add_argument("--dataset", required=True, help="a dataset id, or 'procedural'")
+    timing = put.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--every", type=int, metavar="SECONDS", help="run every this many seconds")
+    timing.add_argument("--cron", metavar="EXPR", help="five-field cron expression, UTC")
+    put.add_argument("--init-from", choices=["promoted", "scratch"])
+    put.add_argument("--promotion-margin", type=float)
+    put.add_argument("-t", "--training", action="append", default=[], type=parse_assignment, metavar="KEY=VALUE",
+                     help="a training parameter (steps, batch_size, ...); VALUE is JSON if it parses")
+    put.add_argument("--disabled", action="store_true", help="store it without running it")
+    action(schedules, "delete", cmd_schedules_delete, "delete a schedule").add_argument("name")
+
+    policy = group("policy", "tenant policies: how long results are kept (admin key)")
+    action(policy, "show", cmd_policy_show, "a tenant's policy").add_argument("tenant")
+    retention = action(policy, "set", cmd_policy_set, "keep a tenant's results DAYS days after their job finished")
+    retention.add_argument("tenant")
+    retention.add_argument("days", type=retention_days, metavar="DAYS",
+                           help="days (fractions allowed; 0 = forever), or 'default' for the service default")
 
     admin = commands.add_parser("admin", help="server-host administration, e.g. create-key --tenant NAME [--admin]")
     admin.add_argument("admin_argv", nargs=argparse.REMAINDER, metavar="create-key --tenant NAME [--admin]")

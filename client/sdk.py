@@ -1,17 +1,22 @@
 """A small Python SDK for the ArtForge HTTP API.
 
 Invariants:
-- every endpoint method returns the decoded JSON body unchanged (a dict);
+- every JSON endpoint method returns the decoded JSON body unchanged (a dict); binary endpoints
+  (results, artifacts, thumbnails) are saved to files by ``download*`` methods;
 - any non-2xx answer raises ``ApiError``; a failure to reach the server raises ``ServiceUnreachable``;
 - the bearer key is only ever sent to the configured API origin, never to presigned ``download_url``s.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 import mimetypes
 import os
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -24,8 +29,16 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 # A poll that meets a 503 waits the server's Retry-After, capped so a long value cannot stall ``wait``.
 MAX_RETRY_AFTER_S = 10.0
 
+# A job's event stream sends a keep-alive every ~15 s: a minute of silence means it is broken.
+EVENTS_READ_TIMEOUT_S = 60.0
+# Longest pause before reconnecting to an event stream, whatever its ``retry:`` asks for.
+MAX_RECONNECT_DELAY_S = 5.0
+
 Job = dict[str, Any]
 ProgressCallback = Callable[[Job], None]
+# {"event": "status" | "progress" | "artifact" | "end" | "poll", "id": str | None, "data": {...}}
+JobEvent = dict[str, Any]
+EventCallback = Callable[[JobEvent], None]
 
 
 class ArtForgeError(Exception):
@@ -178,9 +191,14 @@ class ArtForgeClient:
         inputs: Mapping[str, str] | None = None,
         priority: int = 0,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> Job:
-        """``POST /v1/jobs``; with ``idempotency_key`` a retried submit returns the same job."""
-        body = {"kind": kind, "params": dict(params or {}), "inputs": dict(inputs or {}), "priority": priority}
+        """``POST /v1/jobs``; with ``idempotency_key`` a retried submit returns the same job;
+        ``webhook_url`` is called (signed) when the job ends."""
+        body: dict[str, Any] = {"kind": kind, "params": dict(params or {}), "inputs": dict(inputs or {}),
+                                "priority": priority}
+        if webhook_url is not None:
+            body["webhook_url"] = webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._json("POST", "/v1/jobs", json=body, headers=headers)
 
@@ -226,6 +244,112 @@ class ArtForgeClient:
         return self._json("POST", "/v1/datasets", files={"file": ("dataset.zip", content, "application/zip")},
                           data=form)
 
+    def dataset(self, dataset_id: str) -> dict:
+        """``GET /v1/datasets/<id>``: images, labels, newest version and its manifest hash."""
+        return self._json("GET", f"/v1/datasets/{_segment(dataset_id)}")
+
+    def add_dataset_images(self, dataset_id: str, path_or_bytes: str | os.PathLike[str] | bytes,
+                           filename: str | None = None, label: str | None = None) -> dict:
+        """``POST /v1/datasets/<id>/images``: a zip laid out as for a new dataset, or one image
+        (with its ``label`` in a labeled dataset). Images already there are skipped; the answer
+        says how many were ``added`` and how many were ``duplicates``."""
+        name, content, content_type = _file_part(path_or_bytes, filename, "images.zip")
+        return self._json("POST", f"/v1/datasets/{_segment(dataset_id)}/images",
+                          files={"file": (name, content, content_type)}, data={"label": label} if label else None)
+
+    def dataset_versions(self, dataset_id: str) -> dict:
+        """``GET /v1/datasets/<id>/versions``: ``{"items": [...]}``, oldest first."""
+        return self._json("GET", f"/v1/datasets/{_segment(dataset_id)}/versions")
+
+    def promote(self, name: str, version: int) -> dict:
+        """``POST /v1/models/<name>/promote`` (admin): serve ``version`` (a promotion or a rollback)."""
+        return self._json("POST", f"/v1/models/{_segment(name)}/promote", json={"version": version})
+
+    def schedules(self) -> dict:
+        """``GET /v1/schedules`` (admin): ``{"items": [...]}``."""
+        return self._json("GET", "/v1/schedules")
+
+    def schedule(self, name: str) -> dict:
+        """``GET /v1/schedules/<name>`` (admin): the schedule, its next run and recent runs."""
+        return self._json("GET", f"/v1/schedules/{_segment(name)}")
+
+    def put_schedule(self, name: str, model: str, dataset: str, *, every_s: int | None = None,
+                     cron: str | None = None, training: Mapping[str, Any] | None = None,
+                     init_from: str | None = None, promotion_margin: float | None = None,
+                     enabled: bool = True) -> dict:
+        """``PUT /v1/schedules/<name>`` (admin): retrain ``model`` on ``dataset`` every ``every_s``
+        seconds or on a five-field UTC ``cron``; creates or replaces the schedule."""
+        body: dict[str, Any] = {"model": model, "dataset": dataset, "training": dict(training or {}),
+                                "enabled": enabled}
+        optional = {"every_s": every_s, "cron": cron, "init_from": init_from, "promotion_margin": promotion_margin}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return self._json("PUT", f"/v1/schedules/{_segment(name)}", json=body)
+
+    def delete_schedule(self, name: str) -> None:
+        """``DELETE /v1/schedules/<name>`` (admin)."""
+        self._send("DELETE", f"{self.url}/v1/schedules/{_segment(name)}", auth=True).close()
+
+    def tenant_policy(self, tenant: str) -> dict:
+        """``GET /v1/tenants/<tenant>/policy`` (admin): the tenant's results retention."""
+        return self._json("GET", f"/v1/tenants/{_segment(tenant)}/policy")
+
+    def put_tenant_policy(self, tenant: str, results_retention_days: float | None) -> dict:
+        """``PUT /v1/tenants/<tenant>/policy`` (admin): keep results this many days (0: forever;
+        None: the service default)."""
+        return self._json("PUT", f"/v1/tenants/{_segment(tenant)}/policy",
+                          json={"results_retention_days": results_retention_days})
+
+    def protected_work(self, work_id: str) -> dict:
+        """``GET /v1/protected-works/<id>`` (admin)."""
+        return self._json("GET", f"/v1/protected-works/{_segment(work_id)}")
+
+    def job_events(self, job_id: str, last_event_id: str | None = None, *, timeout: float | None = None,
+                   reconnect: bool = True) -> Iterator[JobEvent]:
+        """``GET /v1/jobs/<id>/events``: the job's events as ``{"event", "id", "data"}`` (``data``
+        decoded), from its first one (or after ``last_event_id``) until the ``end`` event, whose
+        data is the final job record.
+
+        A stream the server closes without ``end`` (streams are time-bounded) is resumed with
+        ``Last-Event-ID`` when ``reconnect``, else the iterator ends. Raises ``ApiError`` (404 for
+        unknown and foreign jobs), ``ServiceUnreachable`` when the stream breaks, and ``JobTimeout``
+        once ``timeout`` seconds have passed without ``end``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        retry_s = 1.0
+        while True:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_event_id} if last_event_id else {})}
+            read_timeout = EVENTS_READ_TIMEOUT_S if deadline is None else min(
+                EVENTS_READ_TIMEOUT_S, max(deadline - time.monotonic(), 0.1))
+            with self._send("GET", f"{self.url}/v1/jobs/{_segment(job_id)}/events", auth=True, headers=headers,
+                            stream=True, timeout=(self.timeout, read_timeout)) as response:
+                if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                    raise ApiError(response.status_code, "invalid_response", "the API did not answer with events")
+                try:
+                    for event in parse_sse(_until(response.iter_content(chunk_size=None), deadline, job_id, timeout)):
+                        if event.retry is not None:
+                            retry_s = min(event.retry / 1000, MAX_RECONNECT_DELAY_S)
+                        if not event.data:
+                            continue
+                        last_event_id = event.id or last_event_id
+                        yield {"event": event.event, "id": event.id, "data": json.loads(event.data)}
+                        if event.event == "end":
+                            return
+                except (requests.RequestException, ValueError) as exc:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise JobTimeout(job_id, timeout or 0.0, None) from exc
+                    raise ServiceUnreachable(f"the event stream of job {job_id} broke: {exc}") from exc
+            if not reconnect:
+                return
+            time.sleep(retry_s)
+
+    def style_thumbnail(self, name: str, path: str | os.PathLike[str]) -> Path:
+        """``GET /v1/styles/<name>/thumbnail`` saved to ``path`` (PNG)."""
+        return self._save(f"{self.url}/v1/styles/{_segment(name)}/thumbnail", Path(path))
+
+    def download_artifact(self, job_id: str, name: str, path: str | os.PathLike[str]) -> Path:
+        """``GET /v1/jobs/<id>/artifacts/<name>`` (a training run's sample grid, say) saved to ``path``."""
+        return self._save(f"{self.url}/v1/jobs/{_segment(job_id)}/artifacts/{_segment(name)}", Path(path))
+
     def health(self) -> dict:
         """``GET /healthz`` (no auth)."""
         return self._probe("/healthz")
@@ -270,6 +394,44 @@ class ArtForgeClient:
                     raise JobTimeout(job_id, timeout or 0.0, last_job)
                 pause = min(pause, remaining)
             time.sleep(pause)
+
+    def follow(self, job_id: str, timeout: float | None = None, on_event: EventCallback | None = None,
+               poll_interval: float = 0.5) -> Job:
+        """Wait for the job over its event stream and return its final record.
+
+        ``on_event`` gets every event (see ``job_events``). Should the stream break (connection
+        lost, no event stream, a 5xx), the wait goes on by polling, and ``on_event`` then gets
+        each polled record as ``{"event": "poll", "id": None, "data": event_data(record)}``.
+        Raises ``JobTimeout`` after ``timeout`` seconds (None: no limit) without a terminal state.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for event in self.job_events(job_id, timeout=timeout):
+                if on_event is not None:
+                    on_event(event)
+                if event["event"] == "end":
+                    final = event["data"]
+                    return final if "results" in final else self.job(job_id)
+        except JobTimeout as exc:
+            raise JobTimeout(job_id, timeout or 0.0, self._last_record(job_id)) from exc
+        except ServiceUnreachable:
+            pass
+        except ApiError as exc:
+            if exc.status < 500 and exc.code != "invalid_response":
+                raise
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+        def polled(job: Job) -> None:
+            if on_event is not None:
+                on_event({"event": "poll", "id": None, "data": event_data(job)})
+
+        return self.wait(job_id, timeout=remaining, poll_interval=poll_interval, on_progress=polled)
+
+    def _last_record(self, job_id: str) -> Job | None:
+        try:
+            return self.job(job_id)
+        except ArtForgeError:
+            return None
 
     def download(self, job: Mapping[str, Any] | str, directory: str | os.PathLike[str]) -> list[Path]:
         """Save each result of ``job`` (a job record, or an id to fetch) into ``directory``.
@@ -334,7 +496,8 @@ class ArtForgeClient:
         if auth:
             all_headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            response = self._session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
+            kwargs.setdefault("timeout", self.timeout)
+            response = self._session.request(method, url, headers=all_headers, **kwargs)
         except requests.RequestException as exc:
             raise ServiceUnreachable(f"cannot reach ArtForge at {self.url}: {exc}") from exc
         if not response.ok:
@@ -353,6 +516,89 @@ class ArtForgeClient:
         api = urlsplit(self.url)
         target = urlsplit(link)
         return urlunsplit((api.scheme, api.netloc, target.path, target.query, ""))
+
+
+def event_data(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job record in the shape of a job event's data (for progress shown from polling)."""
+    progress = job.get("progress") or {}
+    return {"job_id": job.get("id"), "type": "poll", "status": job.get("status"), "stage": progress.get("stage"),
+            "fraction": progress.get("fraction"), "message": progress.get("message") or "", "eta_s": None,
+            "preview_url": None}
+
+
+# --- server-sent events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    """One dispatched event of a text/event-stream: its type, data (lines joined by "\n"), and
+    the ``id:`` and ``retry:`` fields it carried (None when absent)."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def sse_lines(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """The lines of a stream that arrives in arbitrary pieces: UTF-8 decoded, split at CRLF, LF or
+    CR (a CR at the end of a piece waits for the next, which may start with its LF). A last line
+    without its line end is incomplete and dropped."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending, first = "", True
+    for chunk in chunks:
+        pending += decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
+        if first and pending:
+            pending, first = pending.removeprefix("\ufeff"), False
+        start = 0
+        for end in _LINE_END.finditer(pending):
+            if end.group() == "\r" and end.end() == len(pending):
+                break
+            yield pending[start:end.start()]
+            start = end.end()
+        pending = pending[start:]
+    pending += decoder.decode(b"", final=True)
+    if pending.endswith("\r"):
+        yield pending[:-1]
+
+
+def parse_sse(chunks: Iterable[bytes | str]) -> Iterator[ServerSentEvent]:
+    """Events of a text/event-stream, as the HTML standard's parser dispatches them: a blank line
+    ends an event; ``:`` lines are comments (keep-alives); one space after a field's colon is
+    dropped; an event without data lines is not dispatched, but its ``retry`` is still reported."""
+    event, data, event_id, retry = "", [], None, None
+    for line in sse_lines(chunks):
+        if not line:
+            if data or retry is not None:
+                yield ServerSentEvent(event or "message", "\n".join(data), event_id, retry)
+            event, data, event_id, retry = "", [], None, None
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id" and "\0" not in value:
+            event_id = value
+        elif name == "retry" and value.isdigit():
+            retry = int(value)
+
+
+def _until(chunks: Iterable[bytes], deadline: float | None, job_id: str, timeout: float | None) -> Iterator[bytes]:
+    """``chunks`` until ``deadline`` (monotonic) passes; then ``JobTimeout``. Keep-alives arrive
+    every ~15 s, so even a quiet stream is checked that often."""
+    for chunk in chunks:
+        if deadline is not None and time.monotonic() > deadline:
+            raise JobTimeout(job_id, timeout or 0.0, None)
+        yield chunk
+    if deadline is not None and time.monotonic() > deadline:
+        raise JobTimeout(job_id, timeout or 0.0, None)
 
 
 def _file_part(path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None,

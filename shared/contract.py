@@ -20,6 +20,8 @@ TASK_PRUNE_EXPIRED_JOB_KEYS = "artforge.prune_expired_job_keys"
 TASK_EXPIRE_RESULTS = "artforge.expire_results"
 # A retraining schedule's run, sent by beat (see shared.schedules).
 TASK_RETRAIN = "artforge.retrain"
+# One attempt at POSTing a finished job to its webhook_url (see workers.webhooks).
+TASK_DELIVER_WEBHOOK = "artforge.deliver_webhook"
 
 MAX_PRIORITY = 9
 

@@ -7,6 +7,7 @@ drops all incoming metadata. Encoding always writes a fresh file.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import warnings
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
+# glibc's mallopt parameter (malloc.h) and the size from which allocations are mmapped once set.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
 class ImageRejected(Exception):
@@ -72,7 +76,9 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         try:
             img.seek(0)  # animated files: the first frame is the image
             img.load()
-            rgb = to_rgb(ImageOps.exif_transpose(img))
+            # In place: a copy of every pixel would double the peak memory of a near-cap image.
+            ImageOps.exif_transpose(img, in_place=True)
+            rgb = to_rgb(img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageTooLarge(f"the image has more than {max_pixels} pixels") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -81,7 +87,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is composed over white."""
+    """Convert any Pillow mode to 8-bit RGB; transparency is composed over white.
+
+    The result is a new image without any of the input's metadata, and the only full-size RGB
+    copy made: a small file that decodes to nearly ``max_pixels`` costs the input plus one copy.
+    """
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16/32-bit greyscale: scale the range down instead of clipping it at 255.
@@ -95,13 +105,35 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("LA", "PA", "La", "RGBa"):
         img = img.convert("RGBA")
     if img.mode == "RGBA":
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    rgb = img.convert("RGB")
-    # A fresh image carries none of the input's metadata (EXIF, ICC, XMP, text chunks).
-    clean = Image.new("RGB", rgb.size)
-    clean.paste(rgb)
-    return clean
+        # Pasting through the alpha channel onto white gives alpha_composite's pixels over an
+        # opaque white image, without its two extra RGBA copies.
+        rgb = Image.new("RGB", img.size, (255, 255, 255))
+        rgb.paste(img, mask=img.getchannel("A"))
+    else:
+        rgb = img.convert("RGB")  # a new image; a copy when img is RGB already
+    # New images copy nothing of the input but ``info``: emptied, the result carries none of its
+    # metadata (EXIF, ICC, XMP, text chunks).
+    rgb.info = {}
+    return rgb
+
+
+def return_freed_pixels_to_the_os() -> bool:
+    """Make this process hand the memory of freed image buffers back to the OS at once. For
+    servers that decode untrusted images in threads (the API); not for the workers, whose torch
+    allocates large tensors all the time. False where the C library has no ``mallopt`` (not glibc).
+
+    By default glibc raises its mmap threshold to the largest block freed so far (up to 32 MB);
+    from then on Pillow's image blocks come from per-thread heaps, which keep them when freed, so
+    a gthread worker's resident memory grows towards threads x its largest decode and stays
+    there (measured: 113 MB -> 1.5 GB after 24 uploads of a 46 KB, 36 M pixel PNG, 4 at a time).
+    A fixed threshold maps every allocation of 1 MB and more on its own and unmaps it when freed
+    (the same uploads: about 120 MB afterwards), for a page fault per 4 KB touched.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def encode_png(img: Image.Image, compress_level: int = 4) -> bytes:

@@ -5,10 +5,13 @@ Keys (all under ``af:``):
   tenant:{t}:jobs     sorted set of the tenant's job ids by creation time (ms)
   jobs:running        set of running job ids (the reaper's work list)
   idem:{t}:{key}      "{job_id} {body_sha256}" for an Idempotency-Key, 24 h
+  job:{id}:events     stream of the job's events (state transitions, progress, artifacts), written
+                      here together with the record, so API and workers both produce them;
+                      ``shared.job_events`` reads it
 
-A finished job's record expires ``finished_ttl_s`` after it finished; the housekeeping task
-(``workers.housekeeping``) prunes what still points at it, and expires results past their
-tenant's retention (``expire_results`` here marks the record).
+A finished job's record and its event stream expire ``finished_ttl_s`` after it finished; the
+housekeeping task (``workers.housekeeping``) prunes what still points at it, and expires results
+past their tenant's retention (``expire_results`` here marks the record).
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ import redis
 PREFIX = "af:"
 RUNNING_SET = PREFIX + "jobs:running"
 IDEMPOTENCY_TTL_S = 24 * 3600
+# Event streams are capped (approximately, ``MAXLEN ~``); progress events are thinned below so
+# that even a training run of hours keeps its first events.
+EVENTS_MAXLEN = 5000
+# A progress update becomes an event when its status or stage differs from the last event's, or
+# when at least PROGRESS_EVENT_MIN_S passed and either the fraction moved by PROGRESS_EVENT_MIN_STEP
+# or PROGRESS_EVENT_MAX_S passed (so a message or ETA never goes stale for long).
+PROGRESS_EVENT_MIN_S = 0.5
+PROGRESS_EVENT_MIN_STEP = 0.001
+PROGRESS_EVENT_MAX_S = 10.0
 
 
 class JobStatus(enum.StrEnum):
@@ -69,10 +81,12 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different request body."""
 
 
-# Atomic compare-and-set of the status. The allowed sources come from ALLOWED_TRANSITIONS,
-# so the table above stays the single place where the rules live.
-# KEYS: job hash, running set.  ARGV: target, csv of allowed sources, now,
-# require expired lease (0/1), increment attempts (0/1), ttl for terminal states, job id, field/value...
+# Atomic compare-and-set of the status, and the transition's event on the job's stream. The
+# allowed sources come from ALLOWED_TRANSITIONS, so the table above stays the single place where
+# the rules live.
+# KEYS: job hash, running set, events stream.  ARGV: target, csv of allowed sources, now,
+# require expired lease (0/1), increment attempts (0/1), ttl for terminal states, job id,
+# events maxlen, field/value...
 _TRANSITION_LUA = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {'missing', ''} end
@@ -84,7 +98,7 @@ if ARGV[4] == '1' and cur == 'running' then
   if lease > tonumber(ARGV[3]) then return {'leased', cur} end
 end
 local fields = {'status', ARGV[1]}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[1] == 'running' then
@@ -92,10 +106,41 @@ if ARGV[1] == 'running' then
 else
   redis.call('SREM', KEYS[2], ARGV[7])
 end
+local progress = redis.call('HGET', KEYS[1], 'progress') or ''
+local failure = redis.call('HGET', KEYS[1], 'error') or ''
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'type', 'status', 'status', ARGV[1], 'previous', cur,
+           'progress', progress, 'error', failure, 'at', ARGV[3])
 if ARGV[1] == 'succeeded' or ARGV[1] == 'failed' or ARGV[1] == 'canceled' then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 end
 return {'ok', cur}
+"""
+
+# Write the progress, and an event for it while the job is live, unless it would only crowd the
+# stream (see PROGRESS_EVENT_*: compared with the stream's last event).
+# KEYS: job hash, events stream.  ARGV: progress JSON, now, stage, fraction ('' for none), maxlen,
+# min seconds, min fraction step, max seconds.
+_PROGRESS_LUA = """
+redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and status ~= 'running' then return 0 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 1 then
+  local entry = {}
+  local flat = last[1][2]
+  for i = 1, #flat, 2 do entry[flat[i]] = flat[i + 1] end
+  local ok, previous = pcall(cjson.decode, entry['progress'] or '')
+  if ok and type(previous) == 'table' and entry['status'] == status and previous['stage'] == ARGV[3] then
+    local age = tonumber(ARGV[2]) - (tonumber(entry['at']) or 0)
+    local before = type(previous['fraction']) == 'number' and previous['fraction'] or 0
+    local step = math.abs((tonumber(ARGV[4]) or 0) - before)
+    if age < tonumber(ARGV[6]) or (step < tonumber(ARGV[7]) and age < tonumber(ARGV[8])) then return 0 end
+  end
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'progress', 'status', status,
+           'progress', ARGV[1], 'at', ARGV[2])
+return 1
 """
 
 # Never recreate an expired record: mark it only while it exists (its TTL stays as it was).
@@ -106,7 +151,7 @@ redis.call('HSET', KEYS[1], 'results', '[]', 'artifacts', '[]', 'results_expired
 return 1
 """
 
-_JSON_FIELDS = ("params", "inputs", "progress", "error", "results", "artifacts")
+_JSON_FIELDS = ("params", "inputs", "progress", "error", "results", "artifacts", "webhook")
 
 
 @dataclass(frozen=True)
@@ -132,6 +177,11 @@ class Job:
     artifacts: list[dict[str, Any]]
     # When housekeeping deleted the stored results (the tenant's retention ran out).
     results_expired_at: float | None = None
+    # The X-Request-ID of the submission, so the worker's log lines for the job carry it too.
+    request_id: str = ""
+    # Where to POST the outcome, and the deliveries so far ({"state", "deliveries"}; shared.webhooks).
+    webhook_url: str = ""
+    webhook: dict[str, Any] | None = None
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -163,6 +213,9 @@ class Job:
             worker=data.get("worker", ""),
             artifacts=data["artifacts"] or [],
             results_expired_at=opt_float("results_expired_at"),
+            request_id=data.get("request_id", ""),
+            webhook_url=data.get("webhook_url", ""),
+            webhook=data["webhook"],
         )
 
 
@@ -175,11 +228,16 @@ class JobStore:
         self.redis = client
         self.finished_ttl_s = finished_ttl_s
         self._transition = client.register_script(_TRANSITION_LUA)
+        self._progress = client.register_script(_PROGRESS_LUA)
         self._expire_results = client.register_script(_EXPIRE_RESULTS_LUA)
 
     @staticmethod
     def job_key(job_id: str) -> str:
         return f"{PREFIX}job:{job_id}"
+
+    @staticmethod
+    def events_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:events"
 
     @staticmethod
     def tenant_index(tenant: str) -> str:
@@ -214,6 +272,8 @@ class JobStore:
         params: dict[str, Any],
         inputs: dict[str, Any],
         priority: int = 0,
+        request_id: str = "",
+        webhook_url: str | None = None,
     ) -> Job:
         now = time.time()
         record = {
@@ -228,18 +288,24 @@ class JobStore:
             "created_at": repr(now),
             "attempts": "0",
             "progress": json.dumps({"fraction": 0.0, "stage": "queued", "message": ""}),
+            "request_id": request_id,
         }
+        if webhook_url:
+            record["webhook_url"] = webhook_url
         # MULTI/EXEC: under maxmemory the whole block is refused, so nothing is half-created.
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.job_key(job_id), mapping=record)  # type: ignore[arg-type]
             pipe.zadd(self.tenant_index(tenant), {job_id: int(now * 1000)})
+            pipe.xadd(self.events_key(job_id), {"type": "status", "status": JobStatus.QUEUED.value, "previous": "",
+                                                "progress": record["progress"], "error": "", "at": repr(now)},
+                      maxlen=EVENTS_MAXLEN, approximate=True)
             pipe.execute()
         return Job.from_hash(record)
 
     def delete(self, job_id: str, tenant: str) -> None:
         """Remove a job that never reached the queue (its enqueue failed)."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.job_key(job_id))
+            pipe.delete(self.job_key(job_id), self.events_key(job_id))
             pipe.zrem(self.tenant_index(tenant), job_id)
             pipe.srem(RUNNING_SET, job_id)
             pipe.execute()
@@ -311,7 +377,7 @@ class JobStore:
         for name, value in (fields or {}).items():
             flat += [name, value if isinstance(value, str) else json.dumps(value)]
         outcome, current = self._transition(
-            keys=[self.job_key(job_id), RUNNING_SET],
+            keys=[self.job_key(job_id), RUNNING_SET, self.events_key(job_id)],
             args=[
                 target.value,
                 sources,
@@ -320,6 +386,7 @@ class JobStore:
                 "1" if count_attempt else "0",
                 str(self.finished_ttl_s),
                 job_id,
+                str(EVENTS_MAXLEN),
                 *flat,
             ],
         )
@@ -388,7 +455,10 @@ class JobStore:
     def set_progress(self, job_id: str, fraction: float | None, stage: str, message: str = "") -> None:
         progress = {"fraction": None if fraction is None else round(float(fraction), 4), "stage": stage,
                     "message": message}
-        self.redis.hset(self.job_key(job_id), "progress", json.dumps(progress))
+        self._progress(keys=[self.job_key(job_id), self.events_key(job_id)],
+                       args=[json.dumps(progress), repr(time.time()), stage,
+                             "" if progress["fraction"] is None else repr(progress["fraction"]), str(EVENTS_MAXLEN),
+                             repr(PROGRESS_EVENT_MIN_S), repr(PROGRESS_EVENT_MIN_STEP), repr(PROGRESS_EVENT_MAX_S)])
 
     def record_artifact(self, job_id: str, artifact: dict[str, Any]) -> None:
         """List an artifact (a sample grid, say) on the job; one entry per name.
@@ -397,7 +467,22 @@ class JobStore:
         if job is None:
             return
         kept = [a for a in job.artifacts if a.get("name") != artifact["name"]]
-        self.redis.hset(self.job_key(job_id), "artifacts", json.dumps([*kept, artifact]))
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.job_key(job_id), "artifacts", json.dumps([*kept, artifact]))
+            if not job.status.is_terminal:
+                pipe.xadd(self.events_key(job_id), {
+                    "type": "artifact", "status": job.status.value, "progress": json.dumps(job.progress),
+                    "artifact": json.dumps({"name": artifact["name"],
+                                            "content_type": artifact.get("content_type") or ""}),
+                    "at": repr(time.time())}, maxlen=EVENTS_MAXLEN, approximate=True)
+            pipe.execute()
+
+    def read_events(self, job_id: str, after: str = "0-0", count: int = 200,
+                    block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Entries of the job's event stream after entry id ``after``, oldest first: (id, fields).
+        With ``block_ms``, waits up to that long for one when there are none yet."""
+        reply = self.redis.xread({self.events_key(job_id): after}, count=count, block=block_ms)
+        return [(entry_id, fields) for _, entries in cast(list[Any], reply or []) for entry_id, fields in entries]
 
     def expire_results(self, job_id: str, at: float) -> bool:
         """Record that the job's stored results (and artifacts) were deleted: it then lists none.

@@ -10,28 +10,83 @@ deleted or overwritten in place until then; a re-run adds a new version beside t
 Object lock can only be enabled when a bucket is created; ``ensure_buckets`` refuses to go on
 with an existing results bucket that lacks it. Checked against SeaweedFS (tests) and written
 for MinIO, whose API is the same.
+
+Outages: the API's store fails fast (callers answer 503). A worker's store (``with_retries``) tries
+reads and writes again while S3 is unreachable or answers 5xx, with exponential backoff, and raises
+``StorageUnavailable`` once its budget is spent; a missing object or a refusal (4xx) is never retried.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Mapping
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.retention import Retention
 
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class ObjectNotFound(Exception):
     pass
+
+
+class StorageUnavailable(ConnectionError):
+    """S3 stayed unreachable (or kept answering 5xx) through every try of a retried call.
+    A ConnectionError, so whatever treats a dependency outage as one (the API's 503) does here too."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure worth trying again: no connection, a dropped one, or a 5xx answer."""
+    if isinstance(exc, S3Error):
+        return exc.response is not None and exc.response.status >= 500
+    if isinstance(exc, ServerError):
+        return exc.status_code >= 500
+    if isinstance(exc, InvalidResponseError):  # a proxy's HTML error page, say
+        return int(getattr(exc, "_code", 0) or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` tries in all, waiting ``backoff_s``, 2x, 4x ... (at most ``max_backoff_s``) between them."""
+
+    attempts: int = 1
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max(1, settings.s3_retry_attempts), settings.s3_retry_backoff_s, settings.s3_retry_backoff_max_s)
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if attempt == self.attempts:
+                    if self.attempts == 1:
+                        raise  # no retries configured: the caller sees the original error
+                    raise StorageUnavailable(f"S3 unavailable for {what} after {attempt} tries: {exc}") from exc
+                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                log.warning("S3 unavailable for %s (try %d of %d): %s; trying again in %.1f s",
+                            what, attempt, self.attempts, exc, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
 
 class ObjectLockUnavailable(Exception):
@@ -51,8 +106,9 @@ class StoredObject:
 
 
 class ObjectStore:
-    def __init__(self, settings: Settings, client: Minio | None = None):
+    def __init__(self, settings: Settings, client: Minio | None = None, retry: RetryPolicy | None = None):
         self.settings = settings
+        self.retry = retry or RetryPolicy()
         self.client = client or Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
@@ -66,6 +122,10 @@ class ObjectStore:
                 maxsize=16,
             ),
         )
+
+    def with_retries(self, policy: RetryPolicy) -> ObjectStore:
+        """This store (same client, same connection pool) with reads and writes retried by ``policy``."""
+        return ObjectStore(self.settings, client=self.client, retry=policy)
 
     @property
     def buckets(self) -> tuple[str, ...]:
@@ -119,10 +179,10 @@ class ObjectStore:
     ) -> None:
         """``retain``: apply the configured retention (results bucket only; nothing when it is off)."""
         retention = self._retention() if retain and self.retention_enabled else None
-        self.client.put_object(
+        self.retry.call(lambda: self.client.put_object(
             bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=dict(metadata or {}),
             retention=retention,
-        )
+        ), f"writing {bucket}/{key}")
 
     def put_json(self, bucket: str, key: str, document: Any, retain: bool = False) -> bytes:
         body = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode()
@@ -138,12 +198,15 @@ class ObjectStore:
             raise
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        response = self._open(bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        def read() -> bytes:
+            response = self._open(bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self.retry.call(read, f"reading {bucket}/{key}")
 
     def stream(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Open the object now (so a missing key raises here) and yield its bytes."""

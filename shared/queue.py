@@ -16,6 +16,7 @@ from shared.contract import (
     QUEUE_INFERENCE,
     QUEUE_MAINTENANCE,
     QUEUE_TRAINING,
+    TASK_DELIVER_WEBHOOK,
     TASK_EXPIRE_RESULTS,
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
@@ -28,9 +29,21 @@ from shared.contract import (
 from shared.settings import Settings
 
 
+def visibility_options(settings: Settings) -> dict[str, int]:
+    """The Redis transport's visibility timeout: above the longest job (all copies of it).
+
+    ``ARTFORGE_VISIBILITY_TIMEOUT_S`` overrides it for tests and drills; the unacked sweep then
+    runs every second, so an early redelivery really happens (kombu's default sweep comes every
+    ~100 s). A job redelivered while it still runs is refused by its lease (``JobStore.begin_attempt``)."""
+    if settings.visibility_timeout_s > 0:
+        return {"visibility_timeout": settings.visibility_timeout_s, "unacked_restore_interval": 1,
+                "unacked_restore_throttle": 1}
+    longest_job_s = max(settings.training_hard_limit_s, settings.inference_hard_limit_s)
+    return {"visibility_timeout": longest_job_s + 3600}
+
+
 def make_celery(settings: Settings, main: str = "artforge") -> Celery:
     app = Celery(main, broker=settings.redis_url, set_as_current=False)
-    longest_job_s = max(settings.training_hard_limit_s, settings.inference_hard_limit_s)
     housekeeping_s = max(1, settings.housekeeping_interval_s)
     app.conf.update(
         task_serializer="json",
@@ -48,9 +61,10 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
             TASK_PRUNE_EXPIRED_JOB_KEYS: {"queue": QUEUE_MAINTENANCE},
             TASK_EXPIRE_RESULTS: {"queue": QUEUE_MAINTENANCE},
             TASK_RETRAIN: {"queue": QUEUE_MAINTENANCE},
+            TASK_DELIVER_WEBHOOK: {"queue": QUEUE_MAINTENANCE},
         },
         broker_transport_options={
-            "visibility_timeout": longest_job_s + 3600,
+            **visibility_options(settings),
             "priority_steps": list(range(MAX_PRIORITY + 1)),
             "sep": ":",
             "queue_order_strategy": "priority",
@@ -63,6 +77,8 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
         beat_scheduler="redbeat.RedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="af:redbeat:",
+        # Its own client's options (redbeat's fallback to the broker's transport options is deprecated).
+        redbeat_redis_options={"socket_connect_timeout": 2, "socket_timeout": 5},
         # Beat wakes at least this often, so schedules added at run time start promptly;
         # a standby beat takes over within the lock timeout when the active one dies.
         beat_max_interval=5,
@@ -106,4 +122,16 @@ def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priorit
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
         **limits,
+    )
+
+
+def enqueue_webhook_delivery(app: Celery, job_id: str, attempt: int, delay_s: float = 0.0) -> None:
+    """Send attempt ``attempt`` at delivering a finished job's webhook, ``delay_s`` from now."""
+    app.send_task(
+        TASK_DELIVER_WEBHOOK,
+        kwargs={"job_id": job_id, "attempt": attempt},
+        queue=QUEUE_MAINTENANCE,
+        countdown=delay_s if delay_s > 0 else None,
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
     )

@@ -45,6 +45,10 @@ class Settings:
     # Set it to cores / worker processes when several workers share a machine's CPUs:
     # oversubscribed torch threads slow training on 2 cores by an order of magnitude.
     torch_threads: int = 0
+    # Server-sent event streams (GET /v1/jobs/{id}/events): the longest a stream stays open (the
+    # client then reconnects with Last-Event-ID) and the keep-alive comment interval.
+    sse_max_s: float = 3600.0
+    sse_heartbeat_s: float = 15.0
     # Retry-After seconds sent with 503 answers.
     retry_after_s: int = 5
     # Provenance. The watermark key is a secret: with the empty default the public development key
@@ -68,6 +72,48 @@ class Settings:
     results_expire_days: float = 0
     # How often beat runs the housekeeping tasks: pruning keys of expired job records, expiring results.
     housekeeping_interval_s: int = 3600
+    # Reliability. A worker's S3 calls ride out a short outage: an unreachable server or a 5xx answer
+    # is tried again up to s3_retry_attempts times in all, waiting s3_retry_backoff_s, then twice
+    # that, ... (at most s3_retry_backoff_max_s) in between; the job keeps its lease meanwhile. Past
+    # that budget the attempt hands the job back to the queue (a new attempt, counted). Keep the
+    # budget (about 15 s with these values) well under the provenance chain's 60 s lock. The API
+    # never waits like this: it answers 503 at once.
+    s3_retry_attempts: int = 6
+    s3_retry_backoff_s: float = 0.5
+    s3_retry_backoff_max_s: float = 8.0
+    # Test and operations knob, 0 = derived: the broker's visibility timeout (shared.queue) is
+    # normally the longest job's hard limit plus an hour. Set it only to show that a short one is
+    # harmless (the job's lease refuses the early redelivery), never to speed up recovery.
+    visibility_timeout_s: int = 0
+    # Test-only fault injection (workers.faults), off when empty. Never set it in production.
+    fault_injection: str = ""
+    # Observability. Log lines are JSON ("json") or plain text for humans ("text"). A worker serves
+    # Prometheus metrics on this port and address (0 = off); keep the port inside the cluster.
+    log_format: str = "json"
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+
+    # Webhooks (shared.webhooks, workers.webhooks). The SSRF guard refuses non-public addresses unless
+    # allowed here: every private/loopback/link-local one, or the listed host names and IP networks
+    # (comma-separated). The master secret signs deliveries (per tenant, derived); empty = a random
+    # one kept in Redis. A delivery is tried up to webhook_max_attempts times, waiting
+    # webhook_backoff_s, then twice that, ... between tries (1, 2, 4, 8, 16 s by default).
+    webhook_allow_private: bool = False
+    webhook_allowed_hosts: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    webhook_max_attempts: int = 6
+    webhook_backoff_s: float = 1.0
+    webhook_connect_timeout_s: float = 3.0
+    webhook_read_timeout_s: float = 10.0
+    # CA bundle (PEM path) for https receivers; empty = certifi's.
+    webhook_ca_certs: str = ""
+    # Rate limits per tenant (by IP before authentication), in flask-limiter's notation; "" = none.
+    # The default limit counts every request of the tenant; submissions also count against their own.
+    rate_limit_default: str = "1200/minute"
+    rate_limit_submit: str = "120/minute"
+    # Queued + running jobs a tenant may have (0 = no cap); training jobs have their own cap.
+    max_active_jobs_per_tenant: int = 100
+    max_active_training_jobs_per_tenant: int = 2
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

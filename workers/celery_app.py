@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init, worker_ready
+import logging
+
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown, worker_ready
 
 from shared.contract import TASK_RENDER_STYLE_THUMBNAILS
+from shared.logs import configure_logging
 from shared.queue import make_celery
 from shared.settings import Settings
+from workers import telemetry
 from workers.runtime import reset_after_fork
 
 settings = Settings.from_env()
@@ -16,6 +20,29 @@ app.conf.update(
     task_time_limit=settings.inference_hard_limit_s,
     include=["workers.tasks"],
 )
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: int | None = None, **_: object) -> None:
+    # Connected, so Celery leaves the root logger to us (worker, pool children and beat alike).
+    configure_logging(settings, level=loglevel or logging.INFO)
+
+
+@worker_init.connect
+def _prepare_metrics(**_: object) -> None:
+    # The main process, before the pool forks: the children write their samples there.
+    telemetry.prepare_multiprocess_dir()
+
+
+@worker_ready.connect
+def _serve_metrics(**_: object) -> None:
+    # The main process, once the pool has forked (no child holds the server's socket).
+    telemetry.serve_worker_metrics(app, settings)
+
+
+@worker_process_shutdown.connect
+def _forget_metrics_of_child(**_: object) -> None:
+    telemetry.forget_this_process()
 
 
 @worker_process_init.connect

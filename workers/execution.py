@@ -5,12 +5,22 @@ The outcome of every path is a state in the job record:
 - the cancel check fires          -> ``canceled`` (nothing stored)
 - InvalidJobInput                 -> ``failed`` with its code, no other attempt
 - the soft time limit             -> ``failed`` / ``timeout``
+- the device runs out of memory   -> ``failed`` / ``out_of_memory`` (creation first retries
+                                     at a smaller batch itself)
+- S3 stays down past the worker's
+  retry budget (ARTFORGE_S3_RETRY_*) -> ``queued`` again for a new attempt, or, out of attempts,
+                                     ``failed`` / ``storage_unavailable``
 - any other exception             -> ``failed`` / ``pipeline_error``
 - the process dies                -> the lease expires, the reaper requeues or fails it
+
+Results are stored before the job turns ``succeeded``: while S3 is briefly down the attempt
+retries its writes with backoff, keeping its lease, so the job stays ``running`` meanwhile.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -23,7 +33,9 @@ from PIL import Image
 from shared.dataset_store import DatasetRecord, dataset_prefix
 from shared.images import decode_image
 from shared.jobs import Job, JobStatus, TransitionRefused
-from shared.objects import ObjectNotFound
+from shared.logs import log_context
+from shared.objects import ObjectNotFound, RetryPolicy, StorageUnavailable
+from workers import faults, telemetry
 from workers.housekeeping import ResultsLedger
 from workers.pipelines import InvalidJobInput, JobCanceled, JobContext, PipelineResult, get_pipeline
 from workers.provenance.recording import ResultRecorder, parallel_map
@@ -58,13 +70,38 @@ class LeaseKeeper:
 
 
 def execute_job(rt: Runtime, job_id: str) -> str:
-    """Run one attempt of ``job_id``. Returns what happened, for logs and tests."""
-    try:
-        job = rt.jobs.begin_attempt(job_id, rt.worker_id, rt.settings.lease_s)
-    except TransitionRefused as refused:
-        # A duplicate delivery: the job is finished, canceled, gone, or alive elsewhere.
-        log.info("job %s not started: %s", job_id, refused)
-        return f"skipped:{refused.reason}"
+    """Run one attempt of ``job_id``. Returns what happened, for logs and tests.
+
+    Every log line of the attempt carries the job's id, tenant and the request id it was
+    submitted with; the attempt is counted and timed in ``workers.telemetry``."""
+    with log_context(job_id=job_id):
+        try:
+            job = rt.jobs.begin_attempt(job_id, rt.worker_id, rt.settings.lease_s)
+        except TransitionRefused as refused:
+            # A duplicate delivery: the job is finished, canceled, gone, or alive elsewhere.
+            log.info("job %s not started: %s", job_id, refused)
+            return f"skipped:{refused.reason}"
+        with log_context(tenant=job.tenant, request_id=job.request_id):
+            log.info("job %s: %s attempt %d started", job_id, job.kind, job.attempts)
+            telemetry.record_attempt_started(job.kind)
+            started = time.monotonic()
+            outcome = _attempt(rt, job)
+            elapsed = time.monotonic() - started
+            telemetry.record_attempt(job.kind, outcome, elapsed)
+            log.info("job %s: %s attempt %d %s in %.2f s", job_id, job.kind, job.attempts, outcome, elapsed)
+            return outcome
+
+
+@functools.cache
+def retrying_runtime(rt: Runtime) -> Runtime:
+    """``rt`` with an object store that rides out a short S3 outage (``shared.objects.RetryPolicy``);
+    one per process, so its model cache lives as long as the process."""
+    return dataclasses.replace(rt, objects=rt.objects.with_retries(RetryPolicy.from_settings(rt.settings)))
+
+
+def _attempt(rt: Runtime, job: Job) -> str:
+    rt = retrying_runtime(rt)
+    job_id = job.id
     if job.attempts > rt.settings.max_attempts:
         rt.jobs.finish(job_id, JobStatus.FAILED, error={
             "code": "too_many_attempts",
@@ -93,7 +130,13 @@ def execute_job(rt: Runtime, job_id: str) -> str:
             # Canceled while we stored results, or taken over after a lost lease.
             log.warning("job %s: %s", job_id, refused)
             return f"superseded:{refused.current}"
+        except StorageUnavailable as exc:
+            log.warning("job %s: %s", job_id, exc)
+            return _run_again_later(rt, job, "storage_unavailable", str(exc))
         except Exception as exc:
+            if faults.is_out_of_memory(exc):
+                log.warning("job %s ran out of memory: %s", job_id, exc)
+                return _fail(rt, job_id, "out_of_memory", f"the device ran out of memory: {exc}")
             log.exception("job %s failed", job_id)
             return _fail(rt, job_id, "pipeline_error", f"{type(exc).__name__}: {exc}")
 
@@ -101,6 +144,24 @@ def execute_job(rt: Runtime, job_id: str) -> str:
 def _fail(rt: Runtime, job_id: str, code: str, message: str) -> str:
     rt.jobs.finish(job_id, JobStatus.FAILED, error={"code": code, "message": message})
     return f"failed:{code}"
+
+
+def _run_again_later(rt: Runtime, job: Job, code: str, message: str) -> str:
+    """A dependency stayed down past the retry budget: hand the job back to the queue for a new
+    attempt (counted, like any other), or fail it with ``code`` once attempts are used up."""
+    if job.attempts >= rt.settings.max_attempts:
+        return _fail(rt, job.id, code, f"{message} (attempt {job.attempts} of {rt.settings.max_attempts})")
+    try:
+        rt.jobs.transition(job.id, JobStatus.QUEUED, fields={
+            "lease_until": "0", "progress": {"fraction": 0.0, "stage": "requeued", "message": message}})
+    except TransitionRefused as refused:  # canceled meanwhile
+        log.warning("job %s: %s", job.id, refused)
+        return f"superseded:{refused.current}"
+    from shared.queue import enqueue_job
+    from workers.celery_app import app  # the worker's own app; imported here, where it is needed
+
+    enqueue_job(app, rt.settings, job.id, job.kind, job.priority)
+    return f"requeued:{code}"
 
 
 def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
@@ -124,6 +185,7 @@ def run_pipeline(rt: Runtime, job: Job, inputs: dict[str, Image.Image]) -> Pipel
             raise JobCanceled(job.id)
 
     check_cancel()
+    faults.before_pipeline(job.kind)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
     ctx = JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job), models=rt.registry,
                      datasets=S3Datasets(rt, job.tenant))
     return get_pipeline(job.kind)(inputs, job.params, progress, check_cancel, ctx)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from shared.contract import (
+    TASK_DELIVER_WEBHOOK,
     TASK_EXPIRE_RESULTS,
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
@@ -12,22 +14,49 @@ from shared.contract import (
     TASK_RETRAIN,
     TASK_RUN_JOB,
 )
-from shared.queue import enqueue_job
+from shared.queue import enqueue_job, enqueue_webhook_delivery
 from shared.schedules import ScheduleStore
-from workers import housekeeping, maintenance, retraining
+from workers import housekeeping, maintenance, retraining, webhooks
 from workers.celery_app import app, settings
 from workers.execution import execute_job
-from workers.runtime import runtime
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+
+send_webhook_attempt = functools.partial(enqueue_webhook_delivery, app)
 
 
 @app.task(name=TASK_RUN_JOB, ignore_result=True)
 def run_job(job_id: str) -> str:
-    return execute_job(runtime(), job_id)
+    rt = runtime()
+    try:
+        return execute_job(rt, job_id)
+    finally:
+        # Whatever the attempt did (finished the job, or found it canceled): a finished job's webhook
+        # is delivered by its own task, never inside this one.
+        _request_webhook(rt, job_id)
 
 
 @app.task(name=TASK_REAP_LEASES, ignore_result=True)
 def reap_leases() -> int:
-    return len(maintenance.reap_expired_leases(runtime(), functools.partial(enqueue_job, app, settings)))
+    rt = runtime()
+    acted = maintenance.reap_expired_leases(rt, functools.partial(enqueue_job, app, settings))
+    for job_id in acted:  # those it failed (out of attempts) are finished
+        _request_webhook(rt, job_id)
+    return len(acted)
+
+
+@app.task(name=TASK_DELIVER_WEBHOOK, ignore_result=True)
+def deliver_webhook(job_id: str, attempt: int = 1) -> str:
+    return webhooks.deliver(runtime(), job_id, attempt, send_webhook_attempt)
+
+
+def _request_webhook(rt: Runtime, job_id: str) -> None:
+    try:
+        webhooks.request_delivery(rt, job_id, send_webhook_attempt)
+    except Exception:  # Redis blip: never let the webhook fail the job's task
+        log.warning("could not start the webhook delivery of job %s", job_id, exc_info=True)
 
 
 @app.task(name=TASK_RENDER_STYLE_THUMBNAILS, ignore_result=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context
@@ -12,10 +14,14 @@ from flask_smorest import Blueprint
 
 from api.errors import ApiError
 from api.job_kinds import validate_job
-from api.representations import job_to_json
+from api.limits import release_job_slot, reserve_job_slot
+from api.observability import current_request_id
+from api.representations import job_event_to_json, job_to_json, server_sent_event
 from api.schemas import JobListQuerySchema, JobListSchema, JobRequestSchema, JobSchema
 from api.services import Services, principal, services
+from api.webhooks import checked_webhook_url
 from shared.contract import get_kind
+from shared.job_events import ENTRY_ID, START, follow_job_events
 from shared.jobs import IdempotencyConflict, Job, JobStatus, TransitionRefused, new_job_id
 from shared.objects import ObjectNotFound
 from shared.queue import enqueue_job
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Asynchronous jobs")
 
 MAX_IDEMPOTENCY_KEY = 255
+# A request whose Idempotency-Key is claimed by a job that is not in Redis yet came while the first
+# request was between claiming the key and writing the record (milliseconds): it waits this long.
+IDEMPOTENT_WAIT_S = 3.0
 
 
 def base_url(svc: Services) -> str:
@@ -52,13 +61,15 @@ def idempotency_key() -> str | None:
 @blp.arguments(JobRequestSchema)
 @blp.response(202, JobSchema)
 @blp.alt_response(409, description="the Idempotency-Key was used with a different body")
-@blp.alt_response(422, description="invalid kind, parameters or inputs")
+@blp.alt_response(422, description="invalid kind, parameters, inputs or webhook_url")
+@blp.alt_response(429, description="rate limited, or too many of the tenant's jobs are active; see Retry-After")
 @blp.alt_response(503, description="Redis or the queue is unavailable; see Retry-After")
 def submit_job(body: dict[str, Any]) -> Any:
     who, svc = principal(), services()
     kind = get_kind(body["kind"])
     if kind.admin_only and not who.admin:
         raise ApiError(403, "forbidden", f"{kind.name} jobs need an admin key")
+    webhook_url = checked_webhook_url(body.get("webhook_url"), svc.settings)
     params, inputs = validate_job(kind.name, body["params"], body["inputs"], who, svc)
 
     job_id = new_job_id()
@@ -71,20 +82,31 @@ def submit_job(body: dict[str, Any]) -> Any:
             raise ApiError(409, "idempotency_conflict",
                            "this Idempotency-Key was used with a different request body") from None
         if earlier is not None:
-            job = svc.jobs.get_for_tenant(earlier, who.tenant)
-            if job is None:
-                raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job no longer exists")
-            return accepted(job, svc, replayed=True)
+            return accepted(idempotent_job(svc, who.tenant, earlier), svc, replayed=True)
 
     try:
+        reserve_job_slot(who.tenant, kind.name, job_id)  # 429 quota_exceeded
         job = svc.jobs.create(job_id=job_id, tenant=who.tenant, key_id=who.key_id, kind=kind.name,
-                              params=params, inputs=inputs, priority=body["priority"])
+                              params=params, inputs=inputs, priority=body["priority"],
+                              request_id=current_request_id(), webhook_url=webhook_url)
         enqueue_job(svc.celery, svc.settings, job.id, kind.name, body["priority"])
     except Exception:
         # Leave nothing half-created: no record without a message, no key without a job.
         _forget(svc, job_id, who.tenant, key)
         raise
     return accepted(job, svc)
+
+
+def idempotent_job(svc: Services, tenant: str, job_id: str) -> Job:
+    """The job an earlier request with the same Idempotency-Key made, once its record is written;
+    409 if it never is (that request failed and gave the key back) or it expired."""
+    deadline = time.monotonic() + IDEMPOTENT_WAIT_S
+    while (job := svc.jobs.get_for_tenant(job_id, tenant)) is None:
+        if time.monotonic() > deadline:
+            raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job does not exist (any more); "
+                                                        "send the request again")
+        time.sleep(0.02)
+    return job
 
 
 def accepted(job: Job, svc: Services, replayed: bool = False) -> Response:
@@ -101,6 +123,7 @@ def accepted(job: Job, svc: Services, replayed: bool = False) -> Response:
 def _forget(svc: Services, job_id: str, tenant: str, key: str | None) -> None:
     try:
         svc.jobs.delete(job_id, tenant)
+        release_job_slot(tenant, job_id)
         if key is not None:
             svc.jobs.release_idempotency_key(tenant, key)
     except Exception:  # Redis itself is down: the record was not written either
@@ -183,3 +206,87 @@ def _stream(key: str, mimetype: str) -> Response:
     except ObjectNotFound:
         raise ApiError(404, "not_found", "the result is no longer stored") from None
     return Response(stream_with_context(chunks), mimetype=mimetype)
+
+
+EVENTS_DESCRIPTION = """Live progress of a job as server-sent events (`text/event-stream`).
+
+The stream first replays the job's events from the start (from the queued state on), or from
+after the `Last-Event-ID` header (or `last_event_id` query parameter) on a reconnect, then sends
+new ones as they happen. Every event has an `id:` (the stream entry id, to resume after) and
+`event:` names its type:
+
+- `status`: a state transition (`queued`, `running`, `succeeded`, `failed`, `canceled`; `running`
+  again when an attempt takes over, `queued` when a lost attempt is requeued);
+- `progress`: a progress update (at most about two a second, at least one per stage);
+- `artifact`: an artifact was listed on the job (a training run's sample grid);
+- `end` (no id): sent after the terminal state's event; its data is the final job record as
+  `GET /v1/jobs/{id}` returns it. The server then closes the stream.
+
+The data of `status`, `progress` and `artifact` events is one JSON object:
+`{"job_id", "type", "status", "stage", "fraction" (0..1 or null), "message", "eta_s" (seconds
+left, or null), "preview_url" (the newest image artifact, or null), "at" (ISO 8601 UTC)}`;
+status events add `previous_status` and, for failed jobs, `error`; artifact events add
+`artifact: {"name", "content_type", "url"}`.
+
+A comment line (`: keep-alive`) comes every ~15 s without events. A stream lasts at most
+`ARTFORGE_SSE_MAX_S` seconds (default 3600) and then closes without `end`: reconnect with
+`Last-Event-ID`. Another tenant's job answers 404 with a JSON error, never a stream."""
+
+EVENTS_EXAMPLE = """retry: 2000
+
+id: 1700000000000-0
+event: status
+data: {"job_id":"5f0c...","type":"status","status":"queued","stage":"queued","fraction":0.0,"message":"",\
+"eta_s":null,"preview_url":null,"at":"2024-11-14T22:13:20+00:00"}
+
+id: 1700000004000-0
+event: progress
+data: {"job_id":"5f0c...","type":"progress","status":"running","stage":"training","fraction":0.42,\
+"message":"step 840/2000 d 0.612 g 1.204 eta 95s","eta_s":95,\
+"preview_url":"https://api.example/v1/jobs/5f0c.../artifacts/samples-step-000800.png","at":"..."}
+
+: keep-alive
+
+id: 1700000100000-0
+event: status
+data: {"job_id":"5f0c...","type":"status","status":"succeeded","previous_status":"running",...}
+
+event: end
+data: {"id":"5f0c...","status":"succeeded","results":[...],...}
+"""
+@blp.route("/<job_id>/events", methods=["GET"])
+@blp.doc(description=EVENTS_DESCRIPTION, parameters=[
+    {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string"},
+     "description": "resume after this event id"},
+    {"in": "query", "name": "last_event_id", "required": False, "schema": {"type": "string"},
+     "description": "the same, for clients that cannot set headers"}])
+@blp.response(200, {"type": "string"}, description="the job's events", content_type="text/event-stream",
+              example=EVENTS_EXAMPLE)
+@blp.alt_response(400, description="Last-Event-ID is not an event id")
+@blp.alt_response(404, description="unknown, expired, or another tenant's job")
+def job_events(job_id: str) -> Response:
+    svc = services()
+    job = own_job(job_id)
+    after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or START
+    if not ENTRY_ID.fullmatch(after):
+        raise ApiError(400, "malformed_request", "Last-Event-ID must be an event id such as 1700000000000-0")
+    base, max_s, heartbeat_s = base_url(svc), svc.settings.sse_max_s, svc.settings.sse_heartbeat_s
+
+    def stream() -> Iterator[str]:
+        # When the client goes away, the next write fails and the server closes this generator.
+        yield "retry: 2000\n\n"
+        for event in follow_job_events(svc.jobs, job, after, max_s=max_s, heartbeat_s=heartbeat_s):
+            if event is None:
+                yield ": keep-alive\n\n"
+                continue
+            yield server_sent_event(job_event_to_json(event, job.id, base), event.type, event.id)
+        # Past the terminal event, or resumed after it: say so. Otherwise the stream ran out of
+        # time (the client resumes with Last-Event-ID) or the record expired (it gets a 404).
+        final = svc.jobs.get(job.id)
+        if final is not None and final.status.is_terminal:
+            yield server_sent_event(job_to_json(final, base, svc), "end")
+
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # no proxy buffering
+    return response

@@ -35,6 +35,7 @@ def test_killed_training_worker_resumes_from_its_checkpoint(own_stack: Stack) ->
         time.sleep(0.2)
     killed_at_step = current_step(job)
     own_stack.stop("trainer-1", sig=signal.SIGKILL)
+    killed_at = time.monotonic()
 
     own_stack.start_worker("training", name="trainer-2")
     done = admin.wait(job_id, timeout=600)
@@ -45,3 +46,5 @@ def test_killed_training_worker_resumes_from_its_checkpoint(own_stack: Stack) ->
     # It continued from a checkpoint taken before the kill, not from zero.
     assert CHECKPOINT_EVERY <= resumed <= killed_at_step and resumed % CHECKPOINT_EVERY == 0
     assert card["training"]["steps"] == STEPS
+    print(f"killed at step {killed_at_step}/{STEPS}; attempt 2 resumed from step {resumed} and finished "
+          f"{time.monotonic() - killed_at:.0f}s after the kill")

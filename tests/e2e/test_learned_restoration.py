@@ -134,3 +134,19 @@ def test_models_serve_only_their_own_kind_of_job(client: ApiClient, trained: dic
     response = client.submit({"kind": "restoration", "inputs": {"image": upload_array(client, unseen[0])},
                               "params": {"operations": ["defade"], "model": MODEL}})
     assert response.status_code == 202, response.text
+
+
+def test_the_promotion_gate_keeps_a_worse_restoration_model_out(admin_client: ApiClient, client: ApiClient,
+                                                                trained: dict) -> None:
+    """A one-step challenger from scratch, trained with promote=if_better, is scored against
+    the promoted version by pooled hole PSNR on the same held-out images, and not promoted;
+    restoration jobs keep being served by the promoted version."""
+    challenger = train_model(admin_client, {**TRAINING, "steps": 1, "promote": "if_better"})
+    card = challenger["card"]
+    gate = card["promotion_gate"]
+    print("restoration gate:", gate["reason"])
+    assert card["version"] == 2 and challenger["model"]["promoted_version"] == 1
+    assert gate["metric"] == "pooled_hole_psnr" and gate["higher_is_better"] and not gate["promote"]
+    assert gate["challenger"] < gate["incumbent"] and len(gate["per_seed"]) == 3
+    assert gate["incumbent"] == pytest.approx(
+        trained["card"]["metrics"]["inpainting"]["learned"]["pooled_hole_psnr"], abs=3.0)

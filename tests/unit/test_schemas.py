@@ -20,7 +20,7 @@ def test_job_request_fills_defaults() -> None:
     {"kind": "style_transfer", "priority": 10},
     {"kind": "style_transfer", "priority": "high"},
     {"kind": "style_transfer", "inputs": {"content": "../../etc/passwd"}},
-    {"kind": "style_transfer", "webhook_url": "http://example.test"},  # not supported yet: refused, not ignored
+    {"kind": "style_transfer", "webhook_url": 42},
     {},
 ])
 def test_job_request_refuses(body: dict) -> None:

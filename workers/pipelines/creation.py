@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from workers import faults
 from workers.data.attributes import ATTRIBUTE_NAMES
 from workers.models.gan import GanConfig, Generator, generate
 from workers.pipelines import CancelCheck, InvalidJobInput, JobContext, PipelineResult, ProgressFn, register_pipeline
@@ -49,6 +50,34 @@ def choose_conditions(card: dict[str, Any], params: dict[str, Any], prompt_weigh
     return chosen.astype(np.int64), attrs
 
 
+def generate_in_batches(generator: Generator, labels: np.ndarray, attrs: np.ndarray, params: dict[str, Any],
+                        progress: ProgressFn) -> tuple[np.ndarray, int]:
+    """All images in one batch; when the device runs out of memory, once more in batches of a
+    quarter of that (at least one image). The pixels are the same either way (``generate``
+    draws all noise up front), so the smaller batch changes nothing but memory and time.
+    Returns the images and the batch size that worked; a second OutOfMemoryError propagates
+    (the job fails with ``out_of_memory``)."""
+    batch = len(labels)
+    try:
+        faults.before_batch("creation", batch)
+        return generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"),
+                        batch_size=batch), batch
+    except Exception as exc:
+        if not faults.is_out_of_memory(exc) or batch <= 1:
+            raise
+        smaller = max(1, batch // 4)
+        progress(0.2, "generating", f"out of memory at {batch} images at once; retrying {smaller} at a time")
+        release_cached_memory()
+    faults.before_batch("creation", smaller)
+    return generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"),
+                    batch_size=smaller), smaller
+
+
+def release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @register_pipeline("creation")
 def create(
     inputs: dict[str, Image.Image],
@@ -75,7 +104,7 @@ def create(
     labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
 
     progress(0.2, "generating", f"{params['count']} images")
-    pixels = generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"))
+    pixels, batch = generate_in_batches(generator, labels, attrs, params, progress)
     check_cancel()
     images = [Image.fromarray(p) for p in pixels]
     if params.get("upscale"):
@@ -85,6 +114,7 @@ def create(
         "model": {"name": name, "version": version, "weights_sha256": card.get("weights_sha256"),
                   "architecture": card.get("architecture"), "dataset": card.get("dataset")},
         "generated_resolution": card["resolution"],
+        "batch_size": batch,
         "upscaled": bool(params.get("upscale")),
         "labels": [card["labels"][i] for i in labels],
         "attributes": np.round(attrs, 4).tolist(),

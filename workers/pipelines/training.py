@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -32,6 +34,10 @@ from workers.training.gan import TrainConfig, train_gan
 from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
 
 CHECKPOINT = "checkpoint.safetensors"
+# The loss curve, a listed artifact: [{"step": 250, "d": 0.61, "g": 1.2, ...}, ...], at most about
+# LOSS_LOG_POINTS points whatever the run's length, saved with every checkpoint and sample grid.
+LOSS_LOG = "losses.json"
+LOSS_LOG_POINTS = 500
 HELD_OUT_FRACTION = 0.2
 # Attribute vectors kept per label in the model card; creation samples from them.
 ATTRIBUTE_SAMPLES_PER_LABEL = 64
@@ -94,8 +100,8 @@ def train(
 
 
 class TrainingRun:
-    """A training job's link to its workspace: the checkpoint to resume from, checkpoints
-    and sample grids going out, and progress with an ETA measured over this attempt."""
+    """A training job's link to its workspace: the checkpoint to resume from, checkpoints,
+    sample grids and the loss log going out, and progress with an ETA measured over this attempt."""
 
     def __init__(self, ctx: JobContext, progress: ProgressFn, share: float = 0.85):
         self.ctx, self.progress, self.share = ctx, progress, share
@@ -103,8 +109,16 @@ class TrainingRun:
         self.resume = state_from_bytes(saved) if saved else None
         self.first_step = int(self.resume["step"]) if self.resume else 0
         self.started = time.monotonic()
+        # A resumed run keeps the points up to its checkpoint; the steps after it run again.
+        logged = ctx.workspace.load(LOSS_LOG) if self.resume else None
+        self.loss_log: list[dict[str, float | None]] = [
+            point for point in json.loads(logged) if point["step"] <= self.first_step] if logged else []
 
     def on_progress(self, step: int, total: int, losses: dict[str, float]) -> None:
+        if step % max(1, total // LOSS_LOG_POINTS) == 0 or step == total:
+            # JSON has no NaN: a diverged loss is logged as null.
+            self.loss_log.append({"step": step, **{k: round(v, 5) if math.isfinite(v) else None
+                                                   for k, v in losses.items()}})
         rate = (step - self.first_step) / max(time.monotonic() - self.started, 1e-6)
         message = f"step {step}/{total} " + " ".join(f"{k} {v:.3f}" for k, v in losses.items())
         if rate > 0:
@@ -113,9 +127,14 @@ class TrainingRun:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         self.ctx.workspace.save(CHECKPOINT, state_to_bytes(state), "application/octet-stream", listed=False)
+        self.save_loss_log()
 
     def save_samples(self, step: int, grid: Image.Image) -> None:
         self.ctx.workspace.save(f"samples-step-{step:06d}.png", png_bytes(grid), "image/png")
+        self.save_loss_log()
+
+    def save_loss_log(self) -> None:
+        self.ctx.workspace.save(LOSS_LOG, json.dumps(self.loss_log).encode(), "application/json")
 
     def facts(self, steps_done: int, params: dict[str, Any], final_losses: dict[str, float]) -> dict[str, Any]:
         """The model card's "training" section."""
