@@ -42,11 +42,10 @@ def run_schedule(rt: Runtime, schedules: ScheduleStore, tenant: str, name: str, 
 
 def _decide_and_launch(rt: Runtime, spec: ScheduleSpec, last_launch: dict[str, Any] | None,
                        enqueue: Enqueue) -> dict[str, Any]:
-    if last_launch is not None:
-        job = rt.jobs.get(last_launch["job_id"])
-        if job is not None and not job.status.is_terminal:
-            return {"outcome": "skipped", "reason": f"retraining job {job.id} is still {job.status.value}",
-                    "job_id_running": job.id}
+    last_job = rt.jobs.get(last_launch["job_id"]) if last_launch is not None else None
+    if last_job is not None and not last_job.status.is_terminal:
+        return {"outcome": "skipped", "reason": f"retraining job {last_job.id} is still {last_job.status.value}",
+                "job_id_running": last_job.id}
 
     fingerprint = dataset_fingerprint(rt, spec)
     if fingerprint is None:
@@ -59,8 +58,8 @@ def _decide_and_launch(rt: Runtime, spec: ScheduleSpec, last_launch: dict[str, A
             return {"outcome": "skipped", "manifest_sha256": fingerprint,
                     "reason": f"dataset unchanged since {spec.model}@{promoted} was trained on it"}
     if last_launch is not None and last_launch.get("manifest_sha256") == fingerprint:
-        job = rt.jobs.get(last_launch["job_id"])
-        if job is None or job.status == JobStatus.SUCCEEDED:
+        # An expired record counts as finished: job records expire only after their job ended.
+        if last_job is None or last_job.status == JobStatus.SUCCEEDED:
             return {"outcome": "skipped", "manifest_sha256": fingerprint,
                     "reason": f"dataset unchanged since retraining job {last_launch['job_id']} trained on it "
                               "(its version was not promoted)"}
