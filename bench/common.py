@@ -195,9 +195,21 @@ class Figure:
     def ratio(self) -> float:
         return self.value / self.baseline
 
+    def goal_verdict(self) -> str:
+        """The goal with "(met)" or "(not met)" for goals of the form ">= x" or "<= x"; "-" for none."""
+        if not self.goal:
+            return "-"
+        op, _, bound = self.goal.partition(" ")
+        try:
+            limit = float(bound)
+        except ValueError:
+            return self.goal
+        met = self.ratio >= limit if op == ">=" else self.ratio <= limit if op == "<=" else None
+        return self.goal if met is None else f"{self.goal} ({'met' if met else 'not met'})"
+
     def line(self) -> str:
         better = "higher" if self.higher_is_better else "lower"
-        goal = f", goal {self.goal}" if self.goal else ""
+        goal = f", goal {self.goal_verdict()}" if self.goal else ""
         return (f"{self.name}: {self.value:.4g} {self.unit} vs {self.baseline_name} {self.baseline:.4g} "
                 f"{self.unit} -> ratio {self.ratio:.3f} ({better} is better{goal})")
 

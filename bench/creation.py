@@ -3,6 +3,7 @@
 Measured: images/s of a creation job of ``--count`` images (POST /v1/jobs until GET says
 succeeded, polled every 20 ms): queue, model lookup (cached after the first job), the
 generator forward, PNG encoding, S3 writes of every image and its provenance record.
+Also shown: the job's pipeline function alone (no queue, provenance or storage).
 Baseline: ``workers.models.gan.generate`` of the same registered model, same labels,
 attributes and seed, in this process. The model is a short training job of the service
 (``--train-steps``; only speed is measured here, not quality). The two alternate, run by
@@ -67,9 +68,23 @@ def bare_generate(stack: Any, job: dict[str, Any], count: int) -> Any:
     return lambda: generate(generator, labels, attrs, seed=job["params"]["seed"])
 
 
+def pipeline_function(stack: Any, body: dict[str, Any]) -> Any:
+    """The job's pipeline function with the service's registry (model cached after the first call):
+    model lookup, conditions, the forward, conversion to images; no queue, provenance or storage."""
+    from shared.connections import Stores
+    from workers.pipelines import JobContext
+    from workers.pipelines.creation import create
+    from workers.registry import ModelRegistry
+
+    stores = Stores.from_settings(stack.settings())
+    ctx = JobContext.local("cpu", models=ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models))
+    params = {"truncation": None, "upscale": False, **body["params"]}
+    return lambda: create({}, params, lambda *a: None, lambda: None, ctx)
+
+
 def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     body = {"kind": "creation", "params": {"model": MODEL, "count": args.count, "seed": 7}}
-    times: dict[str, list[float]] = {"bare": [], "service": []}
+    times: dict[str, list[float]] = {"bare": [], "pipeline": [], "service": []}
     phases: list[dict[str, float]] = []
     with running_stack("creation") as stack:
         admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
@@ -77,24 +92,37 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
         stack.start_worker("inference")
         first = admin.wait(admin.submit(body), POLL_S)
         bare = bare_generate(stack, job_metadata(admin, first), args.count)
+        pipeline = pipeline_function(stack, body)
         for run in range(WARMUP_RUNS + args.runs):
             started = time.perf_counter()
             bare()
             bare_s = time.perf_counter() - started
+            started = time.perf_counter()
+            pipeline()
+            pipeline_s = time.perf_counter() - started
             submitted, started = time.time(), time.perf_counter()
             job = admin.wait(admin.submit(body), POLL_S)
             service_s = time.perf_counter() - started
             if run >= WARMUP_RUNS:
                 times["bare"].append(bare_s)
+                times["pipeline"].append(pipeline_s)
                 times["service"].append(service_s)
                 phases.append(job_phases(job, submitted, time.time()))
         admin.close()
-    service, bare_rate = (args.count / median(times[name]) for name in ("service", "bare"))
-    return [Figure(f"creation {args.count} images at 32 px via service", service, bare_rate, "img/s",
-                   "bare generator forward", higher_is_better=True, command=command(MODULE, argv), goal=">= 0.7",
-                   note=(f"median of {args.runs}; bare forward {median(times['bare']) * 1000:.1f} ms, "
-                         f"service {median(times['service']) * 1000:.0f} ms per job; {torch.get_num_threads()} "
-                         f"threads here; service ms per phase: {phase_medians(phases)}"))]
+    service, pipeline, bare_rate = (args.count / median(times[name]) for name in ("service", "pipeline", "bare"))
+    running = median([p["running"] for p in phases]) - median(times["pipeline"])
+    return [
+        Figure(f"creation {args.count} images at 32 px via service", service, bare_rate, "img/s",
+               "bare generator forward", higher_is_better=True, command=command(MODULE, argv), goal=">= 0.7",
+               note=(f"median of {args.runs}; bare forward {median(times['bare']) * 1000:.1f} ms, "
+                     f"service {median(times['service']) * 1000:.0f} ms per job, of which "
+                     f"~{running * 1000 / args.count:.1f} ms per image marking, signing and storing it "
+                     f"(`python -m bench.profile_job creation` splits it); {torch.get_num_threads()} threads here; "
+                     f"service ms per phase: {phase_medians(phases)}")),
+        Figure(f"creation {args.count} images at 32 px, pipeline function", pipeline, bare_rate, "img/s",
+               "bare generator forward", higher_is_better=True, command=command(MODULE, argv),
+               note="model lookup (cached), conditions, the forward and conversion to images; no storage"),
+    ]
 
 
 def job_metadata(api: ApiSession, job: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Restoration at 512 px: every operation, learned and classical, and the whole service.
+"""Restoration at `--side` px (512 by default): every operation, learned and classical, and the whole service.
 
 Measured: milliseconds per ``--side`` px image of each operation as the job's pipeline runs
 it (``workers.pipelines.restoration.restore`` with one operation, in this process), and of a

@@ -10,11 +10,22 @@ reported and the others still run; the exit status is then 1.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import api_submit, creation, gan_training, provenance, restoration, round_trip, style_transfer
+from bench import (
+    api_submit,
+    creation,
+    gan_training,
+    png_encode,
+    provenance,
+    restoration,
+    round_trip,
+    style_transfer,
+    worker_footprint,
+)
 from bench.common import Figure, machine, print_figures
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -22,27 +33,35 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 # benchmarks with other arguments) and is kept as it is when this script rewrites the file.
 KEPT_MARKER = "<!-- kept by bench.run_all: figures measured by the commands named with them -->"
 COMMAND = "python -m bench.run_all"
-BENCHES: dict[str, Callable[[list[str]], list[Figure]]] = {
-    "bench.api_submit": api_submit.run,
-    "bench.round_trip": round_trip.run,
-    "bench.style_transfer": style_transfer.run,
-    "bench.creation": creation.run,
-    "bench.gan_training": gan_training.run,
-    "bench.provenance": provenance.run,
-    "bench.restoration": restoration.run,
-}
+# (module, its ``run``, the arguments it gets): the same as running the module alone with them.
+BENCHES: list[tuple[str, Callable[[list[str]], list[Figure]], list[str]]] = [
+    ("bench.api_submit", api_submit.run, []),
+    ("bench.round_trip", round_trip.run, []),
+    ("bench.style_transfer", style_transfer.run, []),
+    ("bench.style_transfer", style_transfer.run, ["--side", "1024", "--runs", "3"]),
+    ("bench.creation", creation.run, []),
+    ("bench.gan_training", gan_training.run, []),
+    ("bench.png_encode", png_encode.run, []),
+    ("bench.provenance", provenance.run, []),
+    ("bench.restoration", restoration.run, []),
+    ("bench.restoration", restoration.run, ["--side", "1024", "--runs", "2"]),
+    ("bench.worker_footprint", worker_footprint.run, []),
+]
 
 
 def run_benches() -> tuple[list[Figure], list[str]]:
     figures: list[Figure] = []
     failed: list[str] = []
-    for name, run in BENCHES.items():
-        print(f"running {name} ...", flush=True)
+    for name, run, argv in BENCHES:
+        label = " ".join([name, *argv])
+        print(f"running {label} ...", flush=True)
+        started = time.monotonic()
         try:
-            figures += run([])
+            figures += run(argv)
         except Exception:
             traceback.print_exc()
-            failed.append(name)
+            failed.append(label)
+        print(f"  {label}: {time.monotonic() - started:.0f} s", flush=True)
     return figures, failed
 
 
@@ -57,7 +76,7 @@ def table(figures: list[Figure]) -> list[str]:
     for f in figures:
         better = "higher is better" if f.higher_is_better else "lower is better"
         rows.append(f"| {f.name} | {fmt(f.value)} {f.unit} | {fmt(f.baseline)} {f.unit} ({f.baseline_name}) | "
-                    f"**{f.ratio:.2f}** ({better}) | {f.goal or '-'} | {f.machine} | {f.measured_at} | "
+                    f"**{f.ratio:.2f}** ({better}) | {f.goal_verdict()} | {f.machine} | {f.measured_at} | "
                     f"`{COMMAND}` (alone: `{f.command}`) |")
     return rows
 
@@ -96,7 +115,7 @@ def results_markdown(figures: list[Figure], failed: list[str]) -> str:
         "",
         "## What is compared",
         "",
-        *[f"- `{name}`: {what_it_measures(name)}" for name in BENCHES],
+        *[f"- `{name}`: {what_it_measures(name)}" for name in dict.fromkeys(name for name, _, _ in BENCHES)],
     ]
     if failed:
         lines += ["", "## Failed in this run", "", *[f"- `{name}` (see the run's output)" for name in failed]]

@@ -110,15 +110,23 @@ def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Ima
     skipped &= shortfall > 3 * MARGIN
     mask = _texture_mask(rgb @ LUMA)
     delta = np.zeros(rgb.shape[:2], dtype=np.float32)
+    marked = np.empty_like(rgb)  # reused: a full-size float image per iteration is most of the cost
     for _ in range(ITERATIONS):
         shortfall[skipped] = 0.0
         if shortfall.max() < 0.05 * MARGIN:
             break
         # Overshoot a little: masking, resampling and clipping each take some of the step away.
         delta += mask * _resize(layout.synthesise(signs * shortfall * 1.1), size)
-        marked = np.clip(rgb + delta[..., None], 0, 255)
+        _clipped_sum(rgb, delta, out=marked)
         shortfall = np.maximum(MARGIN - signs * layout.project(_canonical(marked @ LUMA)), 0.0)
-    return Image.fromarray(np.clip(rgb + delta[..., None], 0, 255).round().astype(np.uint8))
+    return Image.fromarray(_clipped_sum(rgb, delta, out=marked).round(out=marked).astype(np.uint8))
+
+
+def _clipped_sum(rgb: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.clip(rgb + delta[..., None], 0, 255)`` written into ``out`` (same values, no temporaries)."""
+    np.add(rgb, delta[..., None], out=out)
+    np.maximum(out, 0, out=out)
+    return np.minimum(out, 255, out=out)
 
 
 def detect(image: Image.Image, key: int = DEFAULT_KEY) -> tuple[int | None, float]:

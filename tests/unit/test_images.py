@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -87,3 +88,13 @@ def test_to_rgb_returns_a_fresh_image_without_info() -> None:
     image = Image.new("RGB", (2, 2))
     image.info["comment"] = b"hello"
     assert to_rgb(image).info == {}
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_encoded_png_decodes_to_the_same_pixels(mode: str) -> None:
+    # encode_png uses zlib's run-length strategy for speed: it must stay lossless in every mode.
+    pixels = np.random.default_rng(3).integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    decoded = Image.open(io.BytesIO(encode_png(image)))
+    assert decoded.mode == image.mode
+    assert np.array_equal(np.asarray(decoded), np.asarray(image))

@@ -249,10 +249,14 @@ class ResultRecorder:
             "artforge-digital-source-type": disclosure["digital_source_type_code"],
             "artforge-model": ascii_header(self.model_label()),
         }
-        objects.put_bytes(bucket, image_key, marked.png, "image/png", metadata=metadata, retain=True)
-        objects.put_bytes(bucket, sidecar_key, marked.sidecar, "application/c2pa", retain=True,
-                          metadata={"artforge-record-id": sealed["record_id"], "artforge-image-sha256": marked.sha256})
-        objects.put_json(bucket, provenance_key, sealed, retain=True)
+        # The three writes are independent round trips: overlapped, they cost about one.
+        parallel_map(lambda write: write(), [
+            lambda: objects.put_bytes(bucket, image_key, marked.png, "image/png", metadata=metadata, retain=True),
+            lambda: objects.put_bytes(bucket, sidecar_key, marked.sidecar, "application/c2pa", retain=True,
+                                      metadata={"artforge-record-id": sealed["record_id"],
+                                                "artforge-image-sha256": marked.sha256}),
+            lambda: objects.put_json(bucket, provenance_key, sealed, retain=True),
+        ])
         readable = marked.watermark_payload if marked.watermark_readable else None
         self.index.add(ResultLocation(
             record_id=sealed["record_id"], tenant=job.tenant, job_id=job.id, index=index, image_key=image_key,
