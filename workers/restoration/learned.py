@@ -3,7 +3,9 @@
 Build a network once with ``load_inpainter`` / ``load_detector`` and call ``inpaint_learned`` /
 ``detect_learned`` per image (or tile): uint8 [H, W, 3] RGB in, numpy out, like
 ``workers.restoration.classical``. Calls run under ``torch.inference_mode`` and never change
-the network; any H, W works (the networks pad internally).
+the network; any H, W works (the networks pad internally). On a CUDA device they run the way
+``workers.devices`` says (bf16 autocast, channels_last, pinned host copies); on the CPU in
+fp32, exactly as before those helpers existed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from workers import devices
 from workers.models.gan import to_uint8
 from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig
 
@@ -20,26 +23,37 @@ from workers.models.restoration import DamageDetector, InpaintingNet, Restoratio
 def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
     net = InpaintingNet(config)
     net.load_state_dict(state)
-    return net.to(device).eval().requires_grad_(False)
+    devices.prepare_module(net, device)
+    return net.requires_grad_(False)
 
 
 def load_detector(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> DamageDetector:
     net = DamageDetector(config)
     net.load_state_dict(state)
-    return net.to(device).eval().requires_grad_(False)
+    devices.prepare_module(net, device)
+    return net.requires_grad_(False)
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 [H, W, 3] -> float [1, 3, H, W] in [-1, 1] on ``device``: the uint8 pixels travel
+    (a quarter of the bytes of floats), and on CUDA the batch is channels_last."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    pixels = devices.to_device(torch.from_numpy(np.ascontiguousarray(image)), device)
+    return devices.image_batch(pixels.permute(2, 0, 1)[None].float() / 127.5 - 1, device)
+
+
+def _mask_tensor(mask: np.ndarray, device: torch.device) -> torch.Tensor:
+    return devices.to_device(torch.from_numpy(mask), device)[None, None].float()
 
 
 def _on(net: torch.nn.Module, device: str) -> torch.device:
     """The device to run on; moves the network there the first time (a no-op afterwards)."""
     target = torch.device(device)
+    if target.type == "cuda" and target.index is None:  # parameters report "cuda:N", never "cuda"
+        target = torch.device("cuda", torch.cuda.current_device())
     if next(net.parameters()).device != target:
-        net.to(target)
+        devices.prepare_module(net, target)
     return target
 
 
@@ -52,8 +66,8 @@ def inpaint_learned(net: InpaintingNet, image: np.ndarray, mask: np.ndarray, dev
     if not mask.any():
         return image.copy()
     dev = _on(net, device)
-    with torch.inference_mode():
-        restored = to_uint8(net(_image_tensor(image, dev), torch.from_numpy(mask).to(dev)[None, None].float()))[0]
+    with devices.inference(dev):
+        restored = to_uint8(net(_image_tensor(image, dev), _mask_tensor(mask, dev)).float())[0]
     return np.where(mask[:, :, None], restored, image)
 
 
@@ -62,6 +76,6 @@ def detect_learned(net: DamageDetector, image: np.ndarray, device: str = "cpu", 
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), not {threshold}")
     dev = _on(net, device)
-    with torch.inference_mode():
-        logits = net(_image_tensor(image, dev))[0, 0]
+    with devices.inference(dev):
+        logits = net(_image_tensor(image, dev))[0, 0].float()  # bf16 on CUDA: compare in fp32
     return (logits >= math.log(threshold / (1 - threshold))).cpu().numpy()

@@ -11,6 +11,11 @@ A checkpoint is the whole state (G, D, G_ema, both optimizers, step, the loop's 
 data sampler's position), so N steps straight and k steps + checkpoint + resume to N give
 bitwise the same weights on CPU.
 
+On a CUDA device the forward passes run in bf16 autocast (``workers.devices.autocast``; off
+with ``mixed_precision=False`` or ``ARTFORGE_CUDA_BF16=0``): weights, optimizer state, the EMA
+and the losses stay fp32, and backward runs outside autocast, as the AMP recipe says (bf16
+needs no loss scaling). On the CPU nothing changes.
+
     python -m workers.training.gan --dry-run     (a few steps on random data, checkpoint round trip)
 """
 
@@ -28,6 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from workers import devices
 from workers.models.gan import Discriminator, GanConfig, Generator, to_uint8
 from workers.training.sampling import EpochSampler, montage
 
@@ -153,7 +159,7 @@ class _Run:
             self.g = Generator(gan_config).to(device)
             self.d = Discriminator(gan_config).to(device)
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
-        adam = {"betas": train_config.betas, "fused": True}
+        adam: dict[str, Any] = {"betas": train_config.betas, "fused": True}
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=train_config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=train_config.lr_d, **adam)
         self.rng = torch.Generator().manual_seed(train_config.seed)
@@ -203,8 +209,8 @@ class _Run:
         with torch.no_grad():
             for ema, live in zip(self.g_ema.parameters(), self.g.parameters(), strict=True):
                 ema.lerp_(live, 1 - decay)
-            for ema, live in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
-                ema.copy_(live)  # BN running statistics (and SN vectors) follow the live G
+            for ema_buffer, live_buffer in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
+                ema_buffer.copy_(live_buffer)  # BN running statistics (and SN vectors) follow the live G
 
 
 def train_gan(
@@ -221,6 +227,7 @@ def train_gan(
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None,
     save_samples: Callable[[int, Image.Image], None] = lambda step, grid: None,
     device: str = "cpu",
+    mixed_precision: bool = True,
 ) -> TrainResult:
     """Train from scratch, or from ``resume`` (a state given to ``save_checkpoint``) up to
     ``train_config.steps``. ``init_weights`` (a served generator's weights) starts a fresh run
@@ -229,7 +236,9 @@ def train_gan(
     ``check_cancel`` is called before every step; when it raises, the state is checkpointed
     and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
     every ``checkpoint_every`` steps, sample grids (G_ema, one row per class, fixed z) every
-    ``sample_every`` steps and after the last.
+    ``sample_every`` steps and after the last. ``mixed_precision``: bf16 autocast for the
+    forward passes on CUDA (no effect on the CPU); not part of the config, so checkpoints and
+    model cards are the same either way.
     """
     _validate(images, labels, attrs, gan_config)
     dev = torch.device(device)
@@ -253,10 +262,10 @@ def train_gan(
         real = data[index].float().div_(127.5).sub_(1.0)
         y, a = data_labels[index], data_attrs[index]
         z = torch.randn(batch, gan_config.nz, generator=run.rng).to(dev)
-        fake = run.g(z, y, a)
-
-        logits = run.d(diff_augment(torch.cat([real, fake.detach()]), policy, run.rng),
-                       torch.cat([y, y]), torch.cat([a, a]))
+        with devices.autocast(dev, mixed_precision):  # CUDA only: bf16 forward, fp32 outputs for the losses
+            fake = run.g(z, y, a).float()
+            logits = run.d(diff_augment(torch.cat([real, fake.detach()]), policy, run.rng),
+                           torch.cat([y, y]), torch.cat([a, a])).float()
         d_real, d_fake = logits[:batch], logits[batch:]
         loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
         run.opt_d.zero_grad(set_to_none=True)
@@ -264,7 +273,9 @@ def train_gan(
         run.opt_d.step()
 
         run.d.requires_grad_(False)  # G's step needs gradients for the image only
-        loss_g = -run.d(diff_augment(fake, policy, run.rng), y, a).mean()
+        with devices.autocast(dev, mixed_precision):
+            d_on_fake = run.d(diff_augment(fake, policy, run.rng), y, a).float()
+        loss_g = -d_on_fake.mean()
         run.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         run.opt_g.step()

@@ -19,6 +19,11 @@ numpy Generator whose state is in the checkpoint, with the networks, the optimiz
 step and the sampler's position: N steps straight and k steps + checkpoint + resume to N
 give bitwise the same weights on CPU.
 
+On a CUDA device the forward passes run in bf16 autocast (``workers.devices.autocast``; off
+with ``mixed_precision=False`` or ``ARTFORGE_CUDA_BF16=0``); the losses are computed in fp32
+on the networks' outputs, outside autocast, and so are the backward passes. On the CPU nothing
+changes.
+
     python -m workers.training.restoration --dry-run   (a few steps on random data, checkpoint round trip)
 """
 
@@ -39,6 +44,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from workers import devices
 from workers.data.damage import DamageConfig, simulate_damage
 from workers.models.gan import to_uint8
 from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig, composite
@@ -142,7 +148,7 @@ def random_crop(image: np.ndarray, patch: int, rng: np.random.Generator) -> np.n
     return np.ascontiguousarray(crop[:, ::-1] if turn >= 4 else crop)
 
 
-def damaged_batch(crops: Sequence[np.ndarray], rng: np.random.Generator,
+def damaged_batch(crops: Sequence[np.ndarray] | np.ndarray, rng: np.random.Generator,
                   config: DamageConfig) -> tuple[np.ndarray, np.ndarray]:
     """(damaged uint8 [B,P,P,3], mask bool [B,P,P]) from clean crops, damage drawn from ``rng``."""
     damaged = [simulate_damage(crop, rng, config) for crop in crops]
@@ -214,7 +220,7 @@ class _Run:
             self.inpainter = InpaintingNet(model_config).to(device)
             self.detector = DamageDetector(model_config).to(device)
             self.critic = PatchDiscriminator().to(device) if train_config.adversarial else None
-        adam = {"lr": train_config.lr, "betas": train_config.betas, "fused": True}
+        adam: dict[str, Any] = {"lr": train_config.lr, "betas": train_config.betas, "fused": True}
         self.opt_inpainter = torch.optim.Adam(self.inpainter.parameters(), **adam)
         self.opt_detector = torch.optim.Adam(self.detector.parameters(), **adam)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), **adam) if self.critic else None
@@ -291,6 +297,7 @@ def train_restoration(
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None,
     save_samples: Callable[[int, Image.Image], None] = lambda step, grid: None,
     device: str = "cpu",
+    mixed_precision: bool = True,
 ) -> RestorationTrainResult:
     """Train from scratch, or from ``resume`` (a state given to ``save_checkpoint``) up to
     ``train_config.steps``, on clean uint8 [H,W,3] images of any sizes >= ``patch``.
@@ -300,6 +307,8 @@ def train_restoration(
     ``check_cancel`` is called before every step; when it raises, the state is checkpointed
     and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
     every ``checkpoint_every`` steps, sample grids every ``sample_every`` steps and after the last.
+    ``mixed_precision``: bf16 autocast for the forward passes on CUDA (no effect on the CPU); not
+    part of the config, so checkpoints and model cards are the same either way.
     """
     tc = train_config
     _validate(images, tc.patch)
@@ -322,20 +331,25 @@ def train_restoration(
         broken_np, mask_np = damaged_batch(crops, run.rng, damage)
         clean, broken, mask = to_tensor(np.stack(crops), dev), to_tensor(broken_np, dev), mask_tensor(mask_np, dev)
 
-        raw = run.inpainter.predict(clean, mask)
+        with devices.autocast(dev, mixed_precision):  # CUDA only: bf16 forward, fp32 outputs for the losses
+            raw = run.inpainter.predict(clean, mask).float()
         restored = composite(raw, clean, mask)
         loss_l1 = ((raw - clean).abs() * (tc.valid_weight + (tc.hole_weight - tc.valid_weight) * mask)).mean()
         loss_pyramid = laplacian_l1(restored, clean, tc.pyramid_levels)
         loss_inpaint = loss_l1 + tc.pyramid_weight * loss_pyramid
         losses = {"l1": loss_l1.item(), "pyramid": loss_pyramid.item()}
         if run.critic is not None and run.opt_critic is not None:
-            loss_critic = (torch.relu(1 - run.critic(clean, mask)).mean() +
-                           torch.relu(1 + run.critic(restored.detach(), mask)).mean())
+            with devices.autocast(dev, mixed_precision):
+                critic_real = run.critic(clean, mask).float()
+                critic_fake = run.critic(restored.detach(), mask).float()
+            loss_critic = torch.relu(1 - critic_real).mean() + torch.relu(1 + critic_fake).mean()
             run.opt_critic.zero_grad(set_to_none=True)
             loss_critic.backward()
             run.opt_critic.step()
             run.critic.requires_grad_(False)  # the inpainter's step needs gradients for the image only
-            loss_adversarial = -run.critic(restored, mask).mean()
+            with devices.autocast(dev, mixed_precision):
+                critic_restored = run.critic(restored, mask).float()
+            loss_adversarial = -critic_restored.mean()
             run.critic.requires_grad_(True)
             loss_inpaint = loss_inpaint + tc.adversarial_weight * loss_adversarial
             losses.update(critic=loss_critic.item(), adversarial=loss_adversarial.item())
@@ -343,7 +357,8 @@ def train_restoration(
         loss_inpaint.backward()
         run.opt_inpainter.step()
 
-        logits = run.detector(broken)
+        with devices.autocast(dev, mixed_precision):
+            logits = run.detector(broken).float()
         loss_bce = F.binary_cross_entropy_with_logits(logits, mask)
         loss_dice = soft_dice_loss(logits, mask)
         run.opt_detector.zero_grad(set_to_none=True)
