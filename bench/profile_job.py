@@ -25,7 +25,7 @@ MODULE = "bench.profile_job"
 # What a job's time is spent on: (title, file fragment, function name as yappi names it). The
 # functions do not call one another, except where the title says "incl.".
 BUCKETS: list[tuple[str, str, str]] = [
-    ("model forward", "workers/models/gan.py", "generate"),
+    ("model forward", "workers/models/gan.py", "generate_from_noise"),
     ("model forward", "workers/models/style_networks.py", "stylize_named_array"),
     ("model forward", "workers/models/style_networks.py", "stylize_arbitrary"),
     ("inputs: S3 read and decode", "workers/execution.py", "load_inputs"),

@@ -4,10 +4,19 @@ Reliability settings (see ARCHITECTURE.md): late acks, reject on worker loss, pr
 a visibility timeout above the longest job, and priorities on the Redis transport. The
 visibility timeout is deliberately long: dead workers are handled by the lease reaper,
 never by early redelivery, which would start a still-running job a second time.
+
+Creation jobs are also listed, by id, on a waiting list per model reference as submitted
+(``af:creation-waiting:{params.model}``, a Redis list with a TTL refreshed on each push): a worker
+that starts a creation job takes those already waiting for the same model into one generator
+forward (``workers.creation_batching``). A listed id is only a hint; ``JobStore.begin_attempt``
+decides who runs a job, so an id taken from the list and an id left on it are both harmless.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
+import redis
 from celery import Celery
 from kombu import Queue
 
@@ -27,6 +36,12 @@ from shared.contract import (
     job_payload,
 )
 from shared.settings import Settings
+
+CREATION_WAITING_PREFIX = "af:creation-waiting:"
+# A waiting list outlives its last push by this long. A job queued longer than that is no longer
+# listed: it runs alone (on its own message), as it would with batching off.
+CREATION_WAITING_TTL_S = 3600
+CREATION_KIND = "creation"
 
 
 def visibility_options(settings: Settings) -> dict[str, int]:
@@ -105,9 +120,16 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
     return app
 
 
-def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priority: int) -> None:
+def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priority: int, *,
+                model_ref: str | None = None, redis_client: redis.Redis | None = None) -> None:
     """Send a job's task to its kind's queue. API priority: 9 runs first; the Redis
-    transport serves priority 0 first, hence the flip. Training jobs get their own limits."""
+    transport serves priority 0 first, hence the flip. Training jobs get their own limits.
+
+    A creation job (given its ``model_ref`` as submitted and a ``redis_client``) is first listed as
+    waiting for that model, unless ``creation_batch_max_images`` is 0: another worker may then
+    run it in its batch, and this message finds it taken and is skipped."""
+    if kind == CREATION_KIND and model_ref and redis_client is not None and settings.creation_batch_max_images > 0:
+        list_waiting_creation(redis_client, model_ref, job_id)
     queue = get_kind(kind).queue
     if queue == QUEUE_TRAINING:
         limits = {"soft_time_limit": settings.training_soft_limit_s, "time_limit": settings.training_hard_limit_s}
@@ -123,6 +145,37 @@ def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priorit
         retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
         **limits,
     )
+
+
+def creation_waiting_key(model_ref: str) -> str:
+    return CREATION_WAITING_PREFIX + model_ref
+
+
+def list_waiting_creation(client: redis.Redis, model_ref: str, job_id: str) -> None:
+    """Append ``job_id`` to its model's waiting list and refresh the list's TTL."""
+    key = creation_waiting_key(model_ref)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(key, job_id)
+        pipe.expire(key, CREATION_WAITING_TTL_S)
+        pipe.execute()
+
+
+def take_waiting_creations(client: redis.Redis, model_ref: str, count: int) -> list[str]:
+    """Up to ``count`` ids from the head of the model's waiting list (oldest first), removed from it."""
+    if count <= 0:
+        return []
+    return list(cast(list[str] | None, client.lpop(creation_waiting_key(model_ref), count)) or [])
+
+
+def return_waiting_creations(client: redis.Redis, model_ref: str, job_ids: list[str]) -> None:
+    """Put ids taken but not used back at the head of the list, in their order."""
+    if not job_ids:
+        return
+    key = creation_waiting_key(model_ref)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.lpush(key, *reversed(job_ids))
+        pipe.expire(key, CREATION_WAITING_TTL_S)
+        pipe.execute()
 
 
 def enqueue_webhook_delivery(app: Celery, job_id: str, attempt: int, delay_s: float = 0.0) -> None:

@@ -41,6 +41,10 @@ class Settings:
     training_hard_limit_s: int = 6 * 3600 + 300
     presign_expiry_s: int = 3600
     device: str = "auto"
+    # Creation jobs for the same model that are already queued when a worker starts one join it in
+    # one generator forward, as long as all their images together stay within this many
+    # (workers.creation_batching); 0: every creation job runs alone (and none is listed as waiting).
+    creation_batch_max_images: int = 256
     # Threads each worker process gives torch on the CPU (0: torch's default, one per core).
     # Set it to cores / worker processes when several workers share a machine's CPUs:
     # oversubscribed torch threads slow training on 2 cores by an order of magnitude.

@@ -15,6 +15,10 @@ The outcome of every path is a state in the job record:
 
 Results are stored before the job turns ``succeeded``: while S3 is briefly down the attempt
 retries its writes with backoff, keeping its lease, so the job stays ``running`` meanwhile.
+
+A creation job may take other creation jobs for its model that are already queued into its
+attempt (``workers.creation_batching``): each of those is claimed, kept alive by its own lease,
+and ends by the same rules (``settle``) as if it had run alone.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -65,15 +70,22 @@ class LeaseKeeper:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more renewals (the job finished); stopping twice is harmless."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
-def execute_job(rt: Runtime, job_id: str) -> str:
+def execute_job(rt: Runtime, job_id: str, on_joined_finished: Callable[[str], None] | None = None) -> str:
     """Run one attempt of ``job_id``. Returns what happened, for logs and tests.
 
     Every log line of the attempt carries the job's id, tenant and the request id it was
-    submitted with; the attempt is counted and timed in ``workers.telemetry``."""
+    submitted with; the attempt is counted and timed in ``workers.telemetry``. A creation job's
+    attempt may also run other creation jobs (``workers.creation_batching``); each of those is
+    logged and counted on its own, and ``on_joined_finished(job_id)`` is called once it ends."""
     with log_context(job_id=job_id):
         try:
             job = rt.jobs.begin_attempt(job_id, rt.worker_id, rt.settings.lease_s)
@@ -85,7 +97,7 @@ def execute_job(rt: Runtime, job_id: str) -> str:
             log.info("job %s: %s attempt %d started", job_id, job.kind, job.attempts)
             telemetry.record_attempt_started(job.kind)
             started = time.monotonic()
-            outcome = _attempt(rt, job)
+            outcome = _attempt(rt, job, on_joined_finished)
             elapsed = time.monotonic() - started
             telemetry.record_attempt(job.kind, outcome, elapsed)
             log.info("job %s: %s attempt %d %s in %.2f s", job_id, job.kind, job.attempts, outcome, elapsed)
@@ -99,46 +111,75 @@ def retrying_runtime(rt: Runtime) -> Runtime:
     return dataclasses.replace(rt, objects=rt.objects.with_retries(RetryPolicy.from_settings(rt.settings)))
 
 
-def _attempt(rt: Runtime, job: Job) -> str:
+def _attempt(rt: Runtime, job: Job, on_joined_finished: Callable[[str], None] | None = None) -> str:
     rt = retrying_runtime(rt)
-    job_id = job.id
-    if job.attempts > rt.settings.max_attempts:
-        rt.jobs.finish(job_id, JobStatus.FAILED, error={
-            "code": "too_many_attempts",
-            "message": f"gave up after {rt.settings.max_attempts} attempts that did not finish"})
-        return "failed:too_many_attempts"
+    out_of_attempts = fail_if_out_of_attempts(rt, job)
+    if out_of_attempts is not None:
+        return out_of_attempts
+    if job.kind == "creation":
+        from workers.creation_batching import CreationBatch  # here: it imports this module
 
-    with LeaseKeeper(rt, job_id):
-        try:
-            inputs = load_inputs(rt, job)
-            result = run_pipeline(rt, job, inputs)
-            results = store_results(rt, job, result, inputs)
-            if results:
-                # Entered before the transition: should this attempt die now, the stored objects
-                # are still expired in time (a rerun enters the job again, later).
-                ResultsLedger(rt.jobs.redis).record(job.tenant, job_id, time.time())
-            rt.jobs.finish(job_id, JobStatus.SUCCEEDED, results=results)
-            return "succeeded"
-        except JobCanceled:
-            rt.jobs.finish(job_id, JobStatus.CANCELED, message="canceled on request")
-            return "canceled"
-        except InvalidJobInput as exc:
-            return _fail(rt, job_id, exc.code, str(exc))
-        except SoftTimeLimitExceeded:
-            return _fail(rt, job_id, "timeout", "the job ran past its time limit")
-        except TransitionRefused as refused:
-            # Canceled while we stored results, or taken over after a lost lease.
-            log.warning("job %s: %s", job_id, refused)
-            return f"superseded:{refused.current}"
-        except StorageUnavailable as exc:
-            log.warning("job %s: %s", job_id, exc)
-            return _run_again_later(rt, job, "storage_unavailable", str(exc))
-        except Exception as exc:
-            if faults.is_out_of_memory(exc):
-                log.warning("job %s ran out of memory: %s", job_id, exc)
-                return _fail(rt, job_id, "out_of_memory", f"the device ran out of memory: {exc}")
-            log.exception("job %s failed", job_id)
-            return _fail(rt, job_id, "pipeline_error", f"{type(exc).__name__}: {exc}")
+        batch = CreationBatch.gather(rt, job)
+        if batch is not None:
+            return batch.run(on_joined_finished)
+    with LeaseKeeper(rt, job.id):
+        return settle(rt, job, lambda: _run_and_store(rt, job))
+
+
+def _run_and_store(rt: Runtime, job: Job) -> list[dict[str, Any]]:
+    inputs = load_inputs(rt, job)
+    result = run_pipeline(rt, job, inputs)
+    return store_results(rt, job, result, inputs)
+
+
+def fail_if_out_of_attempts(rt: Runtime, job: Job) -> str | None:
+    """A job begun more often than ``max_attempts`` (its earlier attempts never finished) fails
+    now; None when it may run."""
+    if job.attempts <= rt.settings.max_attempts:
+        return None
+    rt.jobs.finish(job.id, JobStatus.FAILED, error={
+        "code": "too_many_attempts",
+        "message": f"gave up after {rt.settings.max_attempts} attempts that did not finish"})
+    return "failed:too_many_attempts"
+
+
+def settle(rt: Runtime, job: Job, work: Callable[[], list[dict[str, Any]]]) -> str:
+    """Run ``work`` (the rest of the attempt; it returns the stored results) and leave the job in
+    the state its outcome calls for (the table above). Returns the outcome."""
+    try:
+        results = work()
+        if results:
+            # Entered before the transition: should this attempt die now, the stored objects
+            # are still expired in time (a rerun enters the job again, later).
+            ResultsLedger(rt.jobs.redis).record(job.tenant, job.id, time.time())
+        rt.jobs.finish(job.id, JobStatus.SUCCEEDED, results=results)
+        return "succeeded"
+    except Exception as exc:
+        return settle_failure(rt, job, exc)
+
+
+def settle_failure(rt: Runtime, job: Job, exc: Exception) -> str:
+    """The job's state after ``exc`` ended its attempt (the table above). Returns the outcome."""
+    job_id = job.id
+    if isinstance(exc, JobCanceled):
+        rt.jobs.finish(job_id, JobStatus.CANCELED, message="canceled on request")
+        return "canceled"
+    if isinstance(exc, InvalidJobInput):
+        return _fail(rt, job_id, exc.code, str(exc))
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return _fail(rt, job_id, "timeout", "the job ran past its time limit")
+    if isinstance(exc, TransitionRefused):
+        # Canceled while we stored results, or taken over after a lost lease.
+        log.warning("job %s: %s", job_id, exc)
+        return f"superseded:{exc.current}"
+    if isinstance(exc, StorageUnavailable):
+        log.warning("job %s: %s", job_id, exc)
+        return _run_again_later(rt, job, "storage_unavailable", str(exc))
+    if faults.is_out_of_memory(exc):
+        log.warning("job %s ran out of memory: %s", job_id, exc)
+        return _fail(rt, job_id, "out_of_memory", f"the device ran out of memory: {exc}")
+    log.error("job %s failed", job_id, exc_info=exc)
+    return _fail(rt, job_id, "pipeline_error", f"{type(exc).__name__}: {exc}")
 
 
 def _fail(rt: Runtime, job_id: str, code: str, message: str) -> str:
@@ -160,7 +201,8 @@ def _run_again_later(rt: Runtime, job: Job, code: str, message: str) -> str:
     from shared.queue import enqueue_job
     from workers.celery_app import app  # the worker's own app; imported here, where it is needed
 
-    enqueue_job(app, rt.settings, job.id, job.kind, job.priority)
+    enqueue_job(app, rt.settings, job.id, job.kind, job.priority, model_ref=job.params.get("model"),
+                redis_client=rt.jobs.redis)
     return f"requeued:{code}"
 
 

@@ -31,7 +31,8 @@ send_webhook_attempt = functools.partial(enqueue_webhook_delivery, app)
 def run_job(job_id: str) -> str:
     rt = runtime()
     try:
-        return execute_job(rt, job_id)
+        # Creation jobs that joined this one's batch finished here too: their webhooks as well.
+        return execute_job(rt, job_id, on_joined_finished=functools.partial(_request_webhook, rt))
     finally:
         # Whatever the attempt did (finished the job, or found it canceled): a finished job's webhook
         # is delivered by its own task, never inside this one.
@@ -41,10 +42,17 @@ def run_job(job_id: str) -> str:
 @app.task(name=TASK_REAP_LEASES, ignore_result=True)
 def reap_leases() -> int:
     rt = runtime()
-    acted = maintenance.reap_expired_leases(rt, functools.partial(enqueue_job, app, settings))
+    acted = maintenance.reap_expired_leases(rt, functools.partial(_requeue, rt))
     for job_id in acted:  # those it failed (out of attempts) are finished
         _request_webhook(rt, job_id)
     return len(acted)
+
+
+def _requeue(rt: Runtime, job_id: str, kind: str, priority: int) -> None:
+    """The reaper's re-send: a creation job is listed as waiting again too (shared.queue)."""
+    job = rt.jobs.get(job_id) if kind == "creation" else None
+    enqueue_job(app, settings, job_id, kind, priority,
+                model_ref=job.params.get("model") if job is not None else None, redis_client=rt.jobs.redis)
 
 
 @app.task(name=TASK_DELIVER_WEBHOOK, ignore_result=True)

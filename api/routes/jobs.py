@@ -89,7 +89,8 @@ def submit_job(body: dict[str, Any]) -> Any:
         job = svc.jobs.create(job_id=job_id, tenant=who.tenant, key_id=who.key_id, kind=kind.name,
                               params=params, inputs=inputs, priority=body["priority"],
                               request_id=current_request_id(), webhook_url=webhook_url)
-        enqueue_job(svc.celery, svc.settings, job.id, kind.name, body["priority"])
+        enqueue_job(svc.celery, svc.settings, job.id, kind.name, body["priority"],
+                    model_ref=params.get("model"), redis_client=svc.jobs.redis)
     except Exception:
         # Leave nothing half-created: no record without a message, no key without a job.
         _forget(svc, job_id, who.tenant, key)

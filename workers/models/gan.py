@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from workers.devices import to_device
+
 RESOLUTIONS = (32, 64, 128)
 BASE_SIDE = 4  # both networks meet at a 4x4 feature map
 MAX_WIDTH_MULT = 8  # channels never exceed 8 * ngf (or ndf), as in DCGAN
@@ -154,6 +156,19 @@ def truncated_noise(n: int, nz: int, seed: int, truncation: float | None) -> Ten
     return z
 
 
+def condition_tensors(config: GanConfig, labels: np.ndarray | list[int],
+                      attrs: np.ndarray | list[list[float]]) -> tuple[Tensor, Tensor]:
+    """Labels [N] long and attributes [N,n_attrs] float32 as tensors; a ValueError when a label
+    is not one of the model's classes or an attribute lies outside [0, 1]."""
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    attrs_t = torch.as_tensor(np.asarray(attrs, dtype=np.float32)).reshape(len(labels_t), config.n_attrs)
+    if len(labels_t) and (labels_t.min() < 0 or labels_t.max() >= config.n_classes):
+        raise ValueError(f"labels must lie in [0, {config.n_classes})")
+    if len(attrs_t) and (attrs_t.min() < 0 or attrs_t.max() > 1):
+        raise ValueError("attrs must lie in [0, 1]")
+    return labels_t, attrs_t
+
+
 def generate(generator: Generator, labels: np.ndarray | list[int], attrs: np.ndarray | list[list[float]],
              seed: int, truncation: float | None = None, batch_size: int = 64) -> np.ndarray:
     """Images uint8 [N,R,R,3] for N labels and N attribute vectors.
@@ -166,21 +181,32 @@ def generate(generator: Generator, labels: np.ndarray | list[int], attrs: np.nda
     2.0 and 57 % at 1.0).
     """
     config = generator.config
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
-    attrs_t = torch.as_tensor(np.asarray(attrs, dtype=np.float32)).reshape(len(labels_t), config.n_attrs)
-    if len(labels_t) and (labels_t.min() < 0 or labels_t.max() >= config.n_classes):
-        raise ValueError(f"labels must lie in [0, {config.n_classes})")
-    if len(attrs_t) and (attrs_t.min() < 0 or attrs_t.max() > 1):
-        raise ValueError("attrs must lie in [0, 1]")
+    labels_t, attrs_t = condition_tensors(config, labels, attrs)
     z = truncated_noise(len(labels_t), config.nz, seed, truncation)
+    return generate_from_noise(generator, z, labels_t, attrs_t, batch_size)
+
+
+def generate_from_noise(generator: Generator, z: Tensor, labels: Tensor, attrs: Tensor,
+                        batch_size: int = 64) -> np.ndarray:
+    """Images uint8 [N,R,R,3] for N rows of noise z [N,nz], labels [N] and attributes [N,n_attrs]
+    (``condition_tensors``), on the generator's device, ``batch_size`` rows per forward.
+
+    Invariant: in eval mode (batch norm on its running statistics) each image depends on its own
+    row alone, so on CPU rows generated together give the same array as rows generated apart:
+    creation jobs that share one forward (``workers.creation_batching``) get the pixels each would
+    get alone. The module's train/eval mode is left as it was found.
+    """
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     out = []
-    with torch.inference_mode():
-        for start in range(0, len(labels_t), batch_size):
-            part = slice(start, start + batch_size)
-            out.append(to_uint8(generator(z[part].to(device), labels_t[part].to(device), attrs_t[part].to(device))))
-    generator.train(was_training)
-    side = config.resolution
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(labels), batch_size):
+                part = slice(start, start + batch_size)
+                out.append(to_uint8(generator(to_device(z[part], device), to_device(labels[part], device),
+                                              to_device(attrs[part], device))))
+    finally:
+        generator.train(was_training)
+    side = generator.config.resolution
     return np.concatenate(out) if out else np.zeros((0, side, side, 3), np.uint8)

@@ -4,11 +4,17 @@ Everything random is drawn from the job's seed, so the same seed and parameters 
 identical pixels. A prompt picks labels (by its similarity to each label's description)
 and sets colour-attribute targets (brightness, saturation, warmth) that replace the
 attributes otherwise sampled from the training images of the chosen label.
+
+A job runs alone (``create``) or shares one generator forward with other creation jobs for the
+same model (``workers.creation_batching``); both go through ``plan_creation`` (prompt, conditions
+and noise for the resolved model), ``generate_in_batches`` and ``creation_result`` (upscale,
+metadata), so a job's pixels do not depend on the company it ran in.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,7 +22,8 @@ from PIL import Image
 
 from workers import faults
 from workers.data.attributes import ATTRIBUTE_NAMES
-from workers.models.gan import GanConfig, Generator, generate
+from workers.devices import inference, prepare_module, torch_device
+from workers.models.gan import GanConfig, Generator, condition_tensors, generate_from_noise, truncated_noise
 from workers.pipelines import CancelCheck, InvalidJobInput, JobContext, PipelineResult, ProgressFn, register_pipeline
 from workers.prompts import interpret_prompt
 from workers.training.evaluation import build_generator
@@ -50,32 +57,104 @@ def choose_conditions(card: dict[str, Any], params: dict[str, Any], prompt_weigh
     return chosen.astype(np.int64), attrs
 
 
-def generate_in_batches(generator: Generator, labels: np.ndarray, attrs: np.ndarray, params: dict[str, Any],
-                        progress: ProgressFn) -> tuple[np.ndarray, int]:
-    """All images in one batch; when the device runs out of memory, once more in batches of a
-    quarter of that (at least one image). The pixels are the same either way (``generate``
-    draws all noise up front), so the smaller batch changes nothing but memory and time.
-    Returns the images and the batch size that worked; a second OutOfMemoryError propagates
-    (the job fails with ``out_of_memory``)."""
+@dataclass(frozen=True)
+class CreationPlan:
+    """One job's share of a generator forward, everything drawn from the job's own seed: labels,
+    attributes and noise (``count`` rows each)."""
+
+    name: str
+    version: int
+    card: dict[str, Any]
+    labels: np.ndarray
+    attrs: np.ndarray
+    noise: torch.Tensor
+    interpretation: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+
+def plan_creation(params: dict[str, Any], name: str, version: int, card: dict[str, Any]) -> CreationPlan:
+    """What ``params`` asks of model ``name@version`` (already resolved, its ``card``): the prompt
+    read, the style checked, labels, attributes and noise drawn."""
+    interpretation: dict[str, Any] = {}
+    prompt_weights: dict[str, float] = {}
+    prompt_attrs: dict[str, float] = {}
+    if "prompt" in params:
+        condition = interpret_prompt(params["prompt"], card["labels"], card.get("label_descriptions", {}))
+        prompt_weights, prompt_attrs = dict(condition.label_weights), dict(condition.attributes)
+        interpretation = {"language": condition.language, "label_weights": prompt_weights,
+                          "attributes": prompt_attrs, "matched_terms": list(condition.matched_terms)}
+    if "style" in params and params["style"] not in card["labels"]:
+        raise InvalidJobInput(f"{name}@{version} has no style {params['style']!r}", code="unknown_style")
+    labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
+    config = GanConfig.from_dict(card["gan_config"])
+    condition_tensors(config, labels, attrs)  # a bad label fails this job here, not a shared forward
+    noise = truncated_noise(len(labels), config.nz, params["seed"], params.get("truncation"))
+    return CreationPlan(name, version, card, labels, attrs, noise, interpretation)
+
+
+def load_generator(models: Any, name: str, version: int, device: str) -> Generator:
+    """The version's generator (cached by the registry), in eval mode on ``device``."""
+    return cast(Generator, prepare_module(models.load(name, version, generator_from_card), device))
+
+
+def generate_in_batches(generator: Generator, plans: list[CreationPlan], device: str,
+                        progress: ProgressFn) -> tuple[list[np.ndarray], int]:
+    """The images of every plan, all in one batch; when the device runs out of memory, once more
+    in batches of a quarter of that (at least one image). Each plan brings its own noise and each
+    image depends on its own row alone (``generate_from_noise``), so neither the batch size nor
+    the other plans in the batch change a plan's pixels, only memory and time.
+    Returns each plan's images and the batch size that worked; a second OutOfMemoryError
+    propagates (the jobs fail with ``out_of_memory``)."""
+    labels = torch.cat([torch.as_tensor(p.labels, dtype=torch.long) for p in plans])
+    attrs = torch.cat([torch.as_tensor(p.attrs, dtype=torch.float32) for p in plans])
+    z = torch.cat([p.noise for p in plans])
+
+    def forward(batch: int) -> np.ndarray:
+        faults.before_batch("creation", batch)
+        with inference(device):
+            return generate_from_noise(generator, z, labels, attrs, batch_size=batch)
+
     batch = len(labels)
     try:
-        faults.before_batch("creation", batch)
-        return generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"),
-                        batch_size=batch), batch
+        pixels = forward(batch)
     except Exception as exc:
         if not faults.is_out_of_memory(exc) or batch <= 1:
             raise
         smaller = max(1, batch // 4)
         progress(0.2, "generating", f"out of memory at {batch} images at once; retrying {smaller} at a time")
         release_cached_memory()
-    faults.before_batch("creation", smaller)
-    return generate(generator, labels, attrs, seed=params["seed"], truncation=params.get("truncation"),
-                    batch_size=smaller), smaller
+        pixels, batch = forward(smaller), smaller
+    return np.split(pixels, np.cumsum([p.count for p in plans])[:-1]), batch
 
 
 def release_cached_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def creation_result(plan: CreationPlan, params: dict[str, Any], pixels: np.ndarray, batch_size: int,
+                    batched_with: int) -> PipelineResult:
+    """A job's images (enlarged when it asked for ``upscale``) and the facts its provenance
+    records; ``batched_with``: how many jobs shared the forward (1: it ran alone)."""
+    images = [Image.fromarray(p) for p in pixels]
+    if params.get("upscale"):
+        factor = -(-DISPLAY_SIDE // images[0].width)  # ceil: at least 256 px
+        images = [im.resize((im.width * factor, im.height * factor), Image.Resampling.LANCZOS) for im in images]
+    card = plan.card
+    return PipelineResult(images=images, metadata={
+        "model": {"name": plan.name, "version": plan.version, "weights_sha256": card.get("weights_sha256"),
+                  "architecture": card.get("architecture"), "dataset": card.get("dataset")},
+        "generated_resolution": card["resolution"],
+        "batch_size": batch_size,
+        "batched_with": batched_with,
+        "upscaled": bool(params.get("upscale")),
+        "labels": [card["labels"][i] for i in plan.labels],
+        "attributes": np.round(plan.attrs, 4).tolist(),
+        "prompt": plan.interpretation,
+    })
 
 
 @register_pipeline("creation")
@@ -88,35 +167,11 @@ def create(
 ) -> PipelineResult:
     progress(0.05, "loading model", params["model"])
     name, version, card = ctx.models.resolve(params["model"])
-    generator = ctx.models.load(name, version, generator_from_card)
+    device = torch_device(ctx.device)
+    generator = load_generator(ctx.models, name, version, device)
     check_cancel()
-
-    interpretation: dict[str, Any] = {}
-    prompt_weights: dict[str, float] = {}
-    prompt_attrs: dict[str, float] = {}
-    if "prompt" in params:
-        condition = interpret_prompt(params["prompt"], card["labels"], card.get("label_descriptions", {}))
-        prompt_weights, prompt_attrs = dict(condition.label_weights), dict(condition.attributes)
-        interpretation = {"language": condition.language, "label_weights": prompt_weights,
-                          "attributes": prompt_attrs, "matched_terms": list(condition.matched_terms)}
-    if "style" in params and params["style"] not in card["labels"]:
-        raise InvalidJobInput(f"{name}@{version} has no style {params['style']!r}", code="unknown_style")
-    labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
-
-    progress(0.2, "generating", f"{params['count']} images")
-    pixels, batch = generate_in_batches(generator, labels, attrs, params, progress)
+    plan = plan_creation(params, name, version, card)
+    progress(0.2, "generating", f"{plan.count} images")
+    (pixels,), batch = generate_in_batches(generator, [plan], device, progress)
     check_cancel()
-    images = [Image.fromarray(p) for p in pixels]
-    if params.get("upscale"):
-        factor = -(-DISPLAY_SIDE // images[0].width)  # ceil: at least 256 px
-        images = [im.resize((im.width * factor, im.height * factor), Image.Resampling.LANCZOS) for im in images]
-    return PipelineResult(images=images, metadata={
-        "model": {"name": name, "version": version, "weights_sha256": card.get("weights_sha256"),
-                  "architecture": card.get("architecture"), "dataset": card.get("dataset")},
-        "generated_resolution": card["resolution"],
-        "batch_size": batch,
-        "upscaled": bool(params.get("upscale")),
-        "labels": [card["labels"][i] for i in labels],
-        "attributes": np.round(attrs, 4).tolist(),
-        "prompt": interpretation,
-    })
+    return creation_result(plan, params, pixels, batch, batched_with=1)
