@@ -449,8 +449,13 @@ class JobStore:
 
     # -- while running -----------------------------------------------------------
 
-    def heartbeat(self, job_id: str, lease_s: float) -> None:
-        self.redis.hset(self.job_key(job_id), "lease_until", repr(time.time() + lease_s))
+    def heartbeat(self, job_ids: str | list[str], lease_s: float) -> None:
+        """Extend the lease of one job, or of several in one round trip."""
+        until = repr(time.time() + lease_s)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in [job_ids] if isinstance(job_ids, str) else job_ids:
+                pipe.hset(self.job_key(job_id), "lease_until", until)
+            pipe.execute()
 
     def set_progress(self, job_id: str, fraction: float | None, stage: str, message: str = "") -> None:
         progress = {"fraction": None if fraction is None else round(float(fraction), 4), "stage": stage,

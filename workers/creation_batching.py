@@ -135,10 +135,10 @@ class CreationBatch:
         rt = self.rt
         outcomes: dict[str, str] = {}
         with contextlib.ExitStack() as leases:
-            keepers = {job.id: leases.enter_context(LeaseKeeper(rt, job.id)) for job in self.jobs}
+            keeper = leases.enter_context(LeaseKeeper(rt, *(job.id for job in self.jobs)))
 
             def settled(job: Job, outcome: str) -> None:
-                keepers[job.id].stop()
+                keeper.release(job.id)
                 outcomes[job.id] = outcome
                 if job.id != self.leader.id:
                     self._report(job, outcome, on_joined_finished)
