@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import yappi
@@ -42,7 +43,7 @@ BUCKETS: list[tuple[str, str, str]] = [
 ]
 
 
-def bucket_times(stats: list[Any]) -> dict[str, float]:
+def bucket_times(stats: Iterable[Any]) -> dict[str, float]:
     """Seconds per bucket, summed over calls and threads (``ttot``: inclusive time)."""
     totals: dict[str, float] = {}
     for stat in stats:
@@ -84,15 +85,14 @@ def profile(args: argparse.Namespace) -> None:
         wall = time.perf_counter() - started
         admin.close()
     assert outcome == "succeeded", outcome
-    stats = list(yappi.get_func_stats())
+    stats = yappi.get_func_stats()
     print(f"{args.kind}: one attempt took {wall * 1000:.0f} ms (under the profiler)")
     for title, seconds in sorted(bucket_times(stats).items(), key=lambda item: -item[1]):
         print(f"  {title:<40} {seconds * 1000:8.1f} ms  {seconds / wall * 100:5.1f} % of the attempt")
     print(f"  ({args.clock} time summed over threads: the store step runs up to 8 results at a time, so a"
           " bucket can exceed the attempt)")
     if args.top:
-        yappi.get_func_stats().sort("ttot").print_all(columns={0: ("name", 60), 1: ("ncall", 8), 3: ("ttot", 8)},
-                                                      )
+        stats.sort("ttot").print_all(columns={0: ("name", 60), 1: ("ncall", 8), 3: ("ttot", 8)})
 
 
 def main(argv: list[str]) -> None:
