@@ -29,9 +29,9 @@ from workers.restoration.classical import detect_damage
 pytestmark = pytest.mark.slow
 
 MODEL = "restoration-test"
-# Measured (workers/training/restoration.py): after 1000 steps the learned fill beats Telea by
-# ~1 dB pooled hole PSNR on 36 held-out images; after 500 it has not yet added to its
-# untrained pull-push fill. 30 per style keeps 36 images held out.
+# Measured (bench/RESULTS.md): after 1000 steps the learned fill beats Telea by 0.3 dB pooled hole
+# PSNR on 32-64 px holes in the 35 held-out images (30 per style); after 500 it had not yet added
+# to its untrained pull-push fill (workers/training/restoration.py).
 TRAINING = {"target": "restoration", "model": MODEL, "dataset": "procedural", "resolution": 128, "per_style": 30,
             "steps": 1000, "batch_size": 8, "patch": 64, "checkpoint_every": 500, "sample_every": 500, "seed": 0}
 
@@ -61,14 +61,21 @@ def test_training_registers_a_restoration_model_that_beats_telea(trained: dict) 
     assert card["dataset"]["id"] == "procedural" and card["dataset"]["licence"]
     assert card["training"]["steps"] == TRAINING["steps"]
     inpainting, detection = card["metrics"]["inpainting"], card["metrics"]["detection"]
+    photos = card["metrics"]["inpainting_photos"]
+    assert inpainting["damage"] == photos["damage"] == "large_holes"
+    assert card["held_out_photos"]["names"] and photos["images"] == card["metrics"]["evaluated_on"]["photos"] > 0
+    for name, scores in (("held-out paintings", inpainting), ("held-out photos", photos)):
+        figures = {m: scores[m]["pooled_hole_psnr"] for m in ("learned", "telea", "navier_stokes", "biharmonic",
+                                                               "pull_push", "damaged")}
+        print(f"{name}, 32-64 px holes, pooled hole PSNR (dB): {figures}; best classical {scores['best_classical']},"
+              f" learned minus it {scores['learned_minus_best_classical_pooled_hole_psnr']:+.2f} dB")
+    print(f"detection learned {detection['learned']}, classical {detection['classical']}")
     learned, telea = inpainting["learned"]["pooled_hole_psnr"], inpainting["telea"]["pooled_hole_psnr"]
-    print(f"held-out hole PSNR: learned {learned:.2f} dB, Telea {telea:.2f} dB, damaged "
-          f"{inpainting['damaged']['pooled_hole_psnr']:.2f} dB; detection learned {detection['learned']}, "
-          f"classical {detection['classical']}")
     assert learned > telea
-    # Training must not make the fill worse than the fixed pull-push fill it starts from. It adds
-    # little after 1000 steps: +0.5 dB on one held-out split, +0.00 on another (15.50 vs 15.50).
-    assert learned >= inpainting["pull_push"]["pooled_hole_psnr"]
+    # Training must add to the fixed pull-push fill it starts from. At the inpainter's old lr (2e-3)
+    # its last layer's gates shut for good in this very run and the card showed exactly the
+    # pull-push figure (15.797 dB both).
+    assert learned > inpainting["pull_push"]["pooled_hole_psnr"]
     assert detection["learned"]["f1"] > detection["classical"]["f1"]
     assert len(trained["job"]["artifacts"]) >= 2  # sample grids on the way
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
 from workers.models.restoration import (
     DamageDetector,
@@ -213,11 +214,20 @@ def test_training_refuses_images_smaller_than_the_patch(art: list[np.ndarray]) -
 
 def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> None:
     inpainter, detector = trained_tiny(InpaintingNet(TINY)).state_dict(), DamageDetector(TINY).state_dict()
-    report = evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5)
+    photos = photo_tiles(("coffee",), tile=64)[:2]
+    report = evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5, photos=photos)
     assert report == json.loads(json.dumps(report))
-    assert report == evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5)
-    inpainting = report["inpainting"]
-    assert {"damaged", "telea", "navier_stokes", "pull_push", "learned"} <= set(inpainting)
-    assert inpainting["telea"]["pooled_hole_psnr"] > inpainting["damaged"]["pooled_hole_psnr"]
+    assert report == evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5, photos=photos)
+    assert report["evaluated_on"] == {"held_out_images": 3, "photos": 2, "seed": 5}
+    for inpainting, images in ((report["inpainting"], 3), (report["inpainting_photos"], 2)):
+        assert inpainting["damage"] == "large_holes" and inpainting["images"] == images
+        assert {"damaged", "telea", "navier_stokes", "biharmonic", "pull_push", "learned"} <= set(inpainting)
+        assert inpainting["telea"]["pooled_hole_psnr"] > inpainting["damaged"]["pooled_hole_psnr"]
+        best = inpainting["best_classical"]
+        assert best in ("telea", "navier_stokes", "biharmonic", "pull_push")
+        assert all(inpainting[best]["pooled_hole_psnr"] >= inpainting[name]["pooled_hole_psnr"]
+                   for name in ("telea", "navier_stokes", "biharmonic", "pull_push"))
+        assert inpainting["learned_minus_best_classical_pooled_hole_psnr"] == pytest.approx(
+            inpainting["learned"]["pooled_hole_psnr"] - inpainting[best]["pooled_hole_psnr"], abs=1e-3)
     assert set(report["detection"]["learned"]) == {"precision", "recall", "f1", "iou"}
     assert set(report["detection"]["classical"]) == {"precision", "recall", "f1", "iou"}

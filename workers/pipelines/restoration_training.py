@@ -1,6 +1,6 @@
 """Training a restoration model: clean images -> simulated damage -> inpainter and damage
-detector (checkpointed, resumable) -> measured against Telea and the classical detector on
-held-out images -> a new version in the registry.
+detector (checkpointed, resumable) -> measured against the classical inpainting methods and
+detector on held-out images and on held-out photos -> a new version in the registry.
 
 Self-supervised: any image collection will do, labels are ignored; the held-out split is
 the same stratified one the GAN trainer uses.
@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from workers.data.datasets import load_training_images
+from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, photo_tiles
 from workers.devices import torch_device
 from workers.models.restoration import RestorationConfig
 from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn
@@ -34,6 +35,7 @@ from workers.training.restoration import RestorationTrainConfig, train_restorati
 from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
 
 ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector"
+PHOTO_TILE = 128  # px: the held-out photos are scored as tiles of this side
 
 
 @register_trainer("restoration")
@@ -56,10 +58,10 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
         save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
-    progress(0.88, "evaluating", "hole PSNR/SSIM against Telea, detection against the classical detector")
+    progress(0.88, "evaluating", "hole PSNR/SSIM against classical inpainting, detection against classical")
     check_cancel()
     metrics = evaluate_restoration(result.inpainter_state, result.detector_state, model_config,
-                                   data.images[held_idx], seed=params["seed"])
+                                   data.images[held_idx], seed=params["seed"], photos=photo_tiles(tile=PHOTO_TILE))
 
     progress(0.97, "registering", params["model"])
     card = {
@@ -70,6 +72,8 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
         "resolution": params["resolution"],
         "labels": [],
         "dataset": dataset_facts(params, data, len(held_idx)),
+        "held_out_photos": {"source": "scikit-image sample data", "names": list(HELD_OUT_PHOTOS),
+                            "resized_to": PHOTO_SIDE, "tile": PHOTO_TILE},
         "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
         "metrics": metrics,
         "created_at": time.time(),

@@ -1,0 +1,118 @@
+"""Restoration quality: the learned inpainter against every classical method, on 32-64 px holes.
+
+Trains the restoration networks exactly as a ``training`` job with ``target: restoration``
+does (``train_restoration`` with the default configs, on the built-in procedural set at 128
+px, the job's own held-out split), then runs the model card's comparison
+(``workers.training.restoration_eval.compare_inpainting``) on the held-out paintings and on
+the held-out photos (``workers.data.photos``). Baseline: the best classical method in the
+same run (Telea, Navier-Stokes, biharmonic or pull-push, whichever scores highest). Also the
+classical de-fading and denoising on the same images (whole-image PSNR against the clean
+original; baseline: the faded or noisy input). Prints markdown tables for bench/RESULTS.md.
+Takes ~4 minutes on two cores at the defaults.
+
+    python -m bench.restoration_quality [--steps 1000] [--per-style 30] [--seed 0] [--threads 2]
+                                        [--inpainter-lr 1e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.common import command, machine
+from workers.data.damage import DamageConfig, simulate_damage
+from workers.data.photos import photo_tiles
+from workers.data.procedural import make_dataset
+from workers.metrics.restoration import psnr
+from workers.models.restoration import RestorationConfig
+from workers.pipelines.restoration_training import PHOTO_TILE
+from workers.pipelines.training import HELD_OUT_FRACTION, split_held_out
+from workers.restoration import classical
+from workers.restoration.learned import load_inpainter
+from workers.training.restoration import RestorationTrainConfig, train_restoration
+from workers.training.restoration_eval import CLASSICAL_INPAINTING, PHOTO_STREAM, compare_inpainting
+
+MODULE = "bench.restoration_quality"
+RESOLUTION = 128
+METHODS = ("damaged", *CLASSICAL_INPAINTING, "learned")
+
+
+# (operation, the damage it undoes, the repair)
+GLOBAL_REPAIRS = (("defade", DamageConfig.fade_only, classical.defade),
+                  ("denoise (non-local means)", DamageConfig.noise_only, classical.denoise))
+GOOD_PSNR = 25.0  # dB: the de-fading goal
+
+
+def global_repairs(sets: dict[str, list[np.ndarray]], seed: int) -> str:
+    """A table of mean whole-image PSNR before and after each global repair, per image set."""
+    lines = ["| operation | images | input (mean PSNR) | repaired (mean PSNR) | repaired >= 25 dB |", "|---" * 5 + "|"]
+    for operation, damage, repair in GLOBAL_REPAIRS:
+        for name, cleans in sets.items():
+            rng = np.random.default_rng([seed, 3])
+            damaged = [simulate_damage(c, rng, damage()).image for c in cleans]
+            before = np.array([psnr(c, d) for c, d in zip(cleans, damaged, strict=True)])
+            after = np.array([psnr(c, repair(d)) for c, d in zip(cleans, damaged, strict=True)])
+            lines.append(f"| {operation} | {name} ({len(cleans)}) | {before.mean():.2f} dB | **{after.mean():.2f} dB** "
+                         f"| {np.mean(after >= GOOD_PSNR):.0%} |")
+    return "\n".join(lines)
+
+
+def measure(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], float, str]:
+    torch.set_num_threads(args.threads)
+    images, labels = make_dataset(args.per_style, RESOLUTION, args.seed)
+    train_idx, held_idx = split_held_out(images, labels, HELD_OUT_FRACTION)
+    config = RestorationTrainConfig(steps=args.steps, seed=args.seed, inpainter_lr=args.inpainter_lr,
+                                    checkpoint_every=max(args.steps, 1), sample_every=max(args.steps, 1))
+    started = time.perf_counter()
+    result = train_restoration(list(images[train_idx]), RestorationConfig(), config)
+    train_s = time.perf_counter() - started
+    inpainter = load_inpainter(result.inpainter_state, RestorationConfig())
+    # the same damage streams as the model card's evaluation with this seed
+    sets = {"held-out paintings": list(images[held_idx]), "held-out photos": photo_tiles(tile=PHOTO_TILE)}
+    reports = {
+        name: compare_inpainting(inpainter, cleans, "large_holes", np.random.default_rng([args.seed, stream]))
+        for (name, cleans), stream in zip(sets.items(), (0, PHOTO_STREAM), strict=True)
+    }
+    return reports, train_s, global_repairs(sets, args.seed)
+
+
+def table(reports: dict[str, dict[str, Any]]) -> str:
+    lines = ["| images | " + " | ".join(METHODS) + " | best classical | learned minus it |",
+             "|---" * (len(METHODS) + 3) + "|"]
+    for name, report in reports.items():
+        cells = [f"{report[m]['pooled_hole_psnr']:.2f} / {report[m]['hole_ssim']:.2f}" for m in METHODS]
+        margin = report["learned_minus_best_classical_pooled_hole_psnr"]
+        lines.append(f"| {name} ({report['images']}) | " + " | ".join(cells)
+                     + f" | {report['best_classical']} | **{margin:+.2f} dB** |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--steps", type=int, default=RestorationTrainConfig.steps)
+    parser.add_argument("--per-style", type=int, default=30, help="procedural images per style (20%% held out)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the result depends on it)")
+    parser.add_argument("--inpainter-lr", type=float, default=RestorationTrainConfig.inpainter_lr)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    reports, train_s, global_table = measure(args)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"pooled hole PSNR (dB) / mean hole SSIM on 32-64 px holes; trained {args.steps} steps in {train_s:.0f} s "
+          f"({torch.get_num_threads()} torch threads, {machine()}, {when}); `{command(MODULE, argv)}`")
+    print(table(reports))
+    print()
+    print(global_table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

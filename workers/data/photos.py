@@ -1,0 +1,40 @@
+"""Photographs that a registry package carries: scikit-image's sample images, as square tiles.
+
+Restoration models are measured on these as well as on held-out procedural art: photos no
+training job of the service ever sees (the built-in datasets are procedural; a tenant's own
+upload could hold them, which its model card's dataset fingerprint would show). Nothing is
+downloaded: the images are files inside the scikit-image wheel. Their licences, from the
+docstrings of ``skimage.data``: ``astronaut`` (NASA) and ``rocket`` (SpaceX) are in the public
+domain, ``chelsea`` and ``coffee`` are CC0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+HELD_OUT_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+# Each photo's centre square is resized to this side, then cut into tiles: at 256 px a 32-64 px
+# hole covers an eye, a cup's rim or a window, as it would in a scanned print.
+PHOTO_SIDE = 256
+
+
+def photo_tiles(names: tuple[str, ...] = HELD_OUT_PHOTOS, tile: int = 128) -> list[np.ndarray]:
+    """uint8 [tile, tile, 3] tiles: each photo's centre square at PHOTO_SIDE px, cut into a grid
+    (four 128 px tiles per photo by default), in the order of ``names``."""
+    from skimage import data  # only the evaluation needs it; keep worker start-up light
+
+    if not 8 <= tile <= PHOTO_SIDE:
+        raise ValueError(f"tile must be in [8, {PHOTO_SIDE}] px, not {tile}")
+    tiles = []
+    for name in names:
+        pixels = getattr(data, name)()[..., :3]
+        height, width = pixels.shape[:2]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = Image.fromarray(pixels[top:top + side, left:left + side])
+        resized = np.asarray(square.resize((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.BICUBIC))
+        for y in range(0, PHOTO_SIDE - tile + 1, tile):
+            for x in range(0, PHOTO_SIDE - tile + 1, tile):
+                tiles.append(np.ascontiguousarray(resized[y:y + tile, x:x + tile]))
+    return tiles
