@@ -30,7 +30,6 @@ from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import psnr
 from workers.models.restoration import RestorationConfig
-from workers.pipelines.restoration_training import PHOTO_TILE
 from workers.pipelines.training import HELD_OUT_FRACTION, split_held_out
 from workers.restoration import classical
 from workers.restoration.learned import load_inpainter
@@ -73,7 +72,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], float,
     train_s = time.perf_counter() - started
     inpainter = load_inpainter(result.inpainter_state, RestorationConfig())
     # the same damage streams as the model card's evaluation with this seed
-    sets = {"held-out paintings": list(images[held_idx]), "held-out photos": photo_tiles(tile=PHOTO_TILE)}
+    sets = {"held-out paintings": list(images[held_idx]), "held-out photos": photo_tiles()}
     reports = {
         name: compare_inpainting(inpainter, cleans, "large_holes", np.random.default_rng([args.seed, stream]))
         for (name, cleans), stream in zip(sets.items(), (0, PHOTO_STREAM), strict=True)

@@ -25,6 +25,7 @@ from workers.data.damage import DamageConfig
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import mask_precision_recall, psnr
 from workers.restoration.classical import detect_damage
+from workers.training.restoration_eval import pooled_hole_psnr
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +47,6 @@ def unseen() -> np.ndarray:
     """One painting per style that the model never trained on (another seed, another size)."""
     images, _ = make_dataset(1, 160, seed=99)
     return images
-
-
-def pooled_hole_psnr(cleans: list[np.ndarray], repaired: list[np.ndarray], masks: list[np.ndarray]) -> float:
-    """PSNR over every hole pixel of every image at once."""
-    return psnr(np.concatenate([c[m] for c, m in zip(cleans, masks, strict=True)])[:, None],
-                np.concatenate([r[m] for r, m in zip(repaired, masks, strict=True)])[:, None])
 
 
 def test_training_registers_a_restoration_model_that_beats_telea(trained: dict) -> None:

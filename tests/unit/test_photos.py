@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, photo_tiles
+from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, photo_tiles
 
 
 def test_tiles_cover_each_photo_in_a_grid_of_rgb_squares() -> None:
     tiles = photo_tiles()
-    per_photo = (PHOTO_SIDE // 128) ** 2
+    per_photo = (PHOTO_SIDE // PHOTO_TILE) ** 2
     assert len(tiles) == len(HELD_OUT_PHOTOS) * per_photo
-    assert all(t.shape == (128, 128, 3) and t.dtype == np.uint8 for t in tiles)
+    assert all(t.shape == (PHOTO_TILE, PHOTO_TILE, 3) and t.dtype == np.uint8 for t in tiles)
     # real photographs, not blank or repeated tiles
     assert all(t.std() > 10 for t in tiles)
     assert len({t.tobytes() for t in tiles}) == len(tiles)

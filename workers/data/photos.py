@@ -17,11 +17,12 @@ HELD_OUT_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # Each photo's centre square is resized to this side, then cut into tiles: at 256 px a 32-64 px
 # hole covers an eye, a cup's rim or a window, as it would in a scanned print.
 PHOTO_SIDE = 256
+PHOTO_TILE = 128  # px: the side of the tiles restoration is scored on
 
 
-def photo_tiles(names: tuple[str, ...] = HELD_OUT_PHOTOS, tile: int = 128) -> list[np.ndarray]:
+def photo_tiles(names: tuple[str, ...] = HELD_OUT_PHOTOS, tile: int = PHOTO_TILE) -> list[np.ndarray]:
     """uint8 [tile, tile, 3] tiles: each photo's centre square at PHOTO_SIDE px, cut into a grid
-    (four 128 px tiles per photo by default), in the order of ``names``."""
+    (four PHOTO_TILE px tiles per photo by default), in the order of ``names``."""
     from skimage import data  # only the evaluation needs it; keep worker start-up light
 
     if not 8 <= tile <= PHOTO_SIDE:

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from workers.data.datasets import load_training_images
-from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, photo_tiles
+from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, photo_tiles
 from workers.devices import torch_device
 from workers.models.restoration import RestorationConfig
 from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn
@@ -35,7 +35,6 @@ from workers.training.restoration import RestorationTrainConfig, train_restorati
 from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
 
 ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector"
-PHOTO_TILE = 128  # px: the held-out photos are scored as tiles of this side
 
 
 @register_trainer("restoration")
@@ -61,7 +60,7 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
     progress(0.88, "evaluating", "hole PSNR/SSIM against classical inpainting, detection against classical")
     check_cancel()
     metrics = evaluate_restoration(result.inpainter_state, result.detector_state, model_config,
-                                   data.images[held_idx], seed=params["seed"], photos=photo_tiles(tile=PHOTO_TILE))
+                                   data.images[held_idx], seed=params["seed"], photos=photo_tiles())
 
     progress(0.97, "registering", params["model"])
     card = {
