@@ -186,7 +186,9 @@ class RestorationParamsSchema(StrictSchema):
         "description": "detect scratches, holes and stains; added to inputs.mask when one is given"})
     method = fields.String(load_default="auto", validate=validate.OneOf(["auto", "learned", "classical"]),
                            metadata={"description": "auto: the promoted restoration model if there is one, "
-                                                    "else the classical operations"})
+                                                    "else the classical operations. A model inpaints and "
+                                                    "detects damage, and de-fades where its model card's "
+                                                    "learned_operations list defade; denoising is classical"})
     model = fields.String(validate=MODEL_REF, metadata={
         "description": f"a restoration model (name or name@version); default {DEFAULT_RESTORATION_MODEL!r}"})
     inpaint_method = fields.String(load_default="telea", validate=validate.OneOf(INPAINT_METHODS),

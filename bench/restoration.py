@@ -37,7 +37,7 @@ OPERATIONS: list[tuple[str, dict[str, Any]]] = [
     ("inpaint, biharmonic", {"operations": ["inpaint"], "method": "classical", "inpaint_method": "biharmonic"}),
     ("auto_mask, learned", {"operations": ["defade"], "method": "learned", "auto_mask": True}),
     ("auto_mask, classical", {"operations": ["defade"], "method": "classical", "auto_mask": True}),
-    ("defade", {"operations": ["defade"], "method": "classical"}),
+    ("defade, classical", {"operations": ["defade"], "method": "classical"}),
     ("denoise", {"operations": ["denoise"], "method": "classical"}),
 ]
 
@@ -70,18 +70,28 @@ def train_model(stack: Any, admin: ApiSession, steps: int) -> None:
 def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[str, Callable[[], object]]:
     """The pipeline function per operation, with the service's registry (model cached after the first)."""
     from shared.connections import Stores
+    from workers.models.restoration import RestorationConfig
     from workers.pipelines import JobContext
     from workers.pipelines.restoration import build_restoration_model, restore
     from workers.registry import ModelRegistry
-    from workers.restoration.learned import inpaint_learned
+    from workers.restoration.learned import defade_learned, inpaint_learned, load_fade_corrector
 
     stores = Stores.from_settings(stack.settings())
     registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
     ctx = JobContext.local("cpu", models=registry)
     inputs = {"image": Image.fromarray(image), "mask": Image.fromarray((mask * 255).astype(np.uint8))}
-    name, version, _ = registry.resolve(MODEL)
-    inpainter, _ = registry.load(name, version, build_restoration_model)
-    runners: dict[str, Callable[[], object]] = {"bare": lambda: inpaint_learned(inpainter, image, mask, "cpu")}
+    name, version, card = registry.resolve(MODEL)
+    inpainter = registry.load(name, version, build_restoration_model).inpainter
+    # A short training run's fade corrector seldom beats the classical de-fade, so jobs would not
+    # use it; its speed does not depend on its training, and is measured here directly.
+    prefix = "fade_corrector."
+    fade_corrector = load_fade_corrector({k[len(prefix):]: v for k, v in registry.weights(name, version).items()
+                                          if k.startswith(prefix)},
+                                         RestorationConfig.from_dict(card["restoration_config"]))
+    runners: dict[str, Callable[[], object]] = {
+        "bare": lambda: inpaint_learned(inpainter, image, mask, "cpu"),
+        "defade, learned (fade corrector)": lambda: defade_learned(fade_corrector, image, "cpu"),
+    }
     for title, params in OPERATIONS:
         full = {"auto_mask": False, "inpaint_method": "telea", **params,
                 **({"model": f"{name}@{version}"} if params["method"] == "learned" else {})}

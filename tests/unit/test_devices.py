@@ -17,8 +17,15 @@ from torch import nn
 
 from workers import devices
 from workers.models.gan import GanConfig, Generator
-from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig
-from workers.restoration.learned import detect_learned, inpaint_learned, load_detector, load_inpainter
+from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
+from workers.restoration.learned import (
+    defade_learned,
+    detect_learned,
+    inpaint_learned,
+    load_detector,
+    load_fade_corrector,
+    load_inpainter,
+)
 from workers.training.gan import TrainConfig, train_gan
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 
@@ -216,6 +223,10 @@ def test_learned_restoration_on_cpu_is_bitwise_the_plain_fp32_computation() -> N
         expected_found = (detector(x)[0, 0] >= 0.0).numpy()
     assert np.array_equal(inpaint_learned(inpainter, image, mask, "cpu"), expected_fill)
     assert np.array_equal(detect_learned(detector, image, "cpu"), expected_found)
+    corrector = load_fade_corrector(with_weights(FadeCorrector(TINY), seed=2).state_dict(), TINY)
+    with torch.inference_mode():
+        expected_defade = ((corrector(x) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+    assert np.array_equal(defade_learned(corrector, image, "cpu"), expected_defade.numpy())
     assert all(p.dtype == torch.float32 and p.is_contiguous() for p in inpainter.parameters())
 
 
@@ -243,7 +254,7 @@ def test_restoration_training_on_cpu_is_the_same_with_or_without_mixed_precision
     plain = train_restoration(images, TINY, train, mixed_precision=False)
     assert mixed.final_losses == plain.final_losses
     for state, reference in ((mixed.inpainter_state, plain.inpainter_state),
-                             (mixed.detector_state, plain.detector_state)):
+                             (mixed.detector_state, plain.detector_state), (mixed.fade_state, plain.fade_state)):
         assert all(torch.equal(state[k], reference[k]) for k in reference)
 
 
@@ -308,6 +319,11 @@ def test_cuda_learned_restoration_is_close_to_cpu() -> None:
     assert np.abs(inpaint_learned(moved, image, mask, "cuda").astype(int) - filled_gpu).max() <= 1
     assert next(moved.parameters()).is_cuda
     assert moved.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # the fade corrector: one colour map per image, its coefficients from a bf16 network
+    corrector = with_weights(FadeCorrector(TINY), seed=2).state_dict()
+    defaded_cpu = defade_learned(load_fade_corrector(corrector, TINY), image, "cpu")
+    defaded_gpu = defade_learned(load_fade_corrector(corrector, TINY, "cuda"), image, "cuda")
+    assert defaded_gpu.shape == image.shape and np.abs(defaded_gpu.astype(int) - defaded_cpu).mean() < 2.0
 
 
 @cuda

@@ -10,15 +10,26 @@ import numpy as np
 import pytest
 import torch
 
+from workers.data.damage import DamageConfig, simulate_damage
 from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
+from workers.metrics.restoration import psnr
 from workers.models.restoration import (
     DamageDetector,
+    FadeCorrector,
     InpaintingNet,
     RestorationConfig,
+    apply_colour_map,
     pull_push_fill,
 )
-from workers.restoration.learned import detect_learned, inpaint_learned, load_detector, load_inpainter
+from workers.restoration.learned import (
+    defade_learned,
+    detect_learned,
+    inpaint_learned,
+    load_detector,
+    load_fade_corrector,
+    load_inpainter,
+)
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.restoration import (
     RestorationTrainConfig,
@@ -26,9 +37,9 @@ from workers.training.restoration import (
     laplacian_l1,
     train_restoration,
 )
-from workers.training.restoration_eval import evaluate_restoration
+from workers.training.restoration_eval import evaluate_restoration, learned_operations
 
-TINY = RestorationConfig(width=8, depth=2, dilations=(2,), detector_width=4, detector_depth=2)
+TINY = RestorationConfig(width=8, depth=2, dilations=(2,), detector_width=4, detector_depth=2, fade_width=4)
 QUICK = RestorationTrainConfig(steps=6, batch_size=4, patch=32, checkpoint_every=3, sample_every=100, seed=3)
 
 
@@ -76,6 +87,39 @@ def test_networks_keep_any_size(height: int, width: int) -> None:
     with torch.no_grad():
         assert InpaintingNet(TINY)(image, mask).shape == (2, 3, height, width)
         assert DamageDetector(TINY)(image).shape == (2, 1, height, width)
+        assert FadeCorrector(TINY)(image).shape == (2, 3, height, width)
+
+
+def test_an_untrained_fade_corrector_is_the_identity() -> None:
+    image = torch.rand(2, 3, 50, 70) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(FadeCorrector(TINY)(image), image)
+
+
+def test_the_colour_map_is_affine_per_pixel_and_one_per_image() -> None:
+    image = torch.rand(2, 3, 5, 7) * 2 - 1
+    coefficients = torch.zeros(2, 3, 4)
+    coefficients[0, :, 3] = 0.5  # image 0: every channel shifted by 0.5
+    coefficients[1, 0, 0] = 1.0  # image 1: red doubled
+    out = apply_colour_map(image, coefficients)
+    assert torch.allclose(out[0], image[0] + 0.5)
+    assert torch.allclose(out[1, 0], 2 * image[1, 0]) and torch.equal(out[1, 1:], image[1, 1:])
+
+
+def test_a_fade_corrector_trained_on_faded_art_undoes_fading_on_unseen_art() -> None:
+    """A few hundred steps of the training loop's fade corrector (alone: the others are not
+    needed here) bring unseen faded paintings closer to their originals than the fade left them."""
+    train, _ = make_dataset(4, 64, seed=11)
+    unseen, _ = make_dataset(1, 64, seed=12)
+    config = RestorationTrainConfig(steps=300, batch_size=1, patch=32, damage="fade_only", checkpoint_every=1000,
+                                    sample_every=1000, seed=1)
+    result = train_restoration(list(train), TINY, config)
+    net = load_fade_corrector(result.fade_state, TINY)
+    faded = [simulate_damage(c, np.random.default_rng(i), DamageConfig.fade_only()).image for i, c in enumerate(unseen)]
+    before = np.mean([psnr(c, f) for c, f in zip(unseen, faded, strict=True)])
+    after = np.mean([psnr(c, defade_learned(net, f)) for c, f in zip(unseen, faded, strict=True)])
+    print(f"fade corrector, 300 steps, unseen faded art: {before:.2f} -> {after:.2f} dB")
+    assert after > before + 3
 
 
 def test_inpainter_output_equals_its_input_outside_the_mask_bitwise() -> None:
@@ -148,9 +192,10 @@ def test_learned_detection_returns_a_mask_of_the_image_size(art: list[np.ndarray
 def test_dry_run_trains_checkpoints_and_resumes() -> None:
     result = dry_run(steps=4)
     assert result.steps_done == 4
-    assert {"l1", "pyramid", "bce", "dice", "critic", "adversarial"} == set(result.final_losses)
+    assert {"l1", "pyramid", "bce", "dice", "fade", "critic", "adversarial"} == set(result.final_losses)
     InpaintingNet(result.model_config).load_state_dict(result.inpainter_state)
     DamageDetector(result.model_config).load_state_dict(result.detector_state)
+    FadeCorrector(result.model_config).load_state_dict(result.fade_state)
 
 
 def cancel_before_step(step: int) -> Callable[[], None]:
@@ -180,6 +225,7 @@ def test_resuming_from_a_checkpoint_gives_the_same_weights_as_training_straight(
     assert resumed.steps_done == straight.steps_done == 6
     assert tensors_equal(resumed.inpainter_state, straight.inpainter_state)
     assert tensors_equal(resumed.detector_state, straight.detector_state)
+    assert tensors_equal(resumed.fade_state, straight.fade_state)
     assert resumed.final_losses == straight.final_losses
 
 
@@ -214,10 +260,11 @@ def test_training_refuses_images_smaller_than_the_patch(art: list[np.ndarray]) -
 
 def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> None:
     inpainter, detector = trained_tiny(InpaintingNet(TINY)).state_dict(), DamageDetector(TINY).state_dict()
+    fade = FadeCorrector(TINY).state_dict()  # the identity
     photos = photo_tiles(("coffee",), tile=64)[:2]
-    report = evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5, photos=photos)
+    report = evaluate_restoration(inpainter, detector, fade, TINY, art[:3], seed=5, photos=photos)
     assert report == json.loads(json.dumps(report))
-    assert report == evaluate_restoration(inpainter, detector, TINY, art[:3], seed=5, photos=photos)
+    assert report == evaluate_restoration(inpainter, detector, fade, TINY, art[:3], seed=5, photos=photos)
     assert report["evaluated_on"] == {"held_out_images": 3, "photos": 2, "seed": 5}
     for inpainting, images in ((report["inpainting"], 3), (report["inpainting_photos"], 2)):
         assert inpainting["damage"] == "large_holes" and inpainting["images"] == images
@@ -231,3 +278,13 @@ def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> N
             inpainting["learned"]["pooled_hole_psnr"] - inpainting[best]["pooled_hole_psnr"], abs=1e-3)
     assert set(report["detection"]["learned"]) == {"precision", "recall", "f1", "iou"}
     assert set(report["detection"]["classical"]) == {"precision", "recall", "f1", "iou"}
+    for defading, images in ((report["defading"], 3), (report["defading_photos"], 2)):
+        assert defading["images"] == images and defading["goal_psnr"] == 25.0
+        # an untrained corrector returns the faded picture, and an unfaded one exactly
+        assert defading["learned"]["psnr"] == defading["faded"]["psnr"]
+        assert defading["learned"]["unfaded_psnr"] == 100.0
+        assert defading["classical"]["psnr"] > defading["faded"]["psnr"]
+        assert defading["learned_minus_classical_psnr"] < 0
+    assert learned_operations(report) == ["inpaint", "detect"]
+    better = {**report, "defading": {**report["defading"], "learned_minus_classical_psnr": 0.5}}
+    assert learned_operations(better) == ["inpaint", "detect", "defade"]

@@ -18,8 +18,16 @@
   input: pixels outside the mask come back exactly as they went in.
 - DamageDetector: a U-Net (Ronneberger et al. 2015) with group norm, from the damaged RGB
   image in [-1, 1] to one channel of damage-mask logits.
+- FadeCorrector: undoes fading with one affine colour map per image (a 3x3 matrix and an
+  offset, applied to every pixel), predicted from the whole picture seen small. Fading pulls
+  every colour towards a paper tone and drains saturation, both affine in RGB, so its inverse
+  is one too; what has to be learned is how much of an image's dullness is fade and how much
+  is the picture. Global average pooling of a 64 px thumbnail is as exact as pooling the full
+  image, since the map is per pixel, so a 2048 px image costs one thumbnail and one pass of a
+  3x4 matrix. As in HDRNet (Gharbi et al. 2017) the network predicts the colour transform's
+  coefficients, not pixels. Its last layer starts at zero: an untrained corrector is the identity.
 
-Both take any H, W: they reflect-pad to a multiple of 2**depth and crop back.
+The inpainter and detector take any H, W: they reflect-pad to a multiple of 2**depth and crop back.
 """
 
 from __future__ import annotations
@@ -36,6 +44,13 @@ STEM_KERNEL = 5  # Yu et al.'s first layer is a 5x5 gated convolution
 # The detector's convolutions are group-normalised, 4 groups: after 700 steps it found damage
 # with F1 0.63 against 0.38 without a norm (0.58 with batch norm), on held-out procedural art.
 DETECTOR_GROUPS = 4
+# The fade corrector looks at the picture as a FADE_THUMBNAIL px square, and beside its features
+# at these per-channel quantiles (black and white points, the spread between). Trained 3000 steps
+# on faded procedural art, it reached 25.6 dB on faded held-out photo tiles with them and 23.9 dB
+# with each channel's mean and standard deviation instead.
+FADE_THUMBNAIL = 64
+FADE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+FADE_HIDDEN = 64
 
 
 @dataclass(frozen=True)
@@ -51,9 +66,10 @@ class RestorationConfig:
     dilations: tuple[int, ...] = (2, 4, 8)  # its bottleneck's dilated gated convolutions
     detector_width: int = 16
     detector_depth: int = 3
+    fade_width: int = 16  # the fade corrector's first convolution's channels
 
     def __post_init__(self) -> None:
-        if min(self.width, self.depth, self.detector_width, self.detector_depth) < 1:
+        if min(self.width, self.depth, self.detector_width, self.detector_depth, self.fade_width) < 1:
             raise ValueError(f"invalid restoration config: {self}")
         if self.detector_width % DETECTOR_GROUPS:
             raise ValueError(f"detector_width must be a multiple of {DETECTOR_GROUPS}, not {self.detector_width}")
@@ -182,3 +198,42 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True),
                          nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(DETECTOR_GROUPS, cout),
                          nn.ReLU(inplace=True))
+
+
+class FadeCorrector(nn.Module):
+    """(image [B,3,H,W] in [-1,1]) -> the image with its fade undone, same shape.
+
+    ``coefficients`` gives the per-image map [B,3,4] (a residual on the identity: zero changes
+    nothing); ``forward`` applies it. Values are not clamped; clamp when converting to pixels.
+    """
+
+    def __init__(self, config: RestorationConfig):
+        super().__init__()
+        self.config = config
+        widths = _widths(config.fade_width, 3)  # four stride-2 convolutions: 64 -> 4 px
+        self.features = nn.Sequential(*(layer for cin, cout in zip([3, *widths], widths, strict=False)
+                                        for layer in (nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2))))
+        statistics = 3 * (len(FADE_QUANTILES) + 1)  # the quantiles and the standard deviation, per channel
+        self.head = nn.Sequential(nn.Linear(2 * widths[-1] + statistics, FADE_HIDDEN), nn.LeakyReLU(0.2),
+                                  nn.Linear(FADE_HIDDEN, 12))
+        nn.init.zeros_(self.head[-1].weight)  # an untrained corrector is the identity
+        nn.init.zeros_(self.head[-1].bias)
+        self.register_buffer("quantiles", torch.tensor(FADE_QUANTILES), persistent=False)
+
+    def coefficients(self, image: Tensor) -> Tensor:
+        thumbnail = F.adaptive_avg_pool2d(image, FADE_THUMBNAIL)
+        features = self.features(thumbnail)
+        pixels = thumbnail.float().flatten(2)  # quantile wants fp32, also under autocast
+        quantiles = torch.quantile(pixels, self.quantiles, dim=-1).permute(1, 0, 2).flatten(1)
+        summary = torch.cat([features.mean((2, 3)).float(), features.amax((2, 3)).float(), quantiles,
+                             pixels.std(-1)], dim=1)
+        return self.head(summary).float().view(-1, 3, 4)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return apply_colour_map(image, self.coefficients(image))
+
+
+def apply_colour_map(image: Tensor, coefficients: Tensor) -> Tensor:
+    """x + A x + b at every pixel, in fp32, with A = coefficients[:, :, :3], b = coefficients[:, :, 3]."""
+    x = image.float()
+    return x + torch.einsum("bij,bjhw->bihw", coefficients[:, :, :3], x) + coefficients[:, :, 3, None, None]

@@ -9,14 +9,16 @@ Defined behaviour (the API documents it):
   to the given mask. A mask that covers more than ``MAX_MASK_FRACTION`` of the image leaves
   nothing to restore from: the job fails with ``mask_covers_image``.
 - ``method: learned`` inpaints and detects with the pinned restoration model, in tiles for
-  large images; de-fading and denoising stay classical (the measured comparison is in the
-  model card). ``method: classical`` uses OpenCV/scikit-image only.
+  large images, and de-fades with its fade corrector (one colour map for the whole image)
+  when the model card's ``learned_operations`` list ``defade``: when the corrector beat the
+  classical de-fade on the held-out images. Otherwise de-fading, and always denoising, stay
+  classical. ``method: classical`` uses OpenCV/scikit-image only.
 - Results: index 0 the restored image, index 1 the mask (white = was inpainted).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -41,17 +43,25 @@ def mask_from_image(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(mask.convert("L")) >= MASK_THRESHOLD
 
 
-def build_restoration_model(card: dict[str, Any], state: dict[str, Any]) -> tuple[Any, Any]:
-    """(inpainter, detector) from one version's weights, keys prefixed by network."""
+class RestorationModel(NamedTuple):
+    inpainter: Any
+    detector: Any
+    fade_corrector: Any  # None where the card does not list "defade" among its learned operations
+
+
+def build_restoration_model(card: dict[str, Any], state: dict[str, Any]) -> RestorationModel:
+    """The networks of one version, from its weights (keys prefixed by network)."""
     from workers.models.restoration import RestorationConfig
-    from workers.restoration.learned import load_detector, load_inpainter
+    from workers.restoration.learned import load_detector, load_fade_corrector, load_inpainter
 
     config = RestorationConfig.from_dict(card["restoration_config"])
 
     def part(prefix: str) -> dict[str, Any]:
         return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
-    return load_inpainter(part("inpainter."), config), load_detector(part("detector."), config)
+    learned_defade = "defade" in card.get("learned_operations", [])
+    return RestorationModel(load_inpainter(part("inpainter."), config), load_detector(part("detector."), config),
+                            load_fade_corrector(part("fade_corrector."), config) if learned_defade else None)
 
 
 class Restorer:
@@ -59,13 +69,14 @@ class Restorer:
 
     def __init__(self, params: dict[str, Any], ctx: JobContext):
         self.params, self.device = params, torch_device(ctx.device)
-        self.inpainter = self.detector = None
+        self.inpainter = self.detector = self.fade_corrector = None
         self.model_facts: dict[str, Any] = {"method": params["method"]}
         if params["method"] == "learned":
             name, version, card = ctx.models.resolve(params["model"])
             if card.get("task") != "restoration":
                 raise InvalidJobInput(f"{name}@{version} is not a restoration model", code="invalid_model")
-            self.inpainter, self.detector = ctx.models.load(name, version, build_restoration_model)
+            self.inpainter, self.detector, self.fade_corrector = ctx.models.load(name, version,
+                                                                                 build_restoration_model)
             self.model_facts.update({"name": name, "version": version, "weights_sha256": card.get("weights_sha256"),
                                      "architecture": card.get("architecture"), "dataset": card.get("dataset")})
 
@@ -79,6 +90,13 @@ class Restorer:
             return np.repeat(found[:, :, None].astype(np.float32), 3, axis=2)
 
         return process_tiled(image.astype(np.float32) / 255, tile, MAX_TILE, TILE_OVERLAP)[:, :, 0] >= 0.5
+
+    def defade(self, image: np.ndarray) -> np.ndarray:
+        if self.fade_corrector is None:
+            return classical.defade(image)
+        from workers.restoration.learned import defade_learned
+
+        return defade_learned(self.fade_corrector, image, self.device)
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.inpainter is None:
@@ -135,7 +153,7 @@ def restore(
         if op == "denoise":
             image = classical.denoise(image)
         elif op == "defade":
-            image = classical.defade(image)
+            image = restorer.defade(image)
         elif mask.any():
             image = restorer.inpaint(image, mask)
         check_cancel()
@@ -148,5 +166,6 @@ def restore(
             "outputs": ["restored", "mask"],
             "mask": {"sources": mask_sources, "fraction": round(fraction, 5)},
             "inpaint_method": params["inpaint_method"] if restorer.inpainter is None else "learned",
+            "defade_method": "classical" if restorer.fade_corrector is None else "learned",
         },
     )

@@ -32,9 +32,9 @@ from workers.pipelines.training import (
 from workers.restoration.learned import load_inpainter
 from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
 from workers.training.restoration import RestorationTrainConfig, train_restoration
-from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
+from workers.training.restoration_eval import evaluate_restoration, learned_operations, learned_pooled_hole_psnr
 
-ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector"
+ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector+affine-fade-corrector"
 
 
 @register_trainer("restoration")
@@ -57,9 +57,9 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
         save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
-    progress(0.88, "evaluating", "hole PSNR/SSIM against classical inpainting, detection against classical")
+    progress(0.88, "evaluating", "inpainting, detection and de-fading against the classical methods")
     check_cancel()
-    metrics = evaluate_restoration(result.inpainter_state, result.detector_state, model_config,
+    metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
                                    data.images[held_idx], seed=params["seed"], photos=photo_tiles())
 
     progress(0.97, "registering", params["model"])
@@ -75,15 +75,17 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
                             "resized_to": PHOTO_SIDE, "tile": PHOTO_TILE},
         "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
         "metrics": metrics,
+        "learned_operations": learned_operations(metrics),
         "created_at": time.time(),
     }
     weights = {**{f"inpainter.{k}": v for k, v in result.inpainter_state.items()},
-               **{f"detector.{k}": v for k, v in result.detector_state.items()}}
+               **{f"detector.{k}": v for k, v in result.detector_state.items()},
+               **{f"fade_corrector.{k}": v for k, v in result.fade_state.items()}}
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
         progress(0.92, "promotion gate", f"hole PSNR against {params['model']}@{incumbent_version}")
         held = list(data.images[held_idx])
-        incumbent, _ = ctx.models.load(params["model"], incumbent_version, build_restoration_model)
+        incumbent = ctx.models.load(params["model"], incumbent_version, build_restoration_model).inpainter
         challenger = load_inpainter(result.inpainter_state, model_config)
         return gate(Metric("pooled_hole_psnr", higher_is_better=True),
                     lambda net, seed: learned_pooled_hole_psnr(net, held, seed), challenger, incumbent,

@@ -1,7 +1,8 @@
 """Restoration with the trained networks (workers.models.restoration), for the job pipeline.
 
-Build a network once with ``load_inpainter`` / ``load_detector`` and call ``inpaint_learned`` /
-``detect_learned`` per image (or tile): uint8 [H, W, 3] RGB in, numpy out, like
+Build a network once with ``load_inpainter`` / ``load_detector`` / ``load_fade_corrector`` and
+call ``inpaint_learned`` / ``detect_learned`` per image (or tile), ``defade_learned`` per whole
+image (its colour map is global, so it is never tiled): uint8 [H, W, 3] RGB in, numpy out, like
 ``workers.restoration.classical``. Calls run under ``torch.inference_mode`` and never change
 the network; any H, W works (the networks pad internally). On a CUDA device they run the way
 ``workers.devices`` says (bf16 autocast, channels_last, pinned host copies); on the CPU in
@@ -17,7 +18,7 @@ import torch
 
 from workers import devices
 from workers.models.gan import to_uint8
-from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig
+from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
 
 
 def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
@@ -29,6 +30,14 @@ def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, de
 
 def load_detector(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> DamageDetector:
     net = DamageDetector(config)
+    net.load_state_dict(state)
+    devices.prepare_module(net, device)
+    return net.requires_grad_(False)
+
+
+def load_fade_corrector(state: dict[str, torch.Tensor], config: RestorationConfig,
+                        device: str = "cpu") -> FadeCorrector:
+    net = FadeCorrector(config)
     net.load_state_dict(state)
     devices.prepare_module(net, device)
     return net.requires_grad_(False)
@@ -79,3 +88,10 @@ def detect_learned(net: DamageDetector, image: np.ndarray, device: str = "cpu", 
     with devices.inference(dev):
         logits = net(_image_tensor(image, dev))[0, 0].float()  # bf16 on CUDA: compare in fp32
     return (logits >= math.log(threshold / (1 - threshold))).cpu().numpy()
+
+
+def defade_learned(net: FadeCorrector, image: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """``image`` with the fade corrector's colour map applied to every pixel (uint8 [H, W, 3])."""
+    dev = _on(net, device)
+    with devices.inference(dev):
+        return to_uint8(net(_image_tensor(image, dev)))[0]

@@ -18,6 +18,12 @@ same damage and is scored against the clean original:
   (workers.data.photos) that no built-in dataset holds.
 - Detection: precision, recall, F1 and IoU of the learned detector and the classical
   ``detect_damage`` against the true mask, pooled over all images, with a tolerance in px.
+- De-fading, on the same images faded (and nothing else) by the simulator: whole-image PSNR
+  and SSIM of the faded input, the classical ``defade`` and the learned fade corrector, and
+  the share of images each brings to GOOD_DEFADE_PSNR or more; and what each does to the
+  pictures as they are, unfaded (``unfaded_psnr``: how little it changes what needs no
+  repair). ``learned_minus_classical_psnr`` is the learned corrector's margin; a restoration
+  job uses it only when that margin is positive (``learned_operations``).
 """
 
 from __future__ import annotations
@@ -29,16 +35,26 @@ import numpy as np
 import torch
 
 from workers.data.damage import simulate_damage
-from workers.metrics.restoration import mask_precision_recall, psnr, restoration_quality
+from workers.metrics.restoration import mask_precision_recall, psnr, restoration_quality, ssim
 from workers.models.gan import to_uint8
 from workers.models.restoration import RestorationConfig, pull_push_fill
 from workers.restoration import classical
-from workers.restoration.learned import detect_learned, inpaint_learned, load_detector, load_inpainter
+from workers.restoration.learned import (
+    defade_learned,
+    detect_learned,
+    inpaint_learned,
+    load_detector,
+    load_fade_corrector,
+    load_inpainter,
+)
 from workers.training.restoration import DAMAGE_PRESETS
 
 DETECTION_TOLERANCE = 2  # px: a detector one pixel off a 1-3 px scratch is not wrong
 CLASSICAL_INPAINTING = ("telea", "navier_stokes", "biharmonic", "pull_push")
 PHOTO_STREAM = 2  # the photos' damage is drawn from default_rng([seed, PHOTO_STREAM])
+# The fading is drawn from default_rng([seed, 0, FADE_STREAM]), on photos [seed, PHOTO_STREAM, FADE_STREAM].
+FADE_STREAM = 3
+GOOD_DEFADE_PSNR = 25.0  # dB: the de-fading goal (issue 4)
 
 
 def _pull_push(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -117,9 +133,35 @@ def compare_inpainting(inpainter: torch.nn.Module, cleans: Sequence[np.ndarray],
     return report
 
 
+def compare_defading(fade_corrector: torch.nn.Module, cleans: Sequence[np.ndarray], rng: np.random.Generator,
+                     device: str = "cpu") -> dict[str, Any]:
+    """The faded input, classical ``defade`` and the learned corrector on ``cleans`` faded from
+    ``rng``: mean whole-image PSNR and SSIM, the share at GOOD_DEFADE_PSNR or more, and the mean
+    PSNR of each method applied to the unfaded pictures."""
+    faded = [simulate_damage(c, rng, DAMAGE_PRESETS["fade_only"]()).image for c in cleans]
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "faded": lambda image: image,
+        "classical": classical.defade,
+        "learned": lambda image: defade_learned(fade_corrector, image, device),  # type: ignore[arg-type]
+    }
+    report: dict[str, Any] = {"images": len(cleans)}
+    for name, method in methods.items():
+        repaired = [method(f) for f in faded]
+        scores = np.array([psnr(c, r) for c, r in zip(cleans, repaired, strict=True)])
+        report[name] = {"psnr": round(float(scores.mean()), 3),
+                        "ssim": round(float(np.mean([ssim(c, r) for c, r in zip(cleans, repaired, strict=True)])), 4),
+                        "share_at_goal": round(float(np.mean(scores >= GOOD_DEFADE_PSNR)), 4)}
+        if name != "faded":
+            report[name]["unfaded_psnr"] = round(float(np.mean([psnr(c, method(c)) for c in cleans])), 3)
+    report["goal_psnr"] = GOOD_DEFADE_PSNR
+    report["learned_minus_classical_psnr"] = round(report["learned"]["psnr"] - report["classical"]["psnr"], 3)
+    return report
+
+
 def evaluate_restoration(
     inpainter_state: dict[str, torch.Tensor],
     detector_state: dict[str, torch.Tensor],
+    fade_state: dict[str, torch.Tensor],
     config: RestorationConfig,
     held_out_images: Sequence[np.ndarray],
     seed: int,
@@ -129,13 +171,15 @@ def evaluate_restoration(
     detection_damage: str = "all",
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """JSON-serialisable metrics of both networks on ``held_out_images`` (clean uint8 [H,W,3],
-    any sizes of at least 8 px), and of the inpainter on ``photos`` when given (under
-    ``inpainting_photos``); the same arguments give the same numbers on CPU."""
+    """JSON-serialisable metrics of the three networks on ``held_out_images`` (clean uint8
+    [H,W,3], any sizes of at least 8 px), and of the inpainter and fade corrector on ``photos``
+    when given (under ``inpainting_photos`` and ``defading_photos``); the same arguments give
+    the same numbers on CPU."""
     if len(held_out_images) == 0:
         raise ValueError("no held-out images to evaluate on")
     inpainter = load_inpainter(inpainter_state, config, device)
     detector = load_detector(detector_state, config, device)
+    fade_corrector = load_fade_corrector(fade_state, config, device)
     rng = np.random.default_rng([seed, 0])
     cleans = list(held_out_images)
     inpainting = compare_inpainting(inpainter, cleans, inpainting_damage, rng, device)
@@ -151,9 +195,22 @@ def evaluate_restoration(
     metrics: dict[str, Any] = {
         "inpainting": inpainting,
         "detection": {"damage": detection_damage, "tolerance_px": DETECTION_TOLERANCE, **detection},
+        "defading": compare_defading(fade_corrector, cleans, np.random.default_rng([seed, 0, FADE_STREAM]), device),
         "evaluated_on": {"held_out_images": len(cleans), "photos": len(photos), "seed": seed},
     }
     if len(photos):
         photo_rng = np.random.default_rng([seed, PHOTO_STREAM])
         metrics["inpainting_photos"] = compare_inpainting(inpainter, list(photos), inpainting_damage, photo_rng, device)
+        metrics["defading_photos"] = compare_defading(
+            fade_corrector, list(photos), np.random.default_rng([seed, PHOTO_STREAM, FADE_STREAM]), device)
     return metrics
+
+
+def learned_operations(metrics: dict[str, Any]) -> list[str]:
+    """The operations a restoration job runs with this model: inpainting and damage detection
+    always (the promotion gate judges the inpainter), de-fading only where the fade corrector
+    beat the classical ``defade`` on the held-out images."""
+    operations = ["inpaint", "detect"]
+    if metrics["defading"]["learned_minus_classical_psnr"] > 0:
+        operations.append("defade")
+    return operations
