@@ -48,7 +48,8 @@ def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     (a quarter of the bytes of floats), and on CUDA the batch is channels_last."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    pixels = devices.to_device(torch.from_numpy(np.ascontiguousarray(image)), device)
+    # a writable C-contiguous array (np.asarray of a PIL image is read-only, which torch warns about)
+    pixels = devices.to_device(torch.from_numpy(np.require(image, requirements=["C", "W"])), device)
     return devices.image_batch(pixels.permute(2, 0, 1)[None].float() / 127.5 - 1, device)
 
 
