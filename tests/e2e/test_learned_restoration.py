@@ -119,6 +119,8 @@ def test_learned_auto_mask_finds_scratches_and_holes_on_every_style(client: ApiC
     scores, baseline = (mask_precision_recall(stacked(found), stacked(truths), tolerance=2)
                         for found in (learned, classical))
     print(f"auto_mask on scratches and holes, every style: learned {scores}, classical {baseline}")
+    # This holds for this test's training (F1 0.82 against 0.71); other seeds' detectors scored 0.43-0.79
+    # on these six images (bench/RESULTS.md), so the lead belongs to this model, not to the recipe.
     assert scores["f1"] > baseline["f1"] and scores["recall"] >= 0.5
 
 
