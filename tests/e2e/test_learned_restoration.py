@@ -119,9 +119,11 @@ def test_learned_auto_mask_finds_scratches_and_holes_on_every_style(client: ApiC
     scores, baseline = (mask_precision_recall(stacked(found), stacked(truths), tolerance=2)
                         for found in (learned, classical))
     print(f"auto_mask on scratches and holes, every style: learned {scores}, classical {baseline}")
-    # This holds for this test's training (F1 0.82 against 0.71); other seeds' detectors scored 0.43-0.79
-    # on these six images (bench/RESULTS.md), so the lead belongs to this model, not to the recipe.
-    assert scores["f1"] > baseline["f1"] and scores["recall"] >= 0.5
+    # Most damaged pixels found, and most of what is flagged is damage. No lead over the classical
+    # detector is asserted here: on scratches and holes alone other trainings' detectors scored F1
+    # 0.43-0.79 on these six images against its 0.71 (bench/RESULTS.md); the learned detector's lead
+    # on all damage kinds is the model card's, asserted in the first test.
+    assert scores["recall"] >= 0.8 and scores["precision"] >= 0.6
 
 
 def test_a_large_image_is_restored_in_tiles(client: ApiClient, trained: dict, unseen: np.ndarray) -> None:
