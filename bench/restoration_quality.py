@@ -47,7 +47,7 @@ from workers.training.restoration_eval import (
 
 MODULE = "bench.restoration_quality"
 RESOLUTION = 128
-METHODS = ("damaged", *CLASSICAL_INPAINTING, "learned")
+METHODS = ("damaged", *CLASSICAL_INPAINTING, "network_only", "learned")
 
 STREAMS = {"held-out paintings": [0], "held-out photos": [PHOTO_STREAM]}  # the model card's damage streams
 

@@ -221,7 +221,7 @@ def test_learned_restoration_on_cpu_is_bitwise_the_plain_fp32_computation() -> N
         filled = ((inpainter(x, torch.from_numpy(mask)[None, None].float()) + 1) * 127.5).round().clamp(0, 255)
         expected_fill = np.where(mask[:, :, None], filled.to(torch.uint8)[0].permute(1, 2, 0).numpy(), image)
         expected_found = (detector(x)[0, 0] >= 0.0).numpy()
-    assert np.array_equal(inpaint_learned(inpainter, image, mask, "cpu"), expected_fill)
+    assert np.array_equal(inpaint_learned(inpainter, image, mask, "cpu", share=1.0), expected_fill)
     assert np.array_equal(detect_learned(detector, image, "cpu"), expected_found)
     corrector = load_fade_corrector(with_weights(FadeCorrector(TINY), seed=2).state_dict(), TINY)
     with torch.inference_mode():

@@ -22,6 +22,7 @@ from workers.models.restoration import (
     apply_colour_map,
     pull_push_fill,
 )
+from workers.restoration.classical import inpaint
 from workers.restoration.learned import (
     defade_learned,
     detect_learned,
@@ -179,6 +180,19 @@ def test_learned_inpainting_changes_only_the_masked_pixels(art: list[np.ndarray]
     assert np.array_equal(out, inpaint_learned(net, image, mask, "cpu")), "a call must not change the network"
 
 
+def test_the_served_fill_is_the_networks_averaged_with_navier_stokes(art: list[np.ndarray]) -> None:
+    net = load_inpainter(trained_tiny(InpaintingNet(TINY)).state_dict(), TINY)
+    image = art[1]
+    mask = np.zeros(image.shape[:2], bool)
+    mask[8:30, 12:34] = True
+    network = inpaint_learned(net, image, mask, "cpu", share=1.0).astype(np.float32)
+    diffused = inpaint(image, mask, "navier_stokes").astype(np.float32)
+    assert np.array_equal(inpaint_learned(net, image, mask, "cpu"), np.rint((network + diffused) / 2).astype(np.uint8))
+    assert np.array_equal(inpaint_learned(net, image, mask, "cpu", share=0.0), diffused.astype(np.uint8))
+    with pytest.raises(ValueError):
+        inpaint_learned(net, image, mask, "cpu", share=1.5)
+
+
 def test_learned_detection_returns_a_mask_of_the_image_size(art: list[np.ndarray]) -> None:
     net = load_detector(DamageDetector(TINY).state_dict(), TINY)
     found = detect_learned(net, art[4], "cpu")
@@ -268,7 +282,8 @@ def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> N
     assert report["evaluated_on"] == {"held_out_images": 3, "photos": 2, "seed": 5}
     for inpainting, images in ((report["inpainting"], 3), (report["inpainting_photos"], 2)):
         assert inpainting["damage"] == "large_holes" and inpainting["images"] == images
-        assert {"damaged", "telea", "navier_stokes", "biharmonic", "pull_push", "learned"} <= set(inpainting)
+        assert {"damaged", "telea", "navier_stokes", "biharmonic", "pull_push", "network_only", "learned"} <= set(
+            inpainting)
         assert inpainting["telea"]["pooled_hole_psnr"] > inpainting["damaged"]["pooled_hole_psnr"]
         best = inpainting["best_classical"]
         assert best in ("telea", "navier_stokes", "biharmonic", "pull_push")

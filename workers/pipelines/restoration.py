@@ -9,10 +9,12 @@ Defined behaviour (the API documents it):
   to the given mask. A mask that covers more than ``MAX_MASK_FRACTION`` of the image leaves
   nothing to restore from: the job fails with ``mask_covers_image``.
 - ``method: learned`` inpaints and detects with the pinned restoration model, in tiles for
-  large images, and de-fades with its fade corrector (one colour map for the whole image)
-  when the model card's ``learned_operations`` list ``defade``: when the corrector beat the
-  classical de-fade on the held-out images. Otherwise de-fading, and always denoising, stay
-  classical. ``method: classical`` uses OpenCV/scikit-image only.
+  large images (the fill is the network's averaged with Navier-Stokes', as
+  ``workers.restoration.learned.inpaint_learned`` serves it), and de-fades with its fade
+  corrector (one colour map for the whole image) when the model card's ``learned_operations``
+  list ``defade``: when the corrector beat the classical de-fade on the held-out images.
+  Otherwise de-fading, and always denoising, stay classical. ``method: classical`` uses
+  OpenCV/scikit-image only.
 - Results: index 0 the restored image, index 1 the mask (white = was inpainted).
 """
 

@@ -19,6 +19,14 @@ import torch
 from workers import devices
 from workers.models.gan import to_uint8
 from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
+from workers.restoration import classical
+
+# The served fill is the network's averaged with OpenCV's Navier-Stokes one: their errors differ
+# (the network continues edges and stripes, diffusion keeps the rim's colours smooth), so the average
+# beats both. On 32-64 px holes (bench/RESULTS.md, pooled hole PSNR, 35 held-out paintings / 16 photo
+# tiles): network alone 16.10 / 17.52 dB, Navier-Stokes 15.96 / 18.06, averaged 16.47 / 18.22.
+# Navier-Stokes costs ~12 ms a 512 px image, against ~330 ms for the network.
+LEARNED_FILL_SHARE = 0.5
 
 
 def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
@@ -67,9 +75,13 @@ def _on(net: torch.nn.Module, device: str) -> torch.device:
     return target
 
 
-def inpaint_learned(net: InpaintingNet, image: np.ndarray, mask: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """``image`` with the pixels under ``mask`` (bool [H, W]) filled by the inpainter; pixels
+def inpaint_learned(net: InpaintingNet, image: np.ndarray, mask: np.ndarray, device: str = "cpu",
+                    share: float = LEARNED_FILL_SHARE) -> np.ndarray:
+    """``image`` with the pixels under ``mask`` (bool [H, W]) filled by the inpainter's fill
+    weighted ``share`` and the Navier-Stokes one the rest (1.0: the network alone); pixels
     outside the mask are returned exactly. An empty mask returns an unchanged copy."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must lie in [0, 1], not {share}")
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask must be bool {image.shape[:2]}, got {mask.shape}")
@@ -77,8 +89,11 @@ def inpaint_learned(net: InpaintingNet, image: np.ndarray, mask: np.ndarray, dev
         return image.copy()
     dev = _on(net, device)
     with devices.inference(dev):
-        restored = to_uint8(net(_image_tensor(image, dev), _mask_tensor(mask, dev)).float())[0]
-    return np.where(mask[:, :, None], restored, image)
+        learned = to_uint8(net(_image_tensor(image, dev), _mask_tensor(mask, dev)).float())[0]
+    if share < 1:
+        diffused = classical.inpaint(image, mask, "navier_stokes")
+        learned = np.rint(share * learned.astype(np.float32) + (1 - share) * diffused).astype(np.uint8)
+    return np.where(mask[:, :, None], learned, image)
 
 
 def detect_learned(net: DamageDetector, image: np.ndarray, device: str = "cpu", threshold: float = 0.5) -> np.ndarray:

@@ -8,12 +8,14 @@ same damage and is scored against the clean original:
   stated for): the damaged input itself, the classical methods (OpenCV's Telea and
   Navier-Stokes, scikit-image's biharmonic, and the pull-push fill the inpainter starts from:
   its parameter-free first stage, so the card shows what training added), and the learned
-  inpainter. Per method: whole-image PSNR/SSIM and hole PSNR/SSIM averaged over images, and
-  ``pooled_hole_psnr``: the PSNR of all hole pixels of all images together. The per-image mean
-  is dominated by holes in flat colour, where an exact fill scores the 100 dB cap and a
-  near-exact one 45 dB; the pooled figure weighs every hole pixel the same and is the one to
-  compare methods by. ``best_classical`` names the classical method with the highest pooled
-  figure and ``learned_minus_best_classical`` is the learned model's margin over it.
+  inpainter as jobs serve it (its fill averaged with Navier-Stokes', ``LEARNED_FILL_SHARE``)
+  and, as ``network_only``, the network's fill alone. Per method: whole-image PSNR/SSIM and
+  hole PSNR/SSIM averaged over images, and ``pooled_hole_psnr``: the PSNR of all hole pixels
+  of all images together. The per-image mean is dominated by holes in flat colour, where an
+  exact fill scores the 100 dB cap and a near-exact one 45 dB; the pooled figure weighs every
+  hole pixel the same and is the one to compare methods by. ``best_classical`` names the
+  classical method with the highest pooled figure and ``learned_minus_best_classical`` is the
+  learned model's margin over it.
   The same comparison runs on the dataset's held-out images and, when given, on photos
   (workers.data.photos) that no built-in dataset holds.
 - Detection: precision, recall, F1 and IoU of the learned detector and the classical
@@ -118,6 +120,7 @@ def compare_inpainting(inpainter: torch.nn.Module, cleans: Sequence[np.ndarray],
         "navier_stokes": lambda image, mask: classical.inpaint(image, mask, "navier_stokes"),
         "biharmonic": lambda image, mask: classical.inpaint(image, mask, "biharmonic"),
         "pull_push": _pull_push,
+        "network_only": lambda image, mask: inpaint_learned(inpainter, image, mask, device, share=1.0),  # type: ignore[arg-type]
         "learned": lambda image, mask: inpaint_learned(inpainter, image, mask, device),  # type: ignore[arg-type]
     }
     scores: dict[str, Any] = {
