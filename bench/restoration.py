@@ -70,11 +70,10 @@ def train_model(stack: Any, admin: ApiSession, steps: int) -> None:
 def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[str, Callable[[], object]]:
     """The pipeline function per operation, with the service's registry (model cached after the first)."""
     from shared.connections import Stores
-    from workers.models.restoration import RestorationConfig
     from workers.pipelines import JobContext
     from workers.pipelines.restoration import build_restoration_model, restore
     from workers.registry import ModelRegistry
-    from workers.restoration.learned import defade_learned, inpaint_learned, load_fade_corrector
+    from workers.restoration.learned import defade_learned, inpaint_learned
 
     stores = Stores.from_settings(stack.settings())
     registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
@@ -84,10 +83,8 @@ def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
     inpainter = registry.load(name, version, build_restoration_model).inpainter
     # A short training run's fade corrector seldom beats the classical de-fade, so jobs would not
     # use it; its speed does not depend on its training, and is measured here directly.
-    prefix = "fade_corrector."
-    fade_corrector = load_fade_corrector({k[len(prefix):]: v for k, v in registry.weights(name, version).items()
-                                          if k.startswith(prefix)},
-                                         RestorationConfig.from_dict(card["restoration_config"]))
+    fade_corrector = build_restoration_model({**card, "learned_operations": ["defade"]},
+                                             registry.weights(name, version)).fade_corrector
     runners: dict[str, Callable[[], object]] = {
         "bare": lambda: inpaint_learned(inpainter, image, mask, "cpu"),
         "defade, learned (fade corrector)": lambda: defade_learned(fade_corrector, image, "cpu"),

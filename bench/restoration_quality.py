@@ -50,6 +50,7 @@ RESOLUTION = 128
 METHODS = ("damaged", *CLASSICAL_INPAINTING, "network_only", "learned")
 
 STREAMS = {"held-out paintings": [0], "held-out photos": [PHOTO_STREAM]}  # the model card's damage streams
+NOISE_STREAM = FADE_STREAM + 1  # the denoising table's noise: a stream the model card does not use
 
 
 def defading_table(reports: dict[str, dict[str, Any]]) -> str:
@@ -68,7 +69,7 @@ def denoising_table(sets: dict[str, list[np.ndarray]], seed: int) -> str:
     """Mean whole-image PSNR before and after non-local-means denoising, per image set."""
     lines = ["| operation | images | noisy (mean PSNR) | denoised (mean PSNR) |", "|---" * 4 + "|"]
     for name, cleans in sets.items():
-        rng = np.random.default_rng([seed, *STREAMS[name], FADE_STREAM + 1])
+        rng = np.random.default_rng([seed, *STREAMS[name], NOISE_STREAM])
         noisy = [simulate_damage(c, rng, DamageConfig.noise_only()).image for c in cleans]
         before = np.mean([psnr(c, d) for c, d in zip(cleans, noisy, strict=True)])
         after = np.mean([psnr(c, classical.denoise(d)) for c, d in zip(cleans, noisy, strict=True)])

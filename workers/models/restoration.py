@@ -22,10 +22,11 @@
   offset, applied to every pixel), predicted from the whole picture seen small. Fading pulls
   every colour towards a paper tone and drains saturation, both affine in RGB, so its inverse
   is one too; what has to be learned is how much of an image's dullness is fade and how much
-  is the picture. Global average pooling of a 64 px thumbnail is as exact as pooling the full
-  image, since the map is per pixel, so a 2048 px image costs one thumbnail and one pass of a
-  3x4 matrix. As in HDRNet (Gharbi et al. 2017) the network predicts the colour transform's
-  coefficients, not pixels. Its last layer starts at zero: an untrained corrector is the identity.
+  is the picture. The map is affine and per pixel, so the thumbnail of a corrected image is
+  the corrected thumbnail: it is learned on 64 px thumbnails and applied at full size, and a
+  2048 px image costs one thumbnail and one pass of a 3x4 matrix. As in HDRNet (Gharbi et
+  al. 2017) the network predicts the colour transform's coefficients, not pixels. Its last
+  layer starts at zero: an untrained corrector is the identity.
 
 The inpainter and detector take any H, W: they reflect-pad to a multiple of 2**depth and crop back.
 """

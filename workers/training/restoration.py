@@ -83,7 +83,7 @@ PATCH_GAN_WIDTH = 32  # SN-PatchGAN: 4x4 stride-2 convolutions 32 -> 64 -> 128, 
 LEAKY_SLOPE = 0.2
 FADE_CROP = 128  # px: larger fade-corrector crops are shrunk to this before damage (it sees 64 px)
 FADE_CROP_SHARE = 0.625  # its crops' smallest side, as a share of the image's shorter side
-FADE_STREAM = 2  # the fade corrector's data come from default_rng([seed, FADE_STREAM])
+FADE_DATA_STREAM = 2  # the fade corrector's data come from default_rng([seed, FADE_DATA_STREAM])
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ class _Run:
         self.opt_fade_corrector = torch.optim.Adam(self.fade_corrector.parameters(), **adam)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), **adam) if self.critic else None
         self.rng = np.random.default_rng(train_config.seed)
-        self.fade_rng = np.random.default_rng([train_config.seed, FADE_STREAM])
+        self.fade_rng = np.random.default_rng([train_config.seed, FADE_DATA_STREAM])
         self.sampler = EpochSampler(n, train_config.seed)
         self.step = 0
         self.model_config, self.train_config = model_config, train_config
