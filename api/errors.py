@@ -31,9 +31,14 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "invalid_parameters",
     429: "rate_limited",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
     503: "unavailable",
 }
 
@@ -54,9 +59,18 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details or {}
 
 
+def code_for_status(status: int) -> str:
+    """The error code of a plain HTTP error that no handler gave a code of its own."""
+    return _HTTP_CODES.get(status, "http_error")
+
+
+def error_document(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Any:
-    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response = jsonify(error_document(code, message, details))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -99,7 +113,7 @@ def register_error_handlers(app: Flask) -> None:
             message = "the request's parameters are invalid"
         if status == 413:
             message = "the request body is larger than the server accepts"
-        return error_response(status, _HTTP_CODES.get(status, "http_error"), message, details)
+        return error_response(status, code_for_status(status), message, details)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

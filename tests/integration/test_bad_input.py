@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import socket
 import struct
 import zlib
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -173,6 +176,27 @@ def test_wrong_query_types_are_422(client: ApiClient) -> None:
 def test_unknown_route_and_method_use_the_error_shape(client: ApiClient) -> None:
     assert_error(client.get("/v1/nothing-here"), 404)
     assert_error(requests.delete(client.base + "/v1/styles", timeout=10), 405)
+
+
+def test_requests_gunicorn_refuses_use_the_error_shape(client: ApiClient) -> None:
+    """gunicorn answers these itself, before the app sees them: a request line over its 4,094-byte
+    limit, a header over its 8,190-byte limit (deploy/gunicorn_conf.py gives them the API's shape)."""
+    assert_error(client.get("/v1/jobs", params={"cursor": "x" * 5000}), 414, "uri_too_long")
+    assert_error(client.get("/v1/jobs", headers={"X-Padding": "x" * 9000}), 431, "headers_too_large")
+
+
+def test_unparseable_request_line_uses_the_error_shape(client: ApiClient) -> None:
+    host, port = urlsplit(client.base).hostname, urlsplit(client.base).port
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(b"GET /v1/jobs?a=1 & HTTP/1.1\r\nHost: x\r\n\r\n")  # a space in the query
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), raw[:200]
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)["error"]
+    assert error["code"] == "malformed_request" and error["message"] and error["details"] == {}
 
 
 def test_service_is_healthy_after_bad_input(client: ApiClient, valid_png: bytes) -> None:
