@@ -15,6 +15,7 @@ QUEUE_MAINTENANCE = "maintenance"
 
 TASK_RUN_JOB = "artforge.run_job"
 TASK_REAP_LEASES = "artforge.reap_leases"
+TASK_RESEND_LOST_JOBS = "artforge.resend_lost_jobs"
 TASK_RENDER_STYLE_THUMBNAILS = "artforge.render_style_thumbnails"
 TASK_PRUNE_EXPIRED_JOB_KEYS = "artforge.prune_expired_job_keys"
 TASK_EXPIRE_RESULTS = "artforge.expire_results"

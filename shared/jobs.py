@@ -27,6 +27,9 @@ import redis
 
 PREFIX = "af:"
 RUNNING_SET = PREFIX + "jobs:running"
+# Queued jobs by the time they were (re)queued: where the lost-message sweep looks
+# (workers.maintenance.resend_lost_jobs).
+QUEUED_INDEX = PREFIX + "jobs:queued"
 IDEMPOTENCY_TTL_S = 24 * 3600
 # Event streams are capped (approximately, ``MAXLEN ~``); progress events are thinned below so
 # that even a training run of hours keeps its first events.
@@ -84,7 +87,7 @@ class IdempotencyConflict(Exception):
 # Atomic compare-and-set of the status, and the transition's event on the job's stream. The
 # allowed sources come from ALLOWED_TRANSITIONS, so the table above stays the single place where
 # the rules live.
-# KEYS: job hash, running set, events stream.  ARGV: target, csv of allowed sources, now,
+# KEYS: job hash, running set, events stream, queued index.  ARGV: target, csv of allowed sources, now,
 # require expired lease (0/1), increment attempts (0/1), ttl for terminal states, job id,
 # events maxlen, field/value...
 _TRANSITION_LUA = """
@@ -105,6 +108,11 @@ if ARGV[1] == 'running' then
   redis.call('SADD', KEYS[2], ARGV[7])
 else
   redis.call('SREM', KEYS[2], ARGV[7])
+end
+if ARGV[1] == 'queued' then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[7])
+else
+  redis.call('ZREM', KEYS[4], ARGV[7])
 end
 local progress = redis.call('HGET', KEYS[1], 'progress') or ''
 local failure = redis.call('HGET', KEYS[1], 'error') or ''
@@ -296,6 +304,7 @@ class JobStore:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.job_key(job_id), mapping=record)  # type: ignore[arg-type]
             pipe.zadd(self.tenant_index(tenant), {job_id: int(now * 1000)})
+            pipe.zadd(QUEUED_INDEX, {job_id: now})
             pipe.xadd(self.events_key(job_id), {"type": "status", "status": JobStatus.QUEUED.value, "previous": "",
                                                 "progress": record["progress"], "error": "", "at": repr(now)},
                       maxlen=EVENTS_MAXLEN, approximate=True)
@@ -308,6 +317,7 @@ class JobStore:
             pipe.delete(self.job_key(job_id), self.events_key(job_id))
             pipe.zrem(self.tenant_index(tenant), job_id)
             pipe.srem(RUNNING_SET, job_id)
+            pipe.zrem(QUEUED_INDEX, job_id)
             pipe.execute()
 
     # -- reading ---------------------------------------------------------------
@@ -360,6 +370,18 @@ class JobStore:
     def running_job_ids(self) -> list[str]:
         return sorted(cast(set[str], self.redis.smembers(RUNNING_SET)))
 
+    def queued_since_before(self, cutoff: float, limit: int) -> list[str]:
+        """Up to ``limit`` ids of jobs queued (or requeued, or last re-sent) before ``cutoff``, oldest first."""
+        return cast(list[str], self.redis.zrangebyscore(QUEUED_INDEX, "-inf", cutoff, start=0, num=limit))
+
+    def mark_resent(self, job_id: str) -> None:
+        """Restart a queued job's clock in the queued index (only while it is there)."""
+        self.redis.zadd(QUEUED_INDEX, {job_id: time.time()}, xx=True)
+
+    def forget_queued(self, job_id: str) -> None:
+        """Drop an index entry that no longer stands for a queued job (its record is gone)."""
+        self.redis.zrem(QUEUED_INDEX, job_id)
+
     # -- transitions -------------------------------------------------------------
 
     def transition(
@@ -377,7 +399,7 @@ class JobStore:
         for name, value in (fields or {}).items():
             flat += [name, value if isinstance(value, str) else json.dumps(value)]
         outcome, current = self._transition(
-            keys=[self.job_key(job_id), RUNNING_SET, self.events_key(job_id)],
+            keys=[self.job_key(job_id), RUNNING_SET, self.events_key(job_id), QUEUED_INDEX],
             args=[
                 target.value,
                 sources,

@@ -10,11 +10,17 @@ Creation jobs are also listed, by id, on a waiting list per model reference as s
 that starts a creation job takes those already waiting for the same model into one generator
 forward (``workers.creation_batching``). A listed id is only a hint; ``JobStore.begin_attempt``
 decides who runs a job, so an id taken from the list and an id left on it are both harmless.
+
+``job_ids_in_broker`` reads the Redis transport's own keys (one list per queue and priority,
+the ``unacked`` hash of messages workers hold) to find which jobs have a message: the
+lost-message sweep (``workers.maintenance.resend_lost_jobs``) re-sends the others.
 """
 
 from __future__ import annotations
 
-from typing import cast
+import base64
+import json
+from typing import Any, cast
 
 import redis
 from celery import Celery
@@ -30,6 +36,7 @@ from shared.contract import (
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
     TASK_RENDER_STYLE_THUMBNAILS,
+    TASK_RESEND_LOST_JOBS,
     TASK_RETRAIN,
     TASK_RUN_JOB,
     get_kind,
@@ -42,6 +49,11 @@ CREATION_WAITING_PREFIX = "af:creation-waiting:"
 # listed: it runs alone (on its own message), as it would with batching off.
 CREATION_WAITING_TTL_S = 3600
 CREATION_KIND = "creation"
+# The Redis transport's keys: queue ``q`` at priority p > 0 is the list ``q{PRIORITY_SEP}p``, at 0 the
+# list ``q``; messages a worker has taken but not acked wait in the hash UNACKED_KEY (kombu's name).
+PRIORITY_SEP = ":"
+UNACKED_KEY = "unacked"
+JOB_QUEUES = (QUEUE_INFERENCE, QUEUE_TRAINING)
 
 
 def visibility_options(settings: Settings) -> dict[str, int]:
@@ -72,6 +84,7 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
         task_queues=[Queue(QUEUE_INFERENCE), Queue(QUEUE_TRAINING), Queue(QUEUE_MAINTENANCE)],
         task_routes={
             TASK_REAP_LEASES: {"queue": QUEUE_MAINTENANCE},
+            TASK_RESEND_LOST_JOBS: {"queue": QUEUE_MAINTENANCE},
             TASK_RENDER_STYLE_THUMBNAILS: {"queue": QUEUE_MAINTENANCE},
             TASK_PRUNE_EXPIRED_JOB_KEYS: {"queue": QUEUE_MAINTENANCE},
             TASK_EXPIRE_RESULTS: {"queue": QUEUE_MAINTENANCE},
@@ -81,7 +94,7 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
         broker_transport_options={
             **visibility_options(settings),
             "priority_steps": list(range(MAX_PRIORITY + 1)),
-            "sep": ":",
+            "sep": PRIORITY_SEP,
             "queue_order_strategy": "priority",
         },
         broker_connection_retry_on_startup=True,
@@ -103,6 +116,11 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
                 "task": TASK_REAP_LEASES,
                 "schedule": float(max(1, settings.heartbeat_s)),
                 "options": {"expires": 30},
+            },
+            "resend-lost-jobs": {
+                "task": TASK_RESEND_LOST_JOBS,
+                "schedule": float(max(1, settings.lost_job_check_s)),
+                "options": {"expires": max(1, settings.lost_job_check_s)},
             },
             # A missed run is not worth queueing up: the next one does the same work.
             "prune-expired-job-keys": {
@@ -145,6 +163,31 @@ def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priorit
         retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
         **limits,
     )
+
+
+def job_ids_in_broker(client: redis.Redis) -> set[str]:
+    """The job ids that have a ``run_job`` message in the broker: waiting in a job queue at
+    any priority, or taken by a worker and not yet acked."""
+    lists = [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for queue in JOB_QUEUES for p in range(MAX_PRIORITY + 1)]
+    with client.pipeline(transaction=False) as pipe:
+        for name in lists:
+            pipe.lrange(name, 0, -1)
+        pipe.hvals(UNACKED_KEY)
+        *waiting, unacked = pipe.execute()
+    messages = [json.loads(raw) for entries in waiting for raw in entries]
+    messages += [json.loads(raw)[0] for raw in unacked]  # [message, exchange, routing key]
+    return {job_id for message in messages if (job_id := run_job_id(message)) is not None}
+
+
+def run_job_id(message: dict[str, Any]) -> str | None:
+    """The job id of a Celery (protocol 2) ``run_job`` message; None for other tasks."""
+    if message.get("headers", {}).get("task") != TASK_RUN_JOB:
+        return None
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    _args, kwargs, _embed = json.loads(body)
+    return cast(str, kwargs["job_id"])
 
 
 def creation_waiting_key(model_ref: str) -> str:

@@ -35,6 +35,10 @@ class Settings:
     # A running job's lease; the worker's heartbeat renews it, the reaper requeues expired ones.
     lease_s: int = 30
     heartbeat_s: int = 5
+    # A job queued this long without a message in the broker has lost it and is sent again;
+    # beat looks every lost_job_check_s (workers.maintenance.resend_lost_jobs).
+    lost_job_after_s: int = 300
+    lost_job_check_s: int = 60
     inference_soft_limit_s: int = 600
     inference_hard_limit_s: int = 660
     training_soft_limit_s: int = 6 * 3600

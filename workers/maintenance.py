@@ -1,4 +1,5 @@
-"""Housekeeping run by beat: requeue jobs whose worker died; render style thumbnails."""
+"""Housekeeping run by beat: requeue jobs whose worker died, re-send queued jobs whose message
+was lost; render style thumbnails."""
 
 from __future__ import annotations
 
@@ -42,6 +43,38 @@ def reap_expired_leases(rt: Runtime, enqueue: Callable[[str, str, int], None]) -
         except TransitionRefused:
             continue  # it renewed its lease or finished meanwhile
     return acted
+
+
+def resend_lost_jobs(rt: Runtime, enqueue: Callable[[str, str, int], None], in_broker: Callable[[], set[str]],
+                     batch: int = 1000) -> list[str]:
+    """Re-send the jobs queued for over ``lost_job_after_s`` that have no message in the broker
+    (``in_broker()``: shared.queue.job_ids_in_broker). A job's message can be lost where its record
+    is not: the API killed between writing the record and sending the message, a broker that
+    lost writes the job store kept, a purged queue. Each re-sent job's clock restarts, so a job
+    is re-sent at most once per ``lost_job_after_s``. Returns the ids re-sent.
+
+    A message taken by a worker in the instant this looks (off the list, not yet in ``unacked``)
+    may be re-sent needlessly; the copy is harmless: ``JobStore.begin_attempt`` lets one run."""
+    candidates = rt.jobs.queued_since_before(time.time() - rt.settings.lost_job_after_s, batch)
+    if not candidates:
+        return []
+    present = in_broker()
+    resent = []
+    for job_id in candidates:
+        if job_id in present:
+            continue
+        job = rt.jobs.get(job_id)  # read after the broker: a job taken meanwhile is no longer queued
+        if job is None:
+            rt.jobs.forget_queued(job_id)
+            continue
+        if job.status != JobStatus.QUEUED:
+            continue
+        rt.jobs.mark_resent(job_id)
+        enqueue(job_id, job.kind, job.priority)
+        resent.append(job_id)
+        log.warning("re-sent job %s: queued since before %.0f s ago and no message in the broker",
+                    job_id, rt.settings.lost_job_after_s)
+    return resent
 
 
 def render_style_thumbnails(rt: Runtime) -> int:

@@ -11,10 +11,11 @@ from shared.contract import (
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
     TASK_RENDER_STYLE_THUMBNAILS,
+    TASK_RESEND_LOST_JOBS,
     TASK_RETRAIN,
     TASK_RUN_JOB,
 )
-from shared.queue import enqueue_job, enqueue_webhook_delivery
+from shared.queue import enqueue_job, enqueue_webhook_delivery, job_ids_in_broker
 from shared.schedules import ScheduleStore
 from workers import housekeeping, maintenance, retraining, webhooks
 from workers.celery_app import app, settings
@@ -48,8 +49,15 @@ def reap_leases() -> int:
     return len(acted)
 
 
+@app.task(name=TASK_RESEND_LOST_JOBS, ignore_result=True)
+def resend_lost_jobs() -> int:
+    rt = runtime()
+    return len(maintenance.resend_lost_jobs(rt, functools.partial(_requeue, rt),
+                                            functools.partial(job_ids_in_broker, rt.jobs.redis)))
+
+
 def _requeue(rt: Runtime, job_id: str, kind: str, priority: int) -> None:
-    """The reaper's re-send: a creation job is listed as waiting again too (shared.queue)."""
+    """The reapers' re-send: a creation job is listed as waiting again too (shared.queue)."""
     job = rt.jobs.get(job_id) if kind == "creation" else None
     enqueue_job(app, settings, job_id, kind, priority,
                 model_ref=job.params.get("model") if job is not None else None, redis_client=rt.jobs.redis)

@@ -11,6 +11,7 @@ from deploy.devstack import Stack
 from shared.connections import redis_client
 from shared.jobs import (
     ALLOWED_TRANSITIONS,
+    QUEUED_INDEX,
     RUNNING_SET,
     TERMINAL,
     IdempotencyConflict,
@@ -79,6 +80,31 @@ def test_finished_jobs_leave_the_running_set_and_expire(store: JobStore) -> None
     assert 0 < store.redis.ttl(store.job_key(job_id)) <= 60
     job = store.get(job_id)
     assert job.results == [{"index": 0}] and job.progress["fraction"] == 1.0 and job.finished_at
+
+
+def test_queued_index_holds_exactly_the_queued_jobs(store: JobStore) -> None:
+    def queued_at(job_id: str) -> float | None:
+        return store.redis.zscore(QUEUED_INDEX, job_id)
+
+    job_id = make_job(store)
+    created = queued_at(job_id)
+    assert created is not None and created <= time.time()
+    store.begin_attempt(job_id, "w", lease_s=60)
+    assert queued_at(job_id) is None
+    store.redis.hset(store.job_key(job_id), "lease_until", "0")
+    store.requeue(job_id)
+    requeued = queued_at(job_id)
+    assert requeued is not None and requeued > created
+    assert job_id in store.queued_since_before(requeued, limit=10_000)
+    assert job_id not in store.queued_since_before(created, limit=10_000)
+    store.finish(job_id, JobStatus.CANCELED)
+    assert queued_at(job_id) is None
+    store.mark_resent(job_id)  # only while queued: never puts a finished job back
+    assert queued_at(job_id) is None
+
+    never_sent = make_job(store)
+    store.delete(never_sent, "t1")
+    assert queued_at(never_sent) is None
 
 
 def test_requeue_needs_an_expired_lease(store: JobStore) -> None:

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from api.representations import job_to_json
 from api.schemas import TenantPolicyRequestSchema
-from shared.contract import QUEUE_MAINTENANCE, TASK_EXPIRE_RESULTS, TASK_PRUNE_EXPIRED_JOB_KEYS
+from shared.contract import QUEUE_MAINTENANCE, TASK_EXPIRE_RESULTS, TASK_PRUNE_EXPIRED_JOB_KEYS, TASK_RESEND_LOST_JOBS
 from shared.jobs import Job
 from shared.queue import make_celery
 from shared.settings import Settings
@@ -77,6 +77,13 @@ def test_beat_runs_both_housekeeping_tasks_on_the_maintenance_queue() -> None:
     for task in (TASK_PRUNE_EXPIRED_JOB_KEYS, TASK_EXPIRE_RESULTS):
         assert schedule[task]["schedule"] == 42.0
         assert conf.task_routes[task] == {"queue": QUEUE_MAINTENANCE}
+
+
+def test_beat_looks_for_lost_messages_on_the_maintenance_queue() -> None:
+    conf = make_celery(Settings(lost_job_check_s=17)).conf
+    schedule = {entry["task"]: entry for entry in conf.beat_schedule.values()}
+    assert schedule[TASK_RESEND_LOST_JOBS]["schedule"] == 17.0
+    assert conf.task_routes[TASK_RESEND_LOST_JOBS] == {"queue": QUEUE_MAINTENANCE}
 
 
 def test_job_with_expired_results_lists_none_and_says_when() -> None:
