@@ -24,7 +24,7 @@ from limits import parse_many
 
 from api.errors import ApiError, error_response
 from api.services import services
-from shared.quotas import POOL_JOBS, POOL_TRAINING, ActiveJobQuota
+from shared.quotas import POOL_TRAINING, ActiveJobQuota
 from shared.settings import Settings
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -84,9 +84,7 @@ def install_limits(app: Flask, settings: Settings) -> Limiter:
     limiter.request_filter(lambda: request.path in UNLIMITED_PATHS)
     limiter.init_app(app)
     app.extensions[_LIMITER] = limiter
-    app.extensions[_QUOTA] = ActiveJobQuota(
-        app.extensions["artforge"].jobs.redis,
-        {POOL_JOBS: settings.max_active_jobs_per_tenant, POOL_TRAINING: settings.max_active_training_jobs_per_tenant})
+    app.extensions[_QUOTA] = ActiveJobQuota.from_settings(app.extensions["artforge"].jobs.redis, settings)
 
     @app.errorhandler(TooManyRequests)
     def _too_many(exc: TooManyRequests) -> Any:

@@ -22,6 +22,7 @@ import redis
 
 from shared.contract import QUEUE_TRAINING, get_kind
 from shared.jobs import PREFIX, JobStore
+from shared.settings import Settings
 
 POOL_JOBS = "jobs"
 POOL_TRAINING = "training"
@@ -68,6 +69,11 @@ class ActiveJobQuota:
         self.redis = client
         self.limits = limits
         self._claim = client.register_script(_CLAIM_LUA)
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings: Settings) -> ActiveJobQuota:
+        return cls(client, {POOL_JOBS: settings.max_active_jobs_per_tenant,
+                            POOL_TRAINING: settings.max_active_training_jobs_per_tenant})
 
     @staticmethod
     def key(tenant: str, pool: str) -> str:

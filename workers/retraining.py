@@ -2,9 +2,12 @@
 
 Beat sends ``artforge.retrain`` on each schedule's tick (shared.schedules). A run skips, with
 the reason recorded, when the dataset's manifest is the one the promoted version was trained
-on, when the last training job it started is still going, or when that job already trained
-on this manifest. Otherwise it starts a training job on the training queue, whose new version
-the promotion gate compares with the promoted one (``promote: if_better``).
+on, when the last training job it started is still going, when that job already trained on this
+manifest, or when the tenant already has as many training jobs queued or running as its quota
+allows (``ARTFORGE_MAX_ACTIVE_TRAINING_JOBS_PER_TENANT``, the cap the API applies to submissions;
+the job started takes a slot like a submitted one). Otherwise it starts a training job on the
+training queue, whose new version the promotion gate compares with the promoted one
+(``promote: if_better``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from shared.dataset_store import PROCEDURAL
 from shared.jobs import JobStatus, new_job_id
+from shared.quotas import ActiveJobQuota
 from shared.schedules import ScheduleSpec, ScheduleStore
 from workers.data.datasets import procedural_fingerprint
 from workers.runtime import Runtime
@@ -64,14 +68,25 @@ def _decide_and_launch(rt: Runtime, spec: ScheduleSpec, last_launch: dict[str, A
                     "reason": f"dataset unchanged since retraining job {last_launch['job_id']} trained on it "
                               "(its version was not promoted)"}
 
+    job_id = new_job_id()
+    quota = ActiveJobQuota.from_settings(rt.jobs.redis, rt.settings)
+    decision = quota.claim(spec.tenant, "training", job_id)
+    if not decision.granted:
+        return {"outcome": "skipped", "manifest_sha256": fingerprint,
+                "reason": f"{decision.active} training jobs of tenant {spec.tenant} are queued or running, "
+                          f"the limit is {decision.limit}"}
     params = {**spec.training, "model": spec.model, "dataset": spec.dataset, "promote": "if_better",
               "schedule": spec.name}
-    job = rt.jobs.create(job_id=new_job_id(), tenant=spec.tenant, key_id=f"schedule:{spec.name}", kind="training",
-                         params=params, inputs={})
     try:
-        enqueue(job.id, "training", 0)
+        job = rt.jobs.create(job_id=job_id, tenant=spec.tenant, key_id=f"schedule:{spec.name}", kind="training",
+                             params=params, inputs={})
+        try:
+            enqueue(job.id, "training", 0)
+        except Exception:
+            rt.jobs.delete(job.id, spec.tenant)  # no record without a message
+            raise
     except Exception:
-        rt.jobs.delete(job.id, spec.tenant)  # no record without a message
+        quota.release(spec.tenant, job_id)
         raise
     reason = "dataset changed" if promoted is not None else "no promoted version yet"
     return {"outcome": "training", "job_id": job.id, "manifest_sha256": fingerprint, "reason": reason}
