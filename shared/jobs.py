@@ -27,8 +27,8 @@ import redis
 
 PREFIX = "af:"
 RUNNING_SET = PREFIX + "jobs:running"
-# Queued jobs by the time they were (re)queued: where the lost-message sweep looks
-# (workers.maintenance.resend_lost_jobs).
+# Queued jobs by the time they were (re)queued or last found with a message in the broker: where
+# the lost-message sweep looks (workers.maintenance.resend_lost_jobs).
 QUEUED_INDEX = PREFIX + "jobs:queued"
 IDEMPOTENCY_TTL_S = 24 * 3600
 # Event streams are capped (approximately, ``MAXLEN ~``); progress events are thinned below so
@@ -370,13 +370,16 @@ class JobStore:
     def running_job_ids(self) -> list[str]:
         return sorted(cast(set[str], self.redis.smembers(RUNNING_SET)))
 
-    def queued_since_before(self, cutoff: float, limit: int) -> list[str]:
-        """Up to ``limit`` ids of jobs queued (or requeued, or last re-sent) before ``cutoff``, oldest first."""
+    def queued_unchecked_since(self, cutoff: float, limit: int) -> list[str]:
+        """Up to ``limit`` ids of queued jobs whose clock in the queued index (queued, requeued, or
+        last checked by the lost-message sweep) reads before ``cutoff``, oldest first."""
         return cast(list[str], self.redis.zrangebyscore(QUEUED_INDEX, "-inf", cutoff, start=0, num=limit))
 
-    def mark_resent(self, job_id: str) -> None:
-        """Restart a queued job's clock in the queued index (only while it is there)."""
-        self.redis.zadd(QUEUED_INDEX, {job_id: time.time()}, xx=True)
+    def restart_queued_clock(self, job_ids: list[str]) -> None:
+        """Set the queued jobs' clocks in the queued index to now (never adds a job that left it)."""
+        if job_ids:
+            now = time.time()
+            self.redis.zadd(QUEUED_INDEX, dict.fromkeys(job_ids, now), xx=True)
 
     def forget_queued(self, job_id: str) -> None:
         """Drop an index entry that no longer stands for a queued job (its record is gone)."""

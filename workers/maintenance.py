@@ -50,15 +50,17 @@ def resend_lost_jobs(rt: Runtime, enqueue: Callable[[str, str, int], None], in_b
     """Re-send the jobs queued for over ``lost_job_after_s`` that have no message in the broker
     (``in_broker()``: shared.queue.job_ids_in_broker). A job's message can be lost where its record
     is not: the API killed between writing the record and sending the message, a broker that
-    lost writes the job store kept, a purged queue. Each re-sent job's clock restarts, so a job
-    is re-sent at most once per ``lost_job_after_s``. Returns the ids re-sent.
+    lost writes the job store kept, a purged queue. Every job looked at has its clock restarted,
+    found or re-sent, so each is looked at once per ``lost_job_after_s`` and a backlog longer
+    than ``batch`` is gone through in turn. Returns the ids re-sent.
 
     A message taken by a worker in the instant this looks (off the list, not yet in ``unacked``)
     may be re-sent needlessly; the copy is harmless: ``JobStore.begin_attempt`` lets one run."""
-    candidates = rt.jobs.queued_since_before(time.time() - rt.settings.lost_job_after_s, batch)
+    candidates = rt.jobs.queued_unchecked_since(time.time() - rt.settings.lost_job_after_s, batch)
     if not candidates:
         return []
     present = in_broker()
+    rt.jobs.restart_queued_clock(candidates)
     resent = []
     for job_id in candidates:
         if job_id in present:
@@ -69,10 +71,9 @@ def resend_lost_jobs(rt: Runtime, enqueue: Callable[[str, str, int], None], in_b
             continue
         if job.status != JobStatus.QUEUED:
             continue
-        rt.jobs.mark_resent(job_id)
         enqueue(job_id, job.kind, job.priority)
         resent.append(job_id)
-        log.warning("re-sent job %s: queued since before %.0f s ago and no message in the broker",
+        log.warning("re-sent job %s: queued over %.0f s with no message in the broker",
                     job_id, rt.settings.lost_job_after_s)
     return resent
 

@@ -95,11 +95,13 @@ def test_queued_index_holds_exactly_the_queued_jobs(store: JobStore) -> None:
     store.requeue(job_id)
     requeued = queued_at(job_id)
     assert requeued is not None and requeued > created
-    assert job_id in store.queued_since_before(requeued, limit=10_000)
-    assert job_id not in store.queued_since_before(created, limit=10_000)
+    assert job_id in store.queued_unchecked_since(requeued, limit=10_000)
+    assert job_id not in store.queued_unchecked_since(created, limit=10_000)
+    store.restart_queued_clock([job_id])
+    assert queued_at(job_id) > requeued
     store.finish(job_id, JobStatus.CANCELED)
     assert queued_at(job_id) is None
-    store.mark_resent(job_id)  # only while queued: never puts a finished job back
+    store.restart_queued_clock([job_id])  # never puts a job that left the index back
     assert queued_at(job_id) is None
 
     never_sent = make_job(store)

@@ -67,6 +67,7 @@ def test_lost_messages_are_sent_again_once(broker: tuple[Runtime, Celery]) -> No
         held = conn.default_channel.basic_get(queue=QUEUE_INFERENCE, no_ack=False)
         assert held is not None and held.payload[1] == {"job_id": taken}
         assert rt.jobs.redis.hlen("unacked") == 1
+        waiting_since = rt.jobs.redis.zscore(QUEUED_INDEX, waiting)
         before = job_ids_in_broker(rt.jobs.redis)
         assert {waiting, taken, training} <= before and not {lost, running} & before
 
@@ -75,6 +76,8 @@ def test_lost_messages_are_sent_again_once(broker: tuple[Runtime, Celery]) -> No
     assert lost in job_ids_in_broker(rt.jobs.redis)
     assert rt.jobs.get(lost).status == JobStatus.QUEUED
     assert rt.jobs.redis.zscore(QUEUED_INDEX, gone) is None
+    # Found in the broker, its clock restarts: a backlog longer than a sweep's batch is gone through in turn.
+    assert rt.jobs.redis.zscore(QUEUED_INDEX, waiting) > waiting_since
     # Its message is there now: the next sweep sends nothing.
     assert resend_lost_jobs(rt, enqueue, lambda: job_ids_in_broker(rt.jobs.redis)) == []
     assert len(sent) == 1
