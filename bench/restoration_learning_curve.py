@@ -37,7 +37,7 @@ from workers.restoration.learned import load_inpainter
 from workers.training.restoration import (
     RestorationTrainConfig,
     damaged_batch,
-    laplacian_l1,
+    inpainting_losses,
     mask_tensor,
     random_crop,
     to_tensor,
@@ -117,9 +117,8 @@ def run(args: argparse.Namespace) -> None:
         _, mask_np = damaged_batch(crops, rng, damage)
         clean, mask = to_tensor(np.stack(crops), device), mask_tensor(mask_np, device)
         raw = inpainter.predict(clean, mask)
-        restored = composite(raw, clean, mask)
-        loss = (((raw - clean).abs() * (tc.valid_weight + (tc.hole_weight - tc.valid_weight) * mask)).mean()
-                + tc.pyramid_weight * laplacian_l1(restored, clean, tc.pyramid_levels))
+        loss_l1, loss_pyramid = inpainting_losses(raw, composite(raw, clean, mask), clean, mask, tc)
+        loss = loss_l1 + tc.pyramid_weight * loss_pyramid
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -80,12 +80,10 @@ def _decide_and_launch(rt: Runtime, spec: ScheduleSpec, last_launch: dict[str, A
     try:
         job = rt.jobs.create(job_id=job_id, tenant=spec.tenant, key_id=f"schedule:{spec.name}", kind="training",
                              params=params, inputs={})
-        try:
-            enqueue(job.id, "training", 0)
-        except Exception:
-            rt.jobs.delete(job.id, spec.tenant)  # no record without a message
-            raise
+        enqueue(job.id, "training", 0)
     except Exception:
+        # No record without a message, no slot without a job (deleting a record never written is harmless).
+        rt.jobs.delete(job_id, spec.tenant)
         quota.release(spec.tenant, job_id)
         raise
     reason = "dataset changed" if promoted is not None else "no promoted version yet"

@@ -267,6 +267,15 @@ def laplacian_l1(a: Tensor, b: Tensor, levels: int) -> Tensor:
     return (total + x.abs().mean()) / levels
 
 
+def inpainting_losses(raw: Tensor, restored: Tensor, clean: Tensor, mask: Tensor,
+                      config: RestorationTrainConfig) -> tuple[Tensor, Tensor]:
+    """The inpainter's reconstruction losses: L1 of its raw prediction, holes weighted
+    ``hole_weight`` and the rest ``valid_weight``, and the Laplacian-pyramid L1 of the composite
+    ``restored`` (weighted ``pyramid_weight`` by the caller)."""
+    weights = config.valid_weight + (config.hole_weight - config.valid_weight) * mask
+    return (raw - clean).abs().mul(weights).mean(), laplacian_l1(restored, clean, config.pyramid_levels)
+
+
 def soft_dice_loss(logits: Tensor, target: Tensor) -> Tensor:
     """1 - soft Dice over the whole batch (an image without damage still counts)."""
     p = torch.sigmoid(logits)
@@ -434,8 +443,7 @@ def train_restoration(
         with devices.autocast(dev, mixed_precision):  # CUDA only: bf16 forward, fp32 outputs for the losses
             raw = run.inpainter.predict(clean, mask).float()
         restored = composite(raw, clean, mask)
-        loss_l1 = ((raw - clean).abs() * (tc.valid_weight + (tc.hole_weight - tc.valid_weight) * mask)).mean()
-        loss_pyramid = laplacian_l1(restored, clean, tc.pyramid_levels)
+        loss_l1, loss_pyramid = inpainting_losses(raw, restored, clean, mask, tc)
         loss_inpaint = loss_l1 + tc.pyramid_weight * loss_pyramid
         losses = {"l1": loss_l1.item(), "pyramid": loss_pyramid.item()}
         if run.critic is not None and run.opt_critic is not None:
