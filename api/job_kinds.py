@@ -1,7 +1,8 @@
 """Per-kind request validation: every job kind in the shared contract has a validator here.
 
 A validator turns the raw ``params``/``inputs`` into the normalised ones stored on the job,
-or raises a 422 ApiError naming the offending fields.
+or raises a 422 ApiError naming the offending fields. The stored params are built through the
+kind's class in ``shared.job_params`` (``_stored``), the same class the worker reads them with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from marshmallow import ValidationError
 from api.auth import Principal
 from api.errors import ApiError
 from api.schemas import (
-    DEFAULT_RESTORATION_MODEL,
     CreationParamsSchema,
     GanTrainingParamsSchema,
     RestorationInputsSchema,
@@ -28,8 +28,9 @@ from api.schemas import (
     field_errors,
 )
 from api.services import Services
-from shared.contract import list_kinds
+from shared.contract import list_kinds, parse_params
 from shared.images import decode_image
+from shared.job_params import DEFAULT_RESTORATION_MODEL
 from shared.marks.perceptual import perceptual_hashes
 from shared.models import ModelRef, UnknownModel
 from shared.protected_works import ProtectedWorks
@@ -62,13 +63,24 @@ def validates(kind: str) -> Callable[[Validator], Validator]:
 
 def validate_job(kind: str, params: dict[str, Any], inputs: dict[str, Any], who: Principal,
                  svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
-    return _VALIDATORS[kind](params, inputs, who, svc)
+    clean, clean_inputs = _VALIDATORS[kind](params, inputs, who, svc)
+    return _stored(kind, clean), clean_inputs
+
+
+def list_validated_kinds() -> list[str]:
+    return sorted(_VALIDATORS)
 
 
 def check_every_kind_has_a_validator() -> None:
     missing = set(list_kinds()) - set(_VALIDATORS)
     if missing:
         raise RuntimeError(f"job kinds without a validator: {sorted(missing)}")
+
+
+def _stored(kind: str, clean: dict[str, Any]) -> dict[str, Any]:
+    """The params as the job record stores them: through the kind's dataclass, so the worker reads
+    back exactly these (a schema and its class that disagree fail here, loudly, not in a worker)."""
+    return parse_params(kind, clean).to_dict()
 
 
 def _load(schema: Any, data: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -7,6 +7,17 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contract import MAX_PRIORITY, list_kinds
+from shared.job_params import (
+    DEFAULT_RESTORATION_MODEL,
+    INPAINT_METHODS,
+    RESTORATION_OPERATIONS,
+    CreationParams,
+    GanTrainingParams,
+    RestorationParams,
+    RestorationTrainingParams,
+    StyleTransferParams,
+    TrainingParams,
+)
 from shared.jobs import JobStatus
 from shared.schedules import parse_cron
 from shared.styles import list_styles
@@ -17,10 +28,6 @@ UPLOAD_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not an upload id")
 MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
 MODEL_REF = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version")
 DATASET_ID = validate.Regexp(r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id")
-RESTORATION_OPERATIONS = ("inpaint", "defade", "denoise")
-INPAINT_METHODS = ("telea", "navier_stokes", "biharmonic")
-# The model restoration jobs use when none is named: its promoted version, once one is trained.
-DEFAULT_RESTORATION_MODEL = "restoration"
 
 
 class StrictSchema(Schema):
@@ -147,15 +154,15 @@ JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-# -- per-kind parameters ----------------------------------------------------------
+# -- per-kind parameters: the defaults are those of shared.job_params' classes -----------
 
 
 class StyleTransferParamsSchema(StrictSchema):
     style = fields.String(validate=validate.OneOf(list_styles()),
                           metadata={"description": "a named style from GET /v1/styles"})
-    strength = fields.Float(load_default=1.0, validate=validate.Range(0.0, 1.0))
-    max_side = fields.Integer(load_default=1024, validate=validate.Range(32, 2048))
-    preserve_colors = fields.Boolean(load_default=False)
+    strength = fields.Float(load_default=StyleTransferParams.strength, validate=validate.Range(0.0, 1.0))
+    max_side = fields.Integer(load_default=StyleTransferParams.max_side, validate=validate.Range(32, 2048))
+    preserve_colors = fields.Boolean(load_default=StyleTransferParams.preserve_colors)
 
 
 class StyleTransferInputsSchema(StrictSchema):
@@ -164,34 +171,38 @@ class StyleTransferInputsSchema(StrictSchema):
 
 
 class CreationParamsSchema(StrictSchema):
-    model = fields.String(load_default="abstract", validate=MODEL_REF,
+    model = fields.String(load_default=CreationParams.model, validate=MODEL_REF,
                           metadata={"description": "name (its promoted version) or name@version"})
     style = fields.String(validate=validate.Length(1, 64), metadata={"description": "a label of the model"})
     prompt = fields.String(validate=validate.Length(1, 500),
                            metadata={"description": "free text, English or Chinese, e.g. 抽象画，色彩鲜艳，有现代感"})
-    count = fields.Integer(load_default=4, validate=validate.Range(1, 64))
+    count = fields.Integer(load_default=CreationParams.count, validate=validate.Range(1, 64))
     seed = fields.Integer(validate=validate.Range(0, 2**31 - 1),
                           metadata={"description": "same seed and parameters give identical pixels; random if absent"})
     truncation = fields.Float(validate=validate.Range(0.1, 3.0), metadata={
         "description": "redraw noise entries above this; absent = none (measured: 1.0 costs quality here)"})
-    upscale = fields.Boolean(load_default=False, metadata={"description": "also enlarge to at least 256 px"})
+    upscale = fields.Boolean(load_default=CreationParams.upscale,
+                             metadata={"description": "also enlarge to at least 256 px"})
 
 
 class RestorationParamsSchema(StrictSchema):
     operations = fields.List(
-        fields.String(validate=validate.OneOf(RESTORATION_OPERATIONS)), load_default=lambda: ["inpaint"],
+        fields.String(validate=validate.OneOf(RESTORATION_OPERATIONS)),
+        load_default=lambda: list(RestorationParams.operations),
         validate=validate.Length(1, len(RESTORATION_OPERATIONS)),
         metadata={"description": "subset of inpaint, defade, denoise; run as denoise -> defade -> inpaint"})
-    auto_mask = fields.Boolean(load_default=False, metadata={
+    auto_mask = fields.Boolean(load_default=RestorationParams.auto_mask, metadata={
         "description": "detect scratches, holes and stains; added to inputs.mask when one is given"})
-    method = fields.String(load_default="auto", validate=validate.OneOf(["auto", "learned", "classical"]),
+    method = fields.String(load_default=RestorationParams.method,
+                           validate=validate.OneOf(["auto", "learned", "classical"]),
                            metadata={"description": "auto: the promoted restoration model if there is one, "
                                                     "else the classical operations. A model inpaints and "
                                                     "detects damage, and de-fades where its model card's "
                                                     "learned_operations list defade; denoising is classical"})
     model = fields.String(validate=MODEL_REF, metadata={
         "description": f"a restoration model (name or name@version); default {DEFAULT_RESTORATION_MODEL!r}"})
-    inpaint_method = fields.String(load_default="telea", validate=validate.OneOf(INPAINT_METHODS),
+    inpaint_method = fields.String(load_default=RestorationParams.inpaint_method,
+                                   validate=validate.OneOf(INPAINT_METHODS),
                                    metadata={"description": "classical inpainting algorithm"})
 
 
@@ -214,42 +225,44 @@ class TrainingParamsSchema(StrictSchema):
     """What every training target takes."""
 
     model = fields.String(required=True, validate=MODEL_NAME)
-    dataset = fields.String(load_default="procedural", validate=DATASET_ID)
-    batch_size = fields.Integer(load_default=32, validate=validate.Range(4, 512))
-    per_style = fields.Integer(load_default=300, validate=validate.Range(8, 5000),
+    dataset = fields.String(load_default=TrainingParams.dataset, validate=DATASET_ID)
+    batch_size = fields.Integer(load_default=GanTrainingParams.batch_size, validate=validate.Range(4, 512))
+    per_style = fields.Integer(load_default=GanTrainingParams.per_style, validate=validate.Range(8, 5000),
                                metadata={"description": "procedural dataset: images per style"})
-    checkpoint_every = fields.Integer(load_default=200, validate=validate.Range(1, 100_000))
-    sample_every = fields.Integer(load_default=250, validate=validate.Range(1, 100_000))
-    seed = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
-    init_from = fields.String(load_default="scratch", validate=validate.OneOf(["scratch", "promoted"]),
+    checkpoint_every = fields.Integer(load_default=TrainingParams.checkpoint_every,
+                                      validate=validate.Range(1, 100_000))
+    sample_every = fields.Integer(load_default=TrainingParams.sample_every, validate=validate.Range(1, 100_000))
+    seed = fields.Integer(load_default=TrainingParams.seed, validate=validate.Range(0, 2**31 - 1))
+    init_from = fields.String(load_default=TrainingParams.init_from, validate=validate.OneOf(["scratch", "promoted"]),
                               metadata={"description": "promoted: fine-tune the model's promoted version "
                                                        "(falls back to scratch, noted in the card, when it "
                                                        "does not fit)"})
-    promote = fields.String(load_default="if_first", validate=validate.OneOf(["if_first", "if_better"]),
+    promote = fields.String(load_default=TrainingParams.promote, validate=validate.OneOf(["if_first", "if_better"]),
                             metadata={"description": "if_first: only a name's first version is promoted; "
                                                      "if_better: the promotion gate compares the new version "
                                                      "with the promoted one on held-out images"})
-    promotion_margin = fields.Float(load_default=0.02, validate=validate.Range(0, 1),
+    promotion_margin = fields.Float(load_default=TrainingParams.promotion_margin, validate=validate.Range(0, 1),
                                     metadata={"description": "how much better (a fraction of the promoted "
                                                              "version's score) the gate asks for"})
 
 
 class GanTrainingParamsSchema(TrainingParamsSchema):
     target = fields.String(required=True, validate=validate.Equal("gan"))
-    resolution = fields.Integer(load_default=32, validate=validate.OneOf([32, 64, 128]))
-    steps = fields.Integer(load_default=2000, validate=validate.Range(1, 200_000))
+    resolution = fields.Integer(load_default=GanTrainingParams.resolution, validate=validate.OneOf([32, 64, 128]))
+    steps = fields.Integer(load_default=GanTrainingParams.steps, validate=validate.Range(1, 200_000))
 
 
 class RestorationTrainingParamsSchema(TrainingParamsSchema):
     target = fields.String(required=True, validate=validate.Equal("restoration"))
-    model = fields.String(load_default=DEFAULT_RESTORATION_MODEL, validate=MODEL_NAME)
-    resolution = fields.Integer(load_default=128, validate=validate.OneOf([64, 128, 256]),
+    model = fields.String(load_default=RestorationTrainingParams.model, validate=MODEL_NAME)
+    resolution = fields.Integer(load_default=RestorationTrainingParams.resolution,
+                                validate=validate.OneOf([64, 128, 256]),
                                 metadata={"description": "training images are resized to this square"})
-    patch = fields.Integer(load_default=64, validate=validate.OneOf([32, 48, 64, 96, 128]),
+    patch = fields.Integer(load_default=RestorationTrainingParams.patch, validate=validate.OneOf([32, 48, 64, 96, 128]),
                            metadata={"description": "side of the random crops trained on"})
-    batch_size = fields.Integer(load_default=16, validate=validate.Range(2, 256))
-    steps = fields.Integer(load_default=1500, validate=validate.Range(1, 200_000))
-    per_style = fields.Integer(load_default=32, validate=validate.Range(8, 5000),
+    batch_size = fields.Integer(load_default=RestorationTrainingParams.batch_size, validate=validate.Range(2, 256))
+    steps = fields.Integer(load_default=RestorationTrainingParams.steps, validate=validate.Range(1, 200_000))
+    per_style = fields.Integer(load_default=RestorationTrainingParams.per_style, validate=validate.Range(8, 5000),
                                metadata={"description": "procedural dataset: images per style"})
 
 
@@ -390,7 +403,7 @@ class ScheduleRequestSchema(StrictSchema):
                          metadata={"description": "five-field cron expression, UTC (or give every_s)"})
     init_from = fields.String(load_default="promoted", validate=validate.OneOf(["promoted", "scratch"]),
                               metadata={"description": "fine-tune the promoted version, or train from scratch"})
-    promotion_margin = fields.Float(load_default=0.02, validate=validate.Range(0, 1))
+    promotion_margin = fields.Float(load_default=TrainingParams.promotion_margin, validate=validate.Range(0, 1))
     training = fields.Dict(load_default=dict, metadata={
         "description": "training parameters as for a training job of the model's kind (steps, batch_size, ...)",
         "example": {"steps": 2000, "batch_size": 32}})

@@ -53,8 +53,8 @@ def bare_generate(stack: Any, job: dict[str, Any], count: int) -> Any:
     import numpy as np
 
     from shared.connections import Stores
+    from workers.models.builders import generator_from_card
     from workers.models.gan import generate
-    from workers.pipelines.creation import generator_from_card
     from workers.registry import ModelRegistry
 
     stores = Stores.from_settings(stack.settings())
@@ -72,13 +72,14 @@ def pipeline_function(stack: Any, body: dict[str, Any]) -> Any:
     """The job's pipeline function with the service's registry (model cached after the first call):
     model lookup, conditions, the forward, conversion to images; no queue, provenance or storage."""
     from shared.connections import Stores
-    from workers.pipelines import JobContext
+    from shared.job_params import CreationParams
+    from workers.job_context import JobContext
     from workers.pipelines.creation import create
     from workers.registry import ModelRegistry
 
     stores = Stores.from_settings(stack.settings())
     ctx = JobContext.local("cpu", models=ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models))
-    params = {"truncation": None, "upscale": False, **body["params"]}
+    params = CreationParams.from_dict(body["params"])
     return lambda: create({}, params, lambda *a: None, lambda: None, ctx)
 
 

@@ -353,8 +353,9 @@ def damaged_image(side: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def restoration(report: Report, sizes: dict[str, Any]) -> None:
+    from workers.models.builders import load_detector, load_inpainter
     from workers.models.restoration import DamageDetector, InpaintingNet, RestorationConfig
-    from workers.restoration.learned import detect_learned, inpaint_learned, load_detector, load_inpainter
+    from workers.restoration.learned import detect_learned, inpaint_learned
 
     dev = report.device
     config = RestorationConfig()

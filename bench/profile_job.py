@@ -1,7 +1,7 @@
 """Where a job's running time goes: one attempt under a profiler, split by what it spends it on.
 
 Submits a job through the API of a fresh stack (Redis, S3, API; no worker consumes it), then
-runs the worker's own ``workers.execution.execute_job`` on it in this process under yappi (CPU
+runs the worker's own ``workers.attempt.execute_job`` on it in this process under yappi (CPU
 or wall clock, every thread), after one unprofiled job of the same kind has warmed the caches
 (model, signing keys, ONNX sessions). The profile is split into buckets by function (the model,
 the watermark, PNG encoding, C2PA signing, S3, Redis ...); ``--top`` lists every function too.
@@ -29,7 +29,7 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("model forward", "workers/models/gan.py", "generate_from_noise"),
     ("model forward", "workers/models/style_networks.py", "stylize_named_array"),
     ("model forward", "workers/models/style_networks.py", "stylize_arbitrary"),
-    ("inputs: S3 read and decode", "workers/execution.py", "load_inputs"),
+    ("inputs: S3 read and decode", "workers/job_storage.py", "load_inputs"),
     ("watermark embed", "shared/marks/watermark.py", "embed"),
     ("watermark read-back", "shared/marks/watermark.py", "detect"),
     ("PNG encode", "shared/images.py", "encode_png"),
@@ -67,24 +67,27 @@ def submit_job(admin: ApiSession, stack: Any, kind: str, args: argparse.Namespac
 
 
 def profile(args: argparse.Namespace) -> None:
-    from workers.execution import execute_job
+    from workers.attempt import SUCCEEDED, execute_job
     from workers.runtime import Runtime
+
+    def requeue(job_id: str, kind: str, priority: int) -> None:
+        raise RuntimeError(f"job {job_id} was handed back to the queue: S3 failed during the profile")
 
     with running_stack("profile") as stack:
         admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
         body = submit_job(admin, stack, args.kind, args)
         rt = Runtime.from_settings(stack.settings())
-        assert execute_job(rt, admin.submit(body)) == "succeeded"
+        assert execute_job(rt, admin.submit(body), requeue) == SUCCEEDED
         # Submitted only now: a creation job waiting beside the first would have joined its batch.
         measured = admin.submit(body)
         yappi.set_clock_type(args.clock)
         started = time.perf_counter()
         yappi.start(profile_threads=True)
-        outcome = execute_job(rt, measured)
+        outcome = execute_job(rt, measured, requeue)
         yappi.stop()
         wall = time.perf_counter() - started
         admin.close()
-    assert outcome == "succeeded", outcome
+    assert outcome == SUCCEEDED, outcome
     stats = yappi.get_func_stats()
     print(f"{args.kind}: one attempt took {wall * 1000:.0f} ms (under the profiler)")
     for title, seconds in sorted(bucket_times(stats).items(), key=lambda item: -item[1]):

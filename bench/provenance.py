@@ -1,6 +1,6 @@
 """The provenance step's cost per result at 512 and 1024 px, and its share of each job kind's time.
 
-Measured: ``workers.execution.store_results`` for one result, exactly as the worker runs it
+Measured: ``workers.job_storage.store_results`` for one result, exactly as the worker runs it
 (watermark, PNG, XMP, C2PA signing and sidecar, the record built, chained and signed under the
 tenant's lock, S3 writes of image, sidecar and records, the verify indexes in Redis), in this
 process against the bench stack's real Redis and S3.
@@ -39,8 +39,8 @@ def store_steps(stack: Any) -> tuple[Callable[[Image.Image], object], Callable[[
     """(the worker's store step with provenance, the same without) for one result image."""
     from shared.images import encode_png
     from shared.jobs import new_job_id
-    from workers.execution import store_results
-    from workers.pipelines import PipelineResult
+    from workers.job_storage import store_results
+    from workers.pipelines.registry import Output, PipelineResult
     from workers.runtime import Runtime
 
     rt = Runtime.from_settings(stack.settings())
@@ -52,7 +52,7 @@ def store_steps(stack: Any) -> tuple[Callable[[Image.Image], object], Callable[[
                               params={"count": 1}, inputs={}, priority=0)
 
     def with_provenance(image: Image.Image) -> object:
-        return store_results(rt, job(), PipelineResult(images=[image], metadata=metadata))
+        return store_results(rt, job(), PipelineResult(outputs=[Output(image)], metadata=metadata))
 
     def without(image: Image.Image) -> object:
         one = job()

@@ -70,8 +70,10 @@ def train_model(stack: Any, admin: ApiSession, steps: int) -> None:
 def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[str, Callable[[], object]]:
     """The pipeline function per operation, with the service's registry (model cached after the first)."""
     from shared.connections import Stores
-    from workers.pipelines import JobContext
-    from workers.pipelines.restoration import build_restoration_model, restore
+    from shared.job_params import RestorationParams
+    from workers.job_context import JobContext
+    from workers.models.builders import restoration_model_from_card
+    from workers.pipelines.restoration import restore
     from workers.registry import ModelRegistry
     from workers.restoration.learned import defade_learned, inpaint_learned
 
@@ -80,18 +82,18 @@ def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
     ctx = JobContext.local("cpu", models=registry)
     inputs = {"image": Image.fromarray(image), "mask": Image.fromarray((mask * 255).astype(np.uint8))}
     name, version, card = registry.resolve(MODEL)
-    inpainter = registry.load(name, version, build_restoration_model).inpainter
+    inpainter = registry.load(name, version, restoration_model_from_card).inpainter
     # A short training run's fade corrector seldom beats the classical de-fade, so jobs would not
     # use it; its speed does not depend on its training, and is measured here directly.
-    fade_corrector = build_restoration_model({**card, "learned_operations": ["defade"]},
+    fade_corrector = restoration_model_from_card({**card, "learned_operations": ["defade"]},
                                              registry.weights(name, version)).fade_corrector
     runners: dict[str, Callable[[], object]] = {
         "bare": lambda: inpaint_learned(inpainter, image, mask, "cpu"),
         "defade, learned (fade corrector)": lambda: defade_learned(fade_corrector, image, "cpu"),
     }
     for title, params in OPERATIONS:
-        full = {"auto_mask": False, "inpaint_method": "telea", **params,
-                **({"model": f"{name}@{version}"} if params["method"] == "learned" else {})}
+        full = RestorationParams.from_dict({**params, **({"model": f"{name}@{version}"}
+                                                         if params["method"] == "learned" else {})})
         runners[title] = (lambda p=full: restore(inputs, p, lambda *a: None, lambda: None, ctx))
     return runners
 

@@ -57,10 +57,11 @@ def bare_model(image: Image.Image) -> Callable[[], object]:
 
 def pipeline(image: Image.Image, side: int) -> Callable[[], object]:
     """The job's pipeline function: resize, tiling, model, conversions; no queue or storage."""
-    from workers.pipelines import JobContext
+    from shared.job_params import StyleTransferParams
+    from workers.job_context import JobContext
     from workers.pipelines.style import stylize
 
-    params = {"style": STYLE, "max_side": side}
+    params = StyleTransferParams(style=STYLE, max_side=side)
     ctx = JobContext.local("cpu")
     return lambda: stylize({"content": image}, params, lambda *a: None, lambda: None, ctx)
 

@@ -569,7 +569,8 @@ def parse_sse(chunks: Iterable[bytes | str]) -> Iterator[ServerSentEvent]:
     """Events of a text/event-stream, as the HTML standard's parser dispatches them: a blank line
     ends an event; ``:`` lines are comments (keep-alives); one space after a field's colon is
     dropped; an event without data lines is not dispatched, but its ``retry`` is still reported."""
-    event, data, event_id, retry = "", [], None, None
+    event, event_id, retry = "", None, None
+    data: list[str] = []
     for line in sse_lines(chunks):
         if not line:
             if data or retry is not None:

@@ -2,11 +2,26 @@
 
 The payload of every job task is just ``{"job_id": ...}``: the job record in Redis holds
 the request, so a message can be re-sent at any time without carrying stale state.
+
+Job kinds are registered here, each with how its stored parameters are read
+(``shared.job_params``). A kind also needs a validator in ``api.job_kinds`` and a pipeline in
+``workers.pipelines``; ``tests/unit/test_job_kinds.py`` checks that every kind has both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from shared.job_params import (
+    CreationParams,
+    JobParams,
+    ParamsParser,
+    RestorationParams,
+    StyleTransferParams,
+    training_params,
+)
 
 QUEUE_INFERENCE = "inference"
 QUEUE_TRAINING = "training"
@@ -33,6 +48,8 @@ class JobKind:
     queue: str
     admin_only: bool
     description: str
+    # Reads a stored job's parameters into the kind's frozen dataclass.
+    params: ParamsParser
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -53,12 +70,18 @@ def get_kind(name: str) -> JobKind:
     return _KINDS[name]
 
 
+def parse_params(kind: str, raw: Mapping[str, Any]) -> JobParams:
+    """A job's stored parameters as its kind's dataclass; ValueError when they do not fit it."""
+    return get_kind(kind).params(raw)
+
+
 STYLE_TRANSFER = register_kind(
     JobKind(
         name="style_transfer",
         queue=QUEUE_INFERENCE,
         admin_only=False,
         description="Turn a photo into a painting: one of the named styles, or any painting as the style.",
+        params=StyleTransferParams.from_dict,
     )
 )
 
@@ -69,6 +92,7 @@ CREATION = register_kind(
         queue=QUEUE_INFERENCE,
         admin_only=False,
         description="New paintings from a trained GAN, steered by a style label and/or a free-text prompt.",
+        params=CreationParams.from_dict,
     )
 )
 
@@ -78,6 +102,7 @@ RESTORATION = register_kind(
         queue=QUEUE_INFERENCE,
         admin_only=False,
         description="Repair damaged or faded artwork: inpaint holes and scratches, de-fade, denoise.",
+        params=RestorationParams.from_dict,
     )
 )
 
@@ -87,6 +112,7 @@ TRAINING = register_kind(
         queue=QUEUE_TRAINING,
         admin_only=True,
         description="Train a new model version on a dataset; it is registered when done.",
+        params=training_params,
     )
 )
 

@@ -1,6 +1,6 @@
 """Batched creation: creation jobs for the same model that are already queued share one forward.
 
-When a worker starts a creation job (the leader), ``CreationBatch.gather`` takes the ids on the
+When a worker starts a creation job (the leader), ``CreationBatching.gather`` takes the ids on the
 waiting list of the leader's model reference (``shared.queue`` lists every creation job there as it
 is enqueued) and claims each job that is still queued, resolves to the leader's name@version, and
 fits: all images together stay within ``creation_batch_max_images``
@@ -10,18 +10,18 @@ fit go back to the head of the list for a later batch; ids of jobs that are gone
 canceled, running elsewhere or resolve to another version are dropped (their own Celery message
 runs them, or finds nothing to do).
 
-``CreationBatch.run`` plans each job from its own seed (``workers.pipelines.creation``), runs the
-generator once over all their images (retrying at a smaller batch on out-of-memory, as a job alone
-does), splits the output back, and stores and finishes each job on its own through
-``workers.execution.settle``, by the same outcome rules as an attempt alone: one job's failure (an
-unknown style, a cancel, S3 down past the retry budget) leaves the others' outcomes as they would
-have been.
+``CreationBatching.run`` hands the claimed jobs to ``workers.pipelines.creation.create_together``,
+which plans each job from its own seed, runs the generator once over all their images (retrying at
+a smaller batch on out-of-memory, as a job alone does) and splits the output back. Everything else
+is the attempt's (``workers.attempt``): each job is checked, stored and settled on its own by the
+same outcome rules as an attempt alone, so one job's failure (an unknown style, a cancel, S3 down
+past the retry budget) leaves the others' outcomes as they would have been.
 
 Invariants (tests/integration/test_creation_batching.py):
 - a job's pixels are those it gets alone: each image depends only on its own noise row, label and
   attributes (batch norm on its running statistics, no op across rows), exactly so on the CPU;
 - a job runs once: claiming is ``JobStore.begin_attempt``, atomic, so a joined job's own message
-  later finds it leased or finished and is skipped (``skipped:...``), and a job another worker
+  later finds it leased or finished and is skipped (``Outcome`` skipped), and a job another worker
   holds is refused here;
 - each joined job holds its own lease until it ends: if this worker dies, the reaper requeues
   each job like any other;
@@ -37,29 +37,15 @@ model's weights are shared, never results, records or ledgers.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
-import numpy as np
-
-from shared.jobs import Job, JobStatus, TransitionRefused
-from shared.logs import log_context
+from shared.job_params import CreationParams
+from shared.jobs import Job, JobStatus
 from shared.queue import CREATION_KIND, return_waiting_creations, take_waiting_creations
-from workers import faults, telemetry
-from workers.devices import torch_device
-from workers.execution import LeaseKeeper, fail_if_out_of_attempts, settle, settle_failure, store_results
-from workers.pipelines import JobCanceled
-from workers.pipelines.creation import (
-    CreationPlan,
-    creation_result,
-    generate_in_batches,
-    load_generator,
-    plan_creation,
-)
+from workers.attempt import Outcome, ReadyJob, claim
+from workers.pipelines.creation import Member, create_together
+from workers.pipelines.registry import PipelineResult
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,29 +56,23 @@ TAKE_CHUNK = 64
 MAX_SCANNED = 1024
 
 
-class CreationBatch:
-    """A leader and the creation jobs it claimed, all ``running`` under this worker."""
+class CreationBatching:
+    """``workers.attempt.Batching`` for creation jobs: those waiting for the leader's model version
+    join its generator forward."""
 
-    def __init__(self, rt: Runtime, leader: Job, resolved: tuple[str, int, dict[str, Any]], joined: list[Job]):
-        self.rt, self.leader, self.resolved = rt, leader, resolved
-        self.jobs = [leader, *joined]
-        self.claimed_at = {job.id: time.monotonic() for job in joined}
-
-    # -- gathering -------------------------------------------------------------------------
-
-    @classmethod
-    def gather(cls, rt: Runtime, leader: Job) -> CreationBatch | None:
-        """Claim the waiting creation jobs that may share the leader's forward; None when none do
+    def gather(self, rt: Runtime, leader: Job) -> list[Job]:
+        """Claim the waiting creation jobs that may share the leader's forward; none when none do
         (the leader then runs alone, exactly as without batching)."""
         cap = rt.settings.creation_batch_max_images
         ref = leader.params.get("model")
-        budget = cap - _image_count(leader)
-        if cap <= 0 or budget <= 0 or not isinstance(ref, str):
-            return None
+        leader_count = _image_count(leader)
+        if cap <= 0 or leader_count is None or cap - leader_count <= 0 or not isinstance(ref, str):
+            return []
+        budget = cap - leader_count
         try:
-            resolved = rt.registry.resolve(ref)
+            name, version, _ = rt.registry.resolve(ref)
         except Exception:  # an unknown model and the like: the leader's own attempt reports it
-            return None
+            return []
         client = rt.jobs.redis
         joined: list[Job] = []
         put_back: list[str] = []
@@ -110,155 +90,54 @@ class CreationBatch:
                 if candidate is None or candidate.kind != CREATION_KIND or candidate.status != JobStatus.QUEUED:
                     continue  # gone, finished, canceled, running elsewhere, or the leader itself
                 count = _image_count(candidate)
+                if count is None:
+                    continue  # its own message runs it, and fails it
                 if count > budget:
                     put_back.append(job_id)  # a later batch may have room for it
                     continue
-                if not _resolves_to(rt, candidate, resolved):
+                if not _resolves_to(rt, candidate, (name, version)):
                     continue  # another version now: its own message runs it
-                job = _claim(rt, candidate.id)
-                if job is not None:
+                job = claim(rt, candidate.id)
+                if not isinstance(job, Outcome):
                     joined.append(job)
                     budget -= count
         return_waiting_creations(client, ref, put_back)
-        if not joined:
-            return None
-        images = sum(_image_count(job) for job in [leader, *joined])
-        log.info("job %s joined %d other creation jobs (%d images)", leader.id, len(joined), images)
-        return cls(rt, leader, resolved, joined)
+        if joined:
+            images = cap - budget
+            log.info("job %s joined %d other creation jobs (%d images)", leader.id, len(joined), images)
+        return joined
 
-    # -- running ---------------------------------------------------------------------------
-
-    def run(self, on_joined_finished: Callable[[str], None] | None = None) -> str:
-        """Plan, generate, store and finish every job; the leader's outcome is returned (the
-        caller logs and counts it), each joined job's is logged, counted and passed to
-        ``on_joined_finished`` here."""
-        rt = self.rt
-        outcomes: dict[str, str] = {}
-        with contextlib.ExitStack() as leases:
-            keeper = leases.enter_context(LeaseKeeper(rt, *(job.id for job in self.jobs)))
-
-            def settled(job: Job, outcome: str) -> None:
-                keeper.release(job.id)
-                outcomes[job.id] = outcome
-                if job.id != self.leader.id:
-                    self._report(job, outcome, on_joined_finished)
-
-            plans: dict[str, CreationPlan] = {}
-            for job in self.jobs:
-                with _job_log_context(job):
-                    early = fail_if_out_of_attempts(rt, job)
-                    if early is not None:
-                        settled(job, early)
-                        continue
-                    try:
-                        plans[job.id] = self._plan(job)
-                    except Exception as exc:
-                        settled(job, settle_failure(rt, job, exc))
-            planned = [job for job in self.jobs if job.id in plans]
-            if planned:
-                self._generate_and_store(planned, plans, settled)
-        return outcomes[self.leader.id]
-
-    def _plan(self, job: Job) -> CreationPlan:
-        self._check_cancel(job)
-        faults.before_pipeline(job.kind)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
-        self.rt.jobs.set_progress(job.id, 0.05, "loading model", str(job.params.get("model", "")))
-        name, version, card = self.resolved
-        return plan_creation(job.params, name, version, card)
-
-    def _generate_and_store(self, planned: list[Job], plans: dict[str, CreationPlan],
-                            settled: Callable[[Job, str], None]) -> None:
-        rt = self.rt
-        name, version, _ = self.resolved
-        live: list[Job] = []
+    def run(self, rt: Runtime, jobs: list[ReadyJob]) -> Iterator[tuple[ReadyJob, PipelineResult | Exception]]:
+        """The jobs' results from one generator forward (``create_together``); every job joined
+        for the leader's (first) name@version."""
         try:
-            device = torch_device(rt.settings.device)
-            generator = load_generator(rt.registry, name, version, device)
+            members = [Member(_creation_params(ready), ready.progress, ready.check_cancel) for ready in jobs]
+            name, version, card = rt.registry.resolve(members[0].params.model) if members else ("", 0, {})
         except Exception as exc:
-            for job in planned:
-                with _job_log_context(job):
-                    settled(job, settle_failure(rt, job, exc))
+            yield from ((ready, exc) for ready in jobs)
             return
-        for job in planned:
-            try:
-                self._check_cancel(job)
-                live.append(job)
-            except JobCanceled as exc:
-                with _job_log_context(job):
-                    settled(job, settle_failure(rt, job, exc))
-        if not live:
-            return
-        total = sum(plans[job.id].count for job in live)
-        for job in live:
-            rt.jobs.set_progress(job.id, 0.2, "generating", f"{plans[job.id].count} images, in one batch of "
-                                                            f"{total} with {len(live) - 1} other jobs")
-
-        def progress(fraction: float, stage: str, message: str = "") -> None:
-            for job in live:
-                rt.jobs.set_progress(job.id, fraction, stage, message)
-
-        try:
-            pixels, batch = generate_in_batches(generator, [plans[job.id] for job in live], device, progress)
-        except Exception as exc:
-            for job in live:
-                with _job_log_context(job):
-                    settled(job, settle_failure(rt, job, exc))
-            return
-        for job, own in zip(live, pixels, strict=True):
-            with _job_log_context(job):
-                work = functools.partial(self._store, job, plans[job.id], own, batch, len(live))
-                settled(job, settle(rt, job, work))
-
-    def _store(self, job: Job, plan: CreationPlan, pixels: np.ndarray, batch: int,
-               batched_with: int) -> list[dict[str, Any]]:
-        self._check_cancel(job)
-        result = creation_result(plan, job.params, pixels, batch, batched_with)
-        return store_results(self.rt, job, result, {})
-
-    def _check_cancel(self, job: Job) -> None:
-        if self.rt.jobs.cancel_requested(job.id):
-            raise JobCanceled(job.id)
-
-    def _report(self, job: Job, outcome: str, on_finished: Callable[[str], None] | None) -> None:
-        elapsed = time.monotonic() - self.claimed_at[job.id]
-        with _job_log_context(job):
-            telemetry.record_attempt(job.kind, outcome, elapsed)
-            log.info("job %s: %s attempt %d %s in %.2f s (in job %s's batch)", job.id, job.kind, job.attempts,
-                     outcome, elapsed, self.leader.id)
-        if on_finished is not None:
-            try:
-                on_finished(job.id)
-            except Exception:  # e.g. the webhook's task could not be sent: never the other jobs' concern
-                log.warning("after job %s finished in a batch", job.id, exc_info=True)
+        for position, produced in create_together(members, name, version, card, jobs[0].context):
+            yield jobs[position], produced
 
 
-def _image_count(job: Job) -> int:
-    return int(job.params.get("count", 1))
+def _image_count(job: Job) -> int | None:
+    """How many images the job asks for; None where its params do not read (its own attempt then
+    fails it)."""
+    try:
+        return CreationParams.from_dict(job.params).count
+    except (TypeError, ValueError):
+        return None
 
 
-def _resolves_to(rt: Runtime, job: Job, resolved: tuple[str, int, dict[str, Any]]) -> bool:
+def _creation_params(ready: ReadyJob) -> CreationParams:
+    if not isinstance(ready.params, CreationParams):
+        raise TypeError(f"job {ready.job.id} is a {ready.job.kind} job, not a creation job")
+    return ready.params
+
+
+def _resolves_to(rt: Runtime, job: Job, resolved: tuple[str, int]) -> bool:
     try:
         name, version, _ = rt.registry.resolve(str(job.params.get("model", "")))
     except Exception:
         return False
-    return (name, version) == resolved[:2]
-
-
-def _claim(rt: Runtime, job_id: str) -> Job | None:
-    """Begin the job's attempt here, or None where ``begin_attempt`` refuses (canceled, finished,
-    or taken by another worker since it was read)."""
-    try:
-        job = rt.jobs.begin_attempt(job_id, rt.worker_id, rt.settings.lease_s)
-    except TransitionRefused as refused:
-        log.info("job %s not joined: %s", job_id, refused)
-        return None
-    with _job_log_context(job):
-        log.info("job %s: %s attempt %d started (joined a batch)", job.id, job.kind, job.attempts)
-        telemetry.record_attempt_started(job.kind)
-    return job
-
-
-@contextlib.contextmanager
-def _job_log_context(job: Job) -> Iterator[None]:
-    with log_context(job_id=job.id, tenant=job.tenant, request_id=job.request_id):
-        yield
+    return (name, version) == resolved

@@ -14,7 +14,7 @@ separated list of faults, each ``FAULT:KIND[:ARG]``:
   oom:KIND:N        ... only where the pipeline runs a batch of more than N items (creation: images
                     generated at once), as a GPU that fits N images at a time would.
 
-The hooks are ``before_pipeline`` (``workers.execution``) and ``before_batch`` (pipelines that
+The hooks are ``before_pipeline`` (``workers.attempt``) and ``before_batch`` (pipelines that
 batch). Each reads the setting once per process.
 """
 

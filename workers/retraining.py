@@ -94,6 +94,7 @@ def dataset_fingerprint(rt: Runtime, spec: ScheduleSpec) -> str | None:
     """The sha256 of the dataset's current manifest (for the built-in dataset, what stands for
     it), as training records it in the model card; None when the dataset is gone."""
     if spec.dataset == PROCEDURAL:
-        return procedural_fingerprint(spec.training)
+        training = spec.training
+        return procedural_fingerprint(training["per_style"], training["resolution"], training["seed"])
     record = rt.datasets.get_for_tenant(spec.dataset, spec.tenant)
     return record.manifest_sha256 if record is not None else None

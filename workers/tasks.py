@@ -15,17 +15,20 @@ from shared.contract import (
     TASK_RETRAIN,
     TASK_RUN_JOB,
 )
-from shared.queue import enqueue_job, enqueue_webhook_delivery, job_ids_in_broker
+from shared.queue import CREATION_KIND, enqueue_job, enqueue_webhook_delivery, job_ids_in_broker
 from shared.schedules import ScheduleStore
 from workers import housekeeping, maintenance, retraining, webhooks
+from workers.attempt import Batching, execute_job
 from workers.celery_app import app, settings
-from workers.execution import execute_job
+from workers.creation_batching import CreationBatching
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
 
 send_webhook_attempt = functools.partial(enqueue_webhook_delivery, app)
+# The job kinds whose queued jobs join a running one's attempt.
+BATCHING: dict[str, Batching] = {CREATION_KIND: CreationBatching()}
 
 
 @app.task(name=TASK_RUN_JOB, ignore_result=True)
@@ -33,7 +36,9 @@ def run_job(job_id: str) -> str:
     rt = runtime()
     try:
         # Creation jobs that joined this one's batch finished here too: their webhooks as well.
-        return execute_job(rt, job_id, on_joined_finished=functools.partial(_request_webhook, rt))
+        outcome = execute_job(rt, job_id, functools.partial(_requeue, rt), batching=BATCHING,
+                              on_joined_finished=functools.partial(_request_webhook, rt))
+        return str(outcome)
     finally:
         # Whatever the attempt did (finished the job, or found it canceled): a finished job's webhook
         # is delivered by its own task, never inside this one.
@@ -57,8 +62,9 @@ def resend_lost_jobs() -> int:
 
 
 def _requeue(rt: Runtime, job_id: str, kind: str, priority: int) -> None:
-    """The reapers' re-send: a creation job is listed as waiting again too (shared.queue)."""
-    job = rt.jobs.get(job_id) if kind == "creation" else None
+    """Sends a job's message again (the reapers, an attempt that hands its job back): a creation
+    job is listed as waiting again too (shared.queue)."""
+    job = rt.jobs.get(job_id) if kind == CREATION_KIND else None
     enqueue_job(app, settings, job_id, kind, priority,
                 model_ref=job.params.get("model") if job is not None else None, redis_client=rt.jobs.redis)
 

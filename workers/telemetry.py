@@ -59,12 +59,11 @@ def record_attempt_started(kind: str) -> None:
     JOB_ATTEMPTS.labels(kind=kind).inc()
 
 
-def record_attempt(kind: str, outcome: str, duration_s: float) -> None:
-    """``outcome`` as ``execute_job`` returns it: ``succeeded``, ``canceled``, ``failed:<code>``,
-    ``superseded:<status>``."""
-    state, _, code = outcome.partition(":")
-    JOB_DURATION.labels(kind=kind, outcome=state).observe(duration_s)
-    if state == "failed":
+def record_attempt(kind: str, ending: str, code: str | None, duration_s: float) -> None:
+    """An attempt's end as ``workers.attempt.Outcome`` says it: ``ending`` (succeeded, canceled,
+    failed, requeued, superseded) and, for a failure, its error ``code``."""
+    JOB_DURATION.labels(kind=kind, outcome=ending).observe(duration_s)
+    if ending == "failed":
         JOB_FAILURES.labels(kind=kind, code=code or "unknown").inc()
     record_gpu_memory()
 

@@ -111,8 +111,10 @@ def test_out_of_memory_without_a_smaller_batch_fails_with_its_own_code(client: A
 
 
 def test_creation_out_of_memory_retries_once_at_a_smaller_batch(client: ApiClient, faulty_stack: Stack) -> None:
+    from shared.job_params import CreationParams
+    from workers.models.builders import generator_from_card
     from workers.models.gan import generate
-    from workers.pipelines.creation import choose_conditions, generator_from_card
+    from workers.pipelines.creation import choose_conditions
     from workers.runtime import Runtime
 
     job = client.wait(submitted(client, {"kind": "creation",
@@ -125,7 +127,7 @@ def test_creation_out_of_memory_retries_once_at_a_smaller_batch(client: ApiClien
     # The pixels are those one batch of 8 makes (generate draws all noise up front).
     registry = Runtime.from_settings(faulty_stack.settings()).registry
     name, version, card = registry.resolve(job["params"]["model"])
-    labels, attrs = choose_conditions(card, job["params"], {}, {})
+    labels, attrs = choose_conditions(card, CreationParams.from_dict(job["params"]), {}, {})
     expected = generate(registry.load(name, version, generator_from_card), labels, attrs, seed=42, batch_size=8)
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(client.get(r["url"]).content)).convert("RGB"))
                        for r in job["results"]])

@@ -75,13 +75,15 @@ def result_pixels(client: ApiClient, job: dict[str, Any]) -> np.ndarray:
 
 def pixels_alone(stack: Stack, params: dict[str, Any]) -> np.ndarray:
     """The job's images as ``generate`` makes them for it alone, in this process."""
+    from shared.job_params import CreationParams
+    from workers.models.builders import generator_from_card
     from workers.models.gan import generate
-    from workers.pipelines.creation import choose_conditions, generator_from_card
+    from workers.pipelines.creation import choose_conditions
     from workers.runtime import Runtime
 
     registry = Runtime.from_settings(stack.settings()).registry
     name, version, card = registry.resolve(params["model"])
-    labels, attrs = choose_conditions(card, params, {}, {})
+    labels, attrs = choose_conditions(card, CreationParams.from_dict(params), {}, {})
     return generate(registry.load(name, version, generator_from_card), labels, attrs, seed=params["seed"],
                     truncation=params.get("truncation"))
 

@@ -16,7 +16,7 @@ from PIL import Image
 from deploy.devstack import Stack
 from tests.conftest import ApiClient, image_bytes
 from workers.data.procedural import make_dataset
-from workers.execution import S3Datasets
+from workers.job_storage import S3Datasets
 from workers.runtime import Runtime
 
 

@@ -16,16 +16,10 @@ import torch
 from torch import nn
 
 from workers import devices
+from workers.models.builders import load_detector, load_fade_corrector, load_inpainter
 from workers.models.gan import GanConfig, Generator
 from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
-from workers.restoration.learned import (
-    defade_learned,
-    detect_learned,
-    inpaint_learned,
-    load_detector,
-    load_fade_corrector,
-    load_inpainter,
-)
+from workers.restoration.learned import defade_learned, detect_learned, inpaint_learned
 from workers.training.gan import TrainConfig, train_gan
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 

@@ -14,6 +14,7 @@ from workers.data.damage import DamageConfig, simulate_damage
 from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import psnr
+from workers.models.builders import load_detector, load_fade_corrector, load_inpainter
 from workers.models.restoration import (
     DamageDetector,
     FadeCorrector,
@@ -23,14 +24,7 @@ from workers.models.restoration import (
     pull_push_fill,
 )
 from workers.restoration.classical import inpaint
-from workers.restoration.learned import (
-    defade_learned,
-    detect_learned,
-    inpaint_learned,
-    load_detector,
-    load_fade_corrector,
-    load_inpainter,
-)
+from workers.restoration.learned import defade_learned, detect_learned, inpaint_learned
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.restoration import (
     RestorationTrainConfig,

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workers.pipelines import InvalidJobInput, JobCanceled, JobContext, get_pipeline, list_pipelines
+from shared.job_params import StyleTransferParams
+from workers.job_context import InvalidJobInput, JobCanceled, JobContext
+from workers.pipelines import get_pipeline, list_pipelines
 from workers.pipelines.style import fit_within
 
 
@@ -27,7 +29,7 @@ def test_style_transfer_is_registered() -> None:
 
 def test_named_style_changes_the_image_and_reports_progress(photo: Image.Image) -> None:
     stages = []
-    result = get_pipeline("style_transfer")({"content": photo}, {"style": "bold-ink"},
+    result = get_pipeline("style_transfer")({"content": photo}, StyleTransferParams(style="bold-ink"),
                                             lambda f, s, m="": stages.append((f, s)), lambda: None,
                                             JobContext.local())
     (out,) = result.images
@@ -39,7 +41,7 @@ def test_named_style_changes_the_image_and_reports_progress(photo: Image.Image) 
 
 
 def test_strength_zero_gives_back_the_photo(photo: Image.Image) -> None:
-    (out,) = get_pipeline("style_transfer")({"content": photo}, {"style": "bold-ink", "strength": 0.0},
+    (out,) = get_pipeline("style_transfer")({"content": photo}, StyleTransferParams(style="bold-ink", strength=0.0),
                                             no_progress, lambda: None, JobContext.local()).images
     assert np.array_equal(np.asarray(out), np.asarray(photo))
 
@@ -49,13 +51,13 @@ def test_cancel_check_stops_the_pipeline(photo: Image.Image) -> None:
         raise JobCanceled("job")
 
     with pytest.raises(JobCanceled):
-        get_pipeline("style_transfer")({"content": photo}, {"style": "bold-ink"}, no_progress, cancel,
+        get_pipeline("style_transfer")({"content": photo}, StyleTransferParams(style="bold-ink"), no_progress, cancel,
                                        JobContext.local())
 
 
 def test_too_small_images_are_invalid(photo: Image.Image) -> None:
     with pytest.raises(InvalidJobInput) as error:
-        get_pipeline("style_transfer")({"content": photo.resize((20, 200))}, {"style": "bold-ink"},
+        get_pipeline("style_transfer")({"content": photo.resize((20, 200))}, StyleTransferParams(style="bold-ink"),
                                        no_progress, lambda: None, JobContext.local())
     assert error.value.code == "image_too_small"
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from workers.data.procedural import make_dataset
+from workers.job_context import JobContext, MemoryWorkspace
 from workers.models.gan import GanConfig
 from workers.models.restoration import RestorationConfig
-from workers.pipelines import JobContext, MemoryWorkspace
 from workers.pipelines.training import CHECKPOINT, LOSS_LOG, LOSS_LOG_POINTS, TrainingRun
 from workers.training.checkpoint import state_to_bytes
 from workers.training.gan import TrainConfig, train_gan

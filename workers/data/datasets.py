@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from shared.dataset_store import PROCEDURAL, PROCEDURAL_RECORD
+from shared.job_params import TrainingParams
 from workers.data.procedural import STYLES, make_dataset
-from workers.pipelines import InvalidJobInput, JobContext
+from workers.job_context import InvalidJobInput, JobContext
 
 UNLABELED = "all"
 MIN_IMAGES_PER_LABEL = 4
@@ -35,31 +35,33 @@ def square_resize(image: Image.Image, resolution: int) -> np.ndarray:
     return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def procedural_fingerprint(params: dict[str, Any]) -> str:
+def procedural_fingerprint(per_style: int, resolution: int, seed: int) -> str:
     """What stands for the manifest sha256 of the generated dataset: the same parameters make
     the same images."""
-    return f"procedural:per_style={params['per_style']}:size={params['resolution']}:seed={params['seed']}"
+    return f"procedural:per_style={per_style}:size={resolution}:seed={seed}"
 
 
-def load_training_images(params: dict[str, Any], ctx: JobContext) -> TrainingData:
-    resolution = params["resolution"]
-    if params["dataset"] == PROCEDURAL:
-        images, labels = make_dataset(params["per_style"], resolution, seed=params["seed"])
+def load_training_images(params: TrainingParams, ctx: JobContext) -> TrainingData:
+    resolution = params.resolution
+    if params.dataset == PROCEDURAL:
+        images, labels = make_dataset(params.per_style, resolution, seed=params.seed)
+        fingerprint = procedural_fingerprint(params.per_style, resolution, params.seed)
         return TrainingData(images, labels, [s.name for s in STYLES], {s.name: s.description for s in STYLES},
-                            PROCEDURAL_RECORD.licence, procedural_fingerprint(params))
-    manifest = ctx.datasets.manifest(params["dataset"])
+                            PROCEDURAL_RECORD.licence, fingerprint)
+    manifest = ctx.datasets.manifest(params.dataset)
     if not manifest.get("licence"):
         raise InvalidJobInput("the dataset declares no licence; training on it is refused", code="licence_required")
     files = manifest["files"]
     names = sorted({f["label"] or UNLABELED for f in files})
-    arrays, labels = [], []
+    arrays: list[np.ndarray] = []
+    label_ids: list[int] = []
     for entry in files:
-        image = Image.open(io.BytesIO(ctx.datasets.image(params["dataset"], entry["key"]))).convert("RGB")
+        image = Image.open(io.BytesIO(ctx.datasets.image(params.dataset, entry["key"]))).convert("RGB")
         arrays.append(square_resize(image, resolution))
-        labels.append(names.index(entry["label"] or UNLABELED))
-    counts = np.bincount(np.array(labels), minlength=len(names))
+        label_ids.append(names.index(entry["label"] or UNLABELED))
+    counts = np.bincount(np.array(label_ids), minlength=len(names))
     if counts.min() < MIN_IMAGES_PER_LABEL:
         raise InvalidJobInput(f"every label needs at least {MIN_IMAGES_PER_LABEL} images; "
                               f"{dict(zip(names, counts.tolist(), strict=True))}", code="dataset_too_small")
-    return TrainingData(np.stack(arrays), np.array(labels, dtype=np.int64), names, {n: n for n in names},
-                        manifest["licence"], ctx.datasets.manifest_sha256(params["dataset"]))
+    return TrainingData(np.stack(arrays), np.array(label_ids, dtype=np.int64), names, {n: n for n in names},
+                        manifest["licence"], ctx.datasets.manifest_sha256(params.dataset))

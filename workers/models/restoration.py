@@ -34,7 +34,7 @@ The inpainter and detector take any H, W: they reflect-pad to a multiple of 2**d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -132,7 +132,7 @@ class InpaintingNet(nn.Module):
                                     for cin, cout in zip(widths[:0:-1], widths[-2::-1], strict=True))
         self.to_rgb = nn.Conv2d(widths[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # an untrained net returns the pull-push fill
-        nn.init.zeros_(self.to_rgb.bias)
+        nn.init.zeros_(cast(Tensor, self.to_rgb.bias))
 
     def predict(self, image: Tensor, mask: Tensor) -> Tensor:
         """The raw prediction everywhere, before compositing: the pull-push fill plus the
@@ -217,15 +217,16 @@ class FadeCorrector(nn.Module):
         statistics = 3 * (len(FADE_QUANTILES) + 1)  # the quantiles and the standard deviation, per channel
         self.head = nn.Sequential(nn.Linear(2 * widths[-1] + statistics, FADE_HIDDEN), nn.LeakyReLU(0.2),
                                   nn.Linear(FADE_HIDDEN, 12))
-        nn.init.zeros_(self.head[-1].weight)  # an untrained corrector is the identity
-        nn.init.zeros_(self.head[-1].bias)
+        last = cast(nn.Linear, self.head[-1])
+        nn.init.zeros_(last.weight)  # an untrained corrector is the identity
+        nn.init.zeros_(last.bias)
         self.register_buffer("quantiles", torch.tensor(FADE_QUANTILES), persistent=False)
 
     def coefficients(self, image: Tensor) -> Tensor:
         thumbnail = F.adaptive_avg_pool2d(image, FADE_THUMBNAIL)
         features = self.features(thumbnail)
         pixels = thumbnail.float().flatten(2)  # quantile wants fp32, also under autocast
-        quantiles = torch.quantile(pixels, self.quantiles, dim=-1).permute(1, 0, 2).flatten(1)
+        quantiles = torch.quantile(pixels, cast(Tensor, self.quantiles), dim=-1).permute(1, 0, 2).flatten(1)
         summary = torch.cat([features.mean((2, 3)).float(), features.amax((2, 3)).float(), quantiles,
                              pixels.std(-1)], dim=1)
         return self.head(summary).float().view(-1, 3, 4)

@@ -6,13 +6,15 @@ and sets colour-attribute targets (brightness, saturation, warmth) that replace 
 attributes otherwise sampled from the training images of the chosen label.
 
 A job runs alone (``create``) or shares one generator forward with other creation jobs for the
-same model (``workers.creation_batching``); both go through ``plan_creation`` (prompt, conditions
-and noise for the resolved model), ``generate_in_batches`` and ``creation_result`` (upscale,
-metadata), so a job's pixels do not depend on the company it ran in.
+same model (``create_together``, which ``workers.creation_batching`` runs); both go through
+``plan_creation`` (prompt, conditions and noise for the resolved model), ``generate_in_batches``
+and ``creation_result`` (upscale, metadata), so a job's pixels do not depend on the company it
+ran in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,29 +22,27 @@ import numpy as np
 import torch
 from PIL import Image
 
+from shared.job_params import CreationParams
 from workers import faults
 from workers.data.attributes import ATTRIBUTE_NAMES
 from workers.devices import inference, prepare_module, torch_device
+from workers.job_context import CancelCheck, InvalidJobInput, JobContext, ProgressFn
+from workers.models.builders import generator_from_card
 from workers.models.gan import GanConfig, Generator, condition_tensors, generate_from_noise, truncated_noise
-from workers.pipelines import CancelCheck, InvalidJobInput, JobContext, PipelineResult, ProgressFn, register_pipeline
+from workers.pipelines.registry import Output, PipelineResult, register_pipeline
 from workers.prompts import interpret_prompt
-from workers.training.evaluation import build_generator
 
 DISPLAY_SIDE = 256
 
 
-def generator_from_card(card: dict[str, Any], state: dict[str, torch.Tensor]) -> Generator:
-    return build_generator(GanConfig.from_dict(card["gan_config"]), state)
-
-
-def choose_conditions(card: dict[str, Any], params: dict[str, Any], prompt_weights: dict[str, float],
+def choose_conditions(card: dict[str, Any], params: CreationParams, prompt_weights: dict[str, float],
                       prompt_attrs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Labels and attribute vectors for each requested image, drawn from the seed."""
-    rng = np.random.default_rng(params["seed"])
+    rng = np.random.default_rng(params.fixed_seed)
     names: list[str] = card["labels"]
-    count = params["count"]
-    if "style" in params:
-        chosen = np.full(count, names.index(params["style"]))
+    count = params.count
+    if params.style is not None:
+        chosen = np.full(count, names.index(params.style))
     elif prompt_weights:
         weights = np.array([prompt_weights.get(n, 0.0) for n in names], dtype=np.float64)
         chosen = rng.choice(len(names), size=count, p=weights / weights.sum())
@@ -75,23 +75,23 @@ class CreationPlan:
         return len(self.labels)
 
 
-def plan_creation(params: dict[str, Any], name: str, version: int, card: dict[str, Any]) -> CreationPlan:
+def plan_creation(params: CreationParams, name: str, version: int, card: dict[str, Any]) -> CreationPlan:
     """What ``params`` asks of model ``name@version`` (already resolved, its ``card``): the prompt
     read, the style checked, labels, attributes and noise drawn."""
     interpretation: dict[str, Any] = {}
     prompt_weights: dict[str, float] = {}
     prompt_attrs: dict[str, float] = {}
-    if "prompt" in params:
-        condition = interpret_prompt(params["prompt"], card["labels"], card.get("label_descriptions", {}))
+    if params.prompt is not None:
+        condition = interpret_prompt(params.prompt, card["labels"], card.get("label_descriptions", {}))
         prompt_weights, prompt_attrs = dict(condition.label_weights), dict(condition.attributes)
         interpretation = {"language": condition.language, "label_weights": prompt_weights,
                           "attributes": prompt_attrs, "matched_terms": list(condition.matched_terms)}
-    if "style" in params and params["style"] not in card["labels"]:
-        raise InvalidJobInput(f"{name}@{version} has no style {params['style']!r}", code="unknown_style")
+    if params.style is not None and params.style not in card["labels"]:
+        raise InvalidJobInput(f"{name}@{version} has no style {params.style!r}", code="unknown_style")
     labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
     config = GanConfig.from_dict(card["gan_config"])
     condition_tensors(config, labels, attrs)  # a bad label fails this job here, not a shared forward
-    noise = truncated_noise(len(labels), config.nz, params["seed"], params.get("truncation"))
+    noise = truncated_noise(len(labels), config.nz, params.fixed_seed, params.truncation)
     return CreationPlan(name, version, card, labels, attrs, noise, interpretation)
 
 
@@ -135,22 +135,22 @@ def release_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def creation_result(plan: CreationPlan, params: dict[str, Any], pixels: np.ndarray, batch_size: int,
+def creation_result(plan: CreationPlan, params: CreationParams, pixels: np.ndarray, batch_size: int,
                     batched_with: int) -> PipelineResult:
     """A job's images (enlarged when it asked for ``upscale``) and the facts its provenance
     records; ``batched_with``: how many jobs shared the forward (1: it ran alone)."""
     images = [Image.fromarray(p) for p in pixels]
-    if params.get("upscale"):
+    if params.upscale:
         factor = -(-DISPLAY_SIDE // images[0].width)  # ceil: at least 256 px
         images = [im.resize((im.width * factor, im.height * factor), Image.Resampling.LANCZOS) for im in images]
     card = plan.card
-    return PipelineResult(images=images, metadata={
+    return PipelineResult(outputs=[Output(image) for image in images], metadata={
         "model": {"name": plan.name, "version": plan.version, "weights_sha256": card.get("weights_sha256"),
                   "architecture": card.get("architecture"), "dataset": card.get("dataset")},
         "generated_resolution": card["resolution"],
         "batch_size": batch_size,
         "batched_with": batched_with,
-        "upscaled": bool(params.get("upscale")),
+        "upscaled": params.upscale,
         "labels": [card["labels"][i] for i in plan.labels],
         "attributes": np.round(plan.attrs, 4).tolist(),
         "prompt": plan.interpretation,
@@ -160,13 +160,13 @@ def creation_result(plan: CreationPlan, params: dict[str, Any], pixels: np.ndarr
 @register_pipeline("creation")
 def create(
     inputs: dict[str, Image.Image],
-    params: dict[str, Any],
+    params: CreationParams,
     progress: ProgressFn,
     check_cancel: CancelCheck,
     ctx: JobContext,
 ) -> PipelineResult:
-    progress(0.05, "loading model", params["model"])
-    name, version, card = ctx.models.resolve(params["model"])
+    progress(0.05, "loading model", params.model)
+    name, version, card = ctx.models.resolve(params.model)
     device = torch_device(ctx.device)
     generator = load_generator(ctx.models, name, version, device)
     check_cancel()
@@ -175,3 +175,58 @@ def create(
     (pixels,), batch = generate_in_batches(generator, [plan], device, progress)
     check_cancel()
     return creation_result(plan, params, pixels, batch, batched_with=1)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One job of a shared forward: its params and its own progress and cancel callbacks."""
+
+    params: CreationParams
+    progress: ProgressFn
+    check_cancel: CancelCheck
+
+
+def create_together(members: Sequence[Member], name: str, version: int, card: dict[str, Any],
+                    ctx: JobContext) -> Iterator[tuple[int, PipelineResult | Exception]]:
+    """``create`` for several jobs of model ``name@version`` in one generator forward: yields each
+    member's position with its result, or with what ended it (a bad style fails that member alone;
+    a failed load or forward, every member still in it). Each member's pixels are those ``create``
+    makes for it alone."""
+    plans: dict[int, CreationPlan] = {}
+    for position, member in enumerate(members):
+        try:
+            member.progress(0.05, "loading model", f"{name}@{version}")
+            plans[position] = plan_creation(member.params, name, version, card)
+        except Exception as exc:
+            yield position, exc
+    try:
+        device = torch_device(ctx.device)
+        generator = load_generator(ctx.models, name, version, device)
+    except Exception as exc:
+        yield from ((position, exc) for position in plans)
+        return
+    live = []
+    for position in plans:
+        try:
+            members[position].check_cancel()
+            live.append(position)
+        except Exception as exc:
+            yield position, exc
+    if not live:
+        return
+    total = sum(plans[position].count for position in live)
+    for position in live:
+        members[position].progress(0.2, "generating", f"{plans[position].count} images, in one batch of {total} "
+                                                      f"with {len(live) - 1} other jobs")
+
+    def progress(fraction: float, stage: str, message: str = "") -> None:
+        for position in live:
+            members[position].progress(fraction, stage, message)
+
+    try:
+        pixels, batch = generate_in_batches(generator, [plans[position] for position in live], device, progress)
+    except Exception as exc:
+        yield from ((position, exc) for position in live)
+        return
+    for position, own in zip(live, pixels, strict=True):
+        yield position, creation_result(plans[position], members[position].params, own, batch, len(live))

@@ -15,18 +15,23 @@ Defined behaviour (the API documents it):
   list ``defade``: when the corrector beat the classical de-fade on the held-out images.
   Otherwise de-fading, and always denoising, stay classical. ``method: classical`` uses
   OpenCV/scikit-image only.
-- Results: index 0 the restored image, index 1 the mask (white = was inpainted).
+- Results: index 0 the restored image, index 1 the mask (white = was inpainted), which carries no
+  watermark: its pixels are data.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from shared.job_params import RestorationParams
 from workers.devices import torch_device
-from workers.pipelines import CancelCheck, InvalidJobInput, JobContext, PipelineResult, ProgressFn, register_pipeline
+from workers.job_context import CancelCheck, InvalidJobInput, JobContext, ProgressFn
+from workers.models.builders import restoration_model_from_card
+from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet
+from workers.pipelines.registry import Output, OutputRole, PipelineResult, register_pipeline
 from workers.pipelines.tiling import process_tiled
 from workers.restoration import classical
 
@@ -45,50 +50,32 @@ def mask_from_image(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(mask.convert("L")) >= MASK_THRESHOLD
 
 
-class RestorationModel(NamedTuple):
-    inpainter: Any
-    detector: Any
-    fade_corrector: Any  # None where the card does not list "defade" among its learned operations
-
-
-def build_restoration_model(card: dict[str, Any], state: dict[str, Any]) -> RestorationModel:
-    """The networks of one version, from its weights (keys prefixed by network)."""
-    from workers.models.restoration import RestorationConfig
-    from workers.restoration.learned import load_detector, load_fade_corrector, load_inpainter
-
-    config = RestorationConfig.from_dict(card["restoration_config"])
-
-    def part(prefix: str) -> dict[str, Any]:
-        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-    learned_defade = "defade" in card.get("learned_operations", [])
-    return RestorationModel(load_inpainter(part("inpainter."), config), load_detector(part("detector."), config),
-                            load_fade_corrector(part("fade_corrector."), config) if learned_defade else None)
-
-
 class Restorer:
     """The operations of one job, learned where the job pinned a model, else classical."""
 
-    def __init__(self, params: dict[str, Any], ctx: JobContext):
+    def __init__(self, params: RestorationParams, ctx: JobContext):
         self.params, self.device = params, torch_device(ctx.device)
-        self.inpainter = self.detector = self.fade_corrector = None
-        self.model_facts: dict[str, Any] = {"method": params["method"]}
-        if params["method"] == "learned":
-            name, version, card = ctx.models.resolve(params["model"])
+        self.inpainter: InpaintingNet | None = None
+        self.detector: DamageDetector | None = None
+        self.fade_corrector: FadeCorrector | None = None
+        self.model_facts: dict[str, Any] = {"method": params.method}
+        if params.method == "learned":
+            name, version, card = ctx.models.resolve(params.model)
             if card.get("task") != "restoration":
                 raise InvalidJobInput(f"{name}@{version} is not a restoration model", code="invalid_model")
             self.inpainter, self.detector, self.fade_corrector = ctx.models.load(name, version,
-                                                                                 build_restoration_model)
+                                                                                 restoration_model_from_card)
             self.model_facts.update({"name": name, "version": version, "weights_sha256": card.get("weights_sha256"),
                                      "architecture": card.get("architecture"), "dataset": card.get("dataset")})
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        if self.detector is None:
+        detector = self.detector
+        if detector is None:
             return classical.detect_damage(image)
         from workers.restoration.learned import detect_learned
 
         def tile(rgb: np.ndarray) -> np.ndarray:
-            found = detect_learned(self.detector, to_uint8(rgb), self.device)
+            found = detect_learned(detector, to_uint8(rgb), self.device)
             return np.repeat(found[:, :, None].astype(np.float32), 3, axis=2)
 
         return process_tiled(image.astype(np.float32) / 255, tile, MAX_TILE, TILE_OVERLAP)[:, :, 0] >= 0.5
@@ -101,13 +88,14 @@ class Restorer:
         return defade_learned(self.fade_corrector, image, self.device)
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.inpainter is None:
-            return classical.inpaint(image, mask, method=self.params["inpaint_method"])
+        inpainter = self.inpainter
+        if inpainter is None:
+            return classical.inpaint(image, mask, method=self.params.inpaint_method)
         from workers.restoration.learned import inpaint_learned
 
         def tile(rgba: np.ndarray) -> np.ndarray:
             tile_mask = rgba[:, :, 3] >= 0.5
-            out = inpaint_learned(self.inpainter, to_uint8(rgba[:, :, :3]), tile_mask, self.device)
+            out = inpaint_learned(inpainter, to_uint8(rgba[:, :, :3]), tile_mask, self.device)
             return np.dstack([out.astype(np.float32) / 255, tile_mask.astype(np.float32)])
 
         stacked = np.dstack([image.astype(np.float32) / 255, mask.astype(np.float32)])
@@ -123,15 +111,15 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
 @register_pipeline("restoration")
 def restore(
     inputs: dict[str, Image.Image],
-    params: dict[str, Any],
+    params: RestorationParams,
     progress: ProgressFn,
     check_cancel: CancelCheck,
     ctx: JobContext,
 ) -> PipelineResult:
     original = inputs["image"].convert("RGB")
     image = np.asarray(original)
-    operations = params["operations"]
-    progress(0.05, "loading", params["method"])
+    operations = params.operations
+    progress(0.05, "loading", params.method)
     restorer = Restorer(params, ctx)
 
     mask = np.zeros(image.shape[:2], dtype=bool)
@@ -139,7 +127,7 @@ def restore(
     if "mask" in inputs:
         mask |= mask_from_image(inputs["mask"], original.size)
         mask_sources.append("given")
-    if params.get("auto_mask"):
+    if params.auto_mask:
         progress(0.1, "detecting damage", f"{original.width}x{original.height}")
         mask |= restorer.detect(image)
         mask_sources.append("detected")
@@ -161,13 +149,13 @@ def restore(
         check_cancel()
 
     return PipelineResult(
-        images=[Image.fromarray(image), Image.fromarray((mask * 255).astype(np.uint8))],
+        outputs=[Output(Image.fromarray(image), OutputRole.RESTORED),
+                 Output(Image.fromarray((mask * 255).astype(np.uint8)), OutputRole.MASK, watermarked=False)],
         metadata={
             "model": restorer.model_facts,
             "operations": steps,
-            "outputs": ["restored", "mask"],
             "mask": {"sources": mask_sources, "fraction": round(fraction, 5)},
-            "inpaint_method": params["inpaint_method"] if restorer.inpainter is None else "learned",
+            "inpaint_method": params.inpaint_method if restorer.inpainter is None else "learned",
             "defade_method": "classical" if restorer.fade_corrector is None else "learned",
         },
     )

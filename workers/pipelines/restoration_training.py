@@ -14,41 +14,40 @@ from typing import Any
 
 from PIL import Image
 
+from shared.job_params import RestorationTrainingParams
 from workers.data.datasets import load_training_images
 from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, photo_tiles
 from workers.devices import torch_device
+from workers.job_context import CancelCheck, JobContext, ProgressFn
+from workers.models.builders import load_inpainter, restoration_model_from_card
 from workers.models.restoration import RestorationConfig
-from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn
-from workers.pipelines.restoration import build_restoration_model
+from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.pipelines.training import (
     HELD_OUT_FRACTION,
     TrainingRun,
     dataset_facts,
     publish_version,
-    register_trainer,
     split_held_out,
     starting_weights,
 )
-from workers.restoration.learned import load_inpainter
-from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
+from workers.training.promotion import GateDecision, Metric, gate
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 from workers.training.restoration_eval import evaluate_restoration, learned_operations, learned_pooled_hole_psnr
 
 ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector+affine-fade-corrector"
 
 
-@register_trainer("restoration")
-def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_cancel: CancelCheck,
+def train_restoration_model(params: RestorationTrainingParams, progress: ProgressFn, check_cancel: CancelCheck,
                             ctx: JobContext) -> PipelineResult:
-    progress(0.0, "loading data", params["dataset"])
+    progress(0.0, "loading data", params.dataset)
     data = load_training_images(params, ctx)
     train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
     check_cancel()
 
     model_config = RestorationConfig()
     train_config = RestorationTrainConfig(
-        steps=params["steps"], batch_size=params["batch_size"], patch=params["patch"], seed=params["seed"],
-        checkpoint_every=params["checkpoint_every"], sample_every=params["sample_every"])
+        steps=params.steps, batch_size=params.batch_size, patch=params.patch, seed=params.seed,
+        checkpoint_every=params.checkpoint_every, sample_every=params.sample_every)
     init_weights, init = starting_weights(params, ctx, lambda card: restoration_incompatibility(card, model_config))
     run = TrainingRun(ctx, progress)
     result = train_restoration(
@@ -60,15 +59,15 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
     progress(0.88, "evaluating", "inpainting, detection and de-fading against the classical methods")
     check_cancel()
     metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
-                                   data.images[held_idx], seed=params["seed"], photos=photo_tiles())
+                                   data.images[held_idx], seed=params.seed, photos=photo_tiles())
 
-    progress(0.97, "registering", params["model"])
+    progress(0.97, "registering", params.model)
     card = {
         "task": "restoration",
         "architecture": ARCHITECTURE,
         "restoration_config": model_config.to_dict(),
         "train_config": train_config.to_dict(),
-        "resolution": params["resolution"],
+        "resolution": params.resolution,
         "labels": [],
         "dataset": dataset_facts(params, data, len(held_idx)),
         "held_out_photos": {"source": "scikit-image sample data", "names": list(HELD_OUT_PHOTOS),
@@ -83,20 +82,20 @@ def train_restoration_model(params: dict[str, Any], progress: ProgressFn, check_
                **{f"fade_corrector.{k}": v for k, v in result.fade_state.items()}}
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
-        progress(0.92, "promotion gate", f"hole PSNR against {params['model']}@{incumbent_version}")
+        progress(0.92, "promotion gate", f"hole PSNR against {params.model}@{incumbent_version}")
         held = list(data.images[held_idx])
-        incumbent = ctx.models.load(params["model"], incumbent_version, build_restoration_model).inpainter
+        incumbent = ctx.models.load(params.model, incumbent_version, restoration_model_from_card).inpainter
         challenger = load_inpainter(result.inpainter_state, model_config)
         return gate(Metric("pooled_hole_psnr", higher_is_better=True),
                     lambda net, seed: learned_pooled_hole_psnr(net, held, seed), challenger, incumbent,
-                    incumbent_version, params.get("promotion_margin", DEFAULT_MARGIN))
+                    incumbent_version, params.promotion_margin)
 
     published = publish_version(ctx, params, weights, card, challenge)
-    progress(1.0, "registered", f"{params['model']}@{published['version']}")
+    progress(1.0, "registered", f"{params.model}@{published['version']}")
     # The last sample grid (damaged | mask | restored | clean) is the job's result image.
     grid = ctx.workspace.load(f"samples-step-{result.steps_done:06d}.png")
-    images = [Image.open(io.BytesIO(grid)).convert("RGB")] if grid else []
-    return PipelineResult(images=images, metadata={"model": published, "metrics": metrics})
+    outputs = [Output(Image.open(io.BytesIO(grid)).convert("RGB"), OutputRole.SAMPLE_GRID)] if grid else []
+    return PipelineResult(outputs=outputs, metadata={"model": published, "metrics": metrics})
 
 
 def restoration_incompatibility(card: dict[str, Any], config: RestorationConfig) -> str | None:

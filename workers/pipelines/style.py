@@ -7,16 +7,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from shared.job_params import StyleTransferParams
 from shared.styles import get_style
+from workers.job_context import CancelCheck, InvalidJobInput, JobContext, ProgressFn
 from workers.models import style_networks
-from workers.pipelines import (
-    CancelCheck,
-    InvalidJobInput,
-    JobContext,
-    PipelineResult,
-    ProgressFn,
-    register_pipeline,
-)
+from workers.pipelines.registry import Output, PipelineResult, register_pipeline
 from workers.pipelines.tiling import process_tiled
 
 # Tiles bound the named-style network's memory: a 2048 px image whole needs ~2.9 GB,
@@ -44,18 +39,18 @@ def keep_colours(stylized: Image.Image, original: Image.Image) -> Image.Image:
 @register_pipeline("style_transfer")
 def stylize(
     inputs: dict[str, Image.Image],
-    params: dict[str, Any],
+    params: StyleTransferParams,
     progress: ProgressFn,
     check_cancel: CancelCheck,
     ctx: JobContext,
 ) -> PipelineResult:
     device = ctx.device
-    content = fit_within(inputs["content"], int(params.get("max_side", 1024)))
+    content = fit_within(inputs["content"], params.max_side)
     if min(content.size) < style_networks.MIN_SIDE:
         raise InvalidJobInput(f"the content image is {content.width}x{content.height}; both sides "
                               f"need at least {style_networks.MIN_SIDE} px", code="image_too_small")
-    strength = float(params.get("strength", 1.0))
-    preserve = bool(params.get("preserve_colors", False))
+    strength = params.strength
+    preserve = params.preserve_colors
     progress(0.05, "stylizing", f"{content.width}x{content.height}")
     check_cancel()
 
@@ -65,7 +60,9 @@ def stylize(
         style_desc: dict[str, Any] = {"mode": "arbitrary"}
         progress(0.85, "stylizing", "done")
     else:
-        style = get_style(params["style"])
+        if params.style is None:
+            raise InvalidJobInput("give a named style or a style image", code="invalid_parameters")
+        style = get_style(params.style)
         array = np.asarray(content, dtype=np.float32) / 255.0
 
         def on_tile(done: int, total: int) -> None:
@@ -89,7 +86,7 @@ def stylize(
         stylized = keep_colours(stylized, content)
     check_cancel()
     return PipelineResult(
-        images=[stylized],
+        outputs=[Output(stylized)],
         metadata={
             "model": style_networks.model_facts(networks, device),
             "style": style_desc,

@@ -1,10 +1,11 @@
-"""Training jobs: data -> train (checkpointed, resumable) -> measure -> register a version.
+"""Training a model: data -> train (checkpointed, resumable) -> measure -> register a version.
 
-Each ``params.target`` has a trainer registered here: "gan" (below) and "restoration"
-(workers.pipelines.restoration_training). The job's checkpoint lives in its workspace under
-a fixed name, so when the job runs again after a crash it resumes where the last checkpoint
-left it. Cancel saves a checkpoint
-first (the training loop does that), then the job ends ``canceled``.
+What every training target shares (the held-out split, the run's link to its workspace, the
+starting weights, publishing a version), and the GAN's trainer ("gan"); the restoration trainer
+is ``workers.pipelines.restoration_training``, and ``workers.pipelines.training_jobs`` picks one
+by ``params.target``. The job's checkpoint lives in its workspace under a fixed name, so when the
+job runs again after a crash it resumes where the last checkpoint left it. Cancel saves a
+checkpoint first (the training loop does that), then the job ends ``canceled``.
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from shared.dataset_store import PROCEDURAL
+from shared.job_params import CreationParams, GanTrainingParams, TrainingParams
 from workers.data.attributes import ATTRIBUTE_NAMES, colour_attributes
 from workers.data.datasets import TrainingData, load_training_images
 from workers.devices import torch_device
+from workers.job_context import CancelCheck, JobContext, ProgressFn
 from workers.metrics.swd import sliced_wasserstein
+from workers.models.builders import generator_from_card
 from workers.models.gan import GanConfig, Generator, generate
-from workers.pipelines import CancelCheck, JobContext, PipelineResult, ProgressFn, register_pipeline
-from workers.pipelines.creation import choose_conditions, generator_from_card
+from workers.pipelines.creation import choose_conditions
+from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.evaluation import SAMPLES_PER_LABEL_MIN, build_generator, evaluate_generator
 from workers.training.gan import TrainConfig, train_gan
-from workers.training.promotion import DEFAULT_MARGIN, GateDecision, Metric, gate
+from workers.training.promotion import GateDecision, Metric, gate
 
 CHECKPOINT = "checkpoint.safetensors"
 # The loss curve, a listed artifact: [{"step": 250, "d": 0.61, "g": 1.2, ...}, ...], at most about
@@ -66,37 +70,6 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 # -- what every training target shares -----------------------------------------------
-
-
-class Trainer(Protocol):
-    def __call__(self, params: dict[str, Any], progress: ProgressFn, check_cancel: CancelCheck,
-                 ctx: JobContext) -> PipelineResult: ...
-
-
-_TRAINERS: dict[str, Trainer] = {}
-
-
-def register_trainer(target: str) -> Callable[[Trainer], Trainer]:
-    def decorate(fn: Trainer) -> Trainer:
-        if target in _TRAINERS:
-            raise ValueError(f"trainer for {target!r} registered twice")
-        _TRAINERS[target] = fn
-        return fn
-
-    return decorate
-
-
-@register_pipeline("training")
-def train(
-    inputs: dict[str, Image.Image],
-    params: dict[str, Any],
-    progress: ProgressFn,
-    check_cancel: CancelCheck,
-    ctx: JobContext,
-) -> PipelineResult:
-    from workers.pipelines import restoration_training  # noqa: F401  (registers its trainer)
-
-    return _TRAINERS[params["target"]](params, progress, check_cancel, ctx)
 
 
 class TrainingRun:
@@ -136,17 +109,17 @@ class TrainingRun:
     def save_loss_log(self) -> None:
         self.ctx.workspace.save(LOSS_LOG, json.dumps(self.loss_log).encode(), "application/json")
 
-    def facts(self, steps_done: int, params: dict[str, Any], final_losses: dict[str, float]) -> dict[str, Any]:
+    def facts(self, steps_done: int, params: TrainingParams, final_losses: dict[str, float]) -> dict[str, Any]:
         """The model card's "training" section."""
-        return {"job_id": self.ctx.job_id, "steps": steps_done, "batch_size": params["batch_size"],
-                "seed": params["seed"], "final_losses": final_losses, "resumed_from_step": self.first_step,
+        return {"job_id": self.ctx.job_id, "steps": steps_done, "batch_size": params.batch_size,
+                "seed": params.seed, "final_losses": final_losses, "resumed_from_step": self.first_step,
                 "seconds_this_attempt": round(time.monotonic() - self.started, 1)}
 
 
-def dataset_facts(params: dict[str, Any], data: TrainingData, held_out: int) -> dict[str, Any]:
+def dataset_facts(params: TrainingParams, data: TrainingData, held_out: int) -> dict[str, Any]:
     """The model card's "dataset" section: the lineage of what the model learned from."""
-    return {"id": params["dataset"], "manifest_sha256": data.manifest_sha256, "licence": data.licence,
-            "images": int(len(data.labels)), "held_out": held_out, "builtin": params["dataset"] == PROCEDURAL}
+    return {"id": params.dataset, "manifest_sha256": data.manifest_sha256, "licence": data.licence,
+            "images": int(len(data.labels)), "held_out": held_out, "builtin": params.dataset == PROCEDURAL}
 
 
 def weights_bytes(state: dict[str, Any]) -> bytes:
@@ -155,16 +128,16 @@ def weights_bytes(state: dict[str, Any]) -> bytes:
     return save({k: v.contiguous() for k, v in state.items()})
 
 
-def starting_weights(params: dict[str, Any], ctx: JobContext,
+def starting_weights(params: TrainingParams, ctx: JobContext,
                      incompatibility: Callable[[dict[str, Any]], str | None]) -> tuple[dict[str, Any] | None, dict]:
     """The weights a run starts from, and the model card's "init" section.
 
     ``params.init_from`` "promoted" fine-tunes the promoted version of ``params.model`` when
     ``incompatibility(its card)`` finds nothing in the way (say, a GAN whose labels changed);
     otherwise, and by default ("scratch"), the run starts from random weights."""
-    if params.get("init_from", "scratch") != "promoted":
+    if params.init_from != "promoted":
         return None, {"from": "scratch"}
-    name = params["model"]
+    name = params.model
     version = ctx.models.index.promoted(name)
     if version is None:
         return None, {"from": "scratch", "reason": f"{name} has no promoted version yet"}
@@ -177,7 +150,7 @@ def starting_weights(params: dict[str, Any], ctx: JobContext,
 Challenge = Callable[[int, dict[str, Any]], GateDecision]
 
 
-def publish_version(ctx: JobContext, params: dict[str, Any], weights: dict[str, Any], card: dict[str, Any],
+def publish_version(ctx: JobContext, params: TrainingParams, weights: dict[str, Any], card: dict[str, Any],
                     challenge: Challenge) -> dict[str, Any]:
     """Register a trained version and decide whether it serves.
 
@@ -186,10 +159,10 @@ def publish_version(ctx: JobContext, params: dict[str, Any], weights: dict[str, 
     the promoted one with ``challenge(incumbent_version, incumbent_card)``; the new version is
     promoted only if the gate says so, and only if the promoted version is still the one it
     was compared with. The decision is kept in the card and the promotion history."""
-    name, index = params["model"], ctx.models.index
+    name, index = params.model, ctx.models.index
     incumbent = index.promoted(name)
     decision = None
-    if params.get("promote") == "if_better" and incumbent is not None:
+    if params.promote == "if_better" and incumbent is not None:
         decision = challenge(incumbent, index.card(name, incumbent) or {})
         card = {**card, "promotion_gate": decision.to_dict()}
     version, promoted = ctx.models.publish(name, weights_bytes(weights), card)
@@ -203,18 +176,17 @@ def publish_version(ctx: JobContext, params: dict[str, Any], weights: dict[str, 
 # -- the GAN ----------------------------------------------------------------------------
 
 
-@register_trainer("gan")
-def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: CancelCheck,
+def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cancel: CancelCheck,
                     ctx: JobContext) -> PipelineResult:
-    progress(0.0, "loading data", params["dataset"])
+    progress(0.0, "loading data", params.dataset)
     data = load_training_images(params, ctx)
     attrs = colour_attributes(data.images)
     train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
     check_cancel()
 
-    gan_config = GanConfig(resolution=params["resolution"], n_classes=len(data.label_names))
-    train_config = TrainConfig(steps=params["steps"], batch_size=params["batch_size"], seed=params["seed"],
-                               checkpoint_every=params["checkpoint_every"], sample_every=params["sample_every"])
+    gan_config = GanConfig(resolution=params.resolution, n_classes=len(data.label_names))
+    train_config = TrainConfig(steps=params.steps, batch_size=params.batch_size, seed=params.seed,
+                               checkpoint_every=params.checkpoint_every, sample_every=params.sample_every)
     init_weights, init = starting_weights(params, ctx, lambda card: gan_incompatibility(card, gan_config))
     run = TrainingRun(ctx, progress)
     result = train_gan(
@@ -226,9 +198,9 @@ def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: 
     progress(0.88, "evaluating", "SWD and conditional accuracy on held-out images")
     check_cancel()
     metrics, grid = evaluate_generator(
-        result.g_ema_state, gan_config, data.images, data.labels, attrs, train_idx, held_idx, seed=params["seed"])
+        result.g_ema_state, gan_config, data.images, data.labels, attrs, train_idx, held_idx, seed=params.seed)
 
-    progress(0.97, "registering", params["model"])
+    progress(0.97, "registering", params.model)
     card = {
         "task": "creation",
         "architecture": "conditional-dcgan",
@@ -238,7 +210,7 @@ def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: 
         "label_descriptions": data.label_descriptions,
         "attributes": list(ATTRIBUTE_NAMES),
         "attribute_samples": attribute_samples(attrs[train_idx], data.labels[train_idx], data.label_names,
-                                               params["seed"]),
+                                               params.seed),
         "dataset": dataset_facts(params, data, len(held_idx)),
         "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
         "metrics": metrics,
@@ -246,18 +218,19 @@ def train_gan_model(params: dict[str, Any], progress: ProgressFn, check_cancel: 
     }
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
-        progress(0.92, "promotion gate", f"SWD against {params['model']}@{incumbent_version}")
+        progress(0.92, "promotion gate", f"SWD against {params.model}@{incumbent_version}")
         held = data.images[held_idx]
-        incumbent = ctx.models.load(params["model"], incumbent_version, generator_from_card)
+        incumbent = ctx.models.load(params.model, incumbent_version, generator_from_card)
         challenger = build_generator(gan_config, result.g_ema_state)
-        return gate(Metric("swd", higher_is_better=False), lambda model, seed: generated_swd(*model, held, seed),
-                    (challenger, card), (incumbent, incumbent_card), incumbent_version,
-                    params.get("promotion_margin", DEFAULT_MARGIN), noise_floor=metrics["swd_real_floor"]["average"])
+        return gate(Metric("swd", higher_is_better=False),
+                    lambda model, seed: generated_swd(model[0], model[1], held, seed), (challenger, card),
+                    (incumbent, incumbent_card), incumbent_version,
+                    params.promotion_margin, noise_floor=metrics["swd_real_floor"]["average"])
 
     published = publish_version(ctx, params, result.g_ema_state, card, challenge)
-    progress(1.0, "registered", f"{params['model']}@{published['version']}")
-    return PipelineResult(images=[grid], metadata={"model": published, "metrics": metrics,
-                                                   "labels": data.label_names})
+    progress(1.0, "registered", f"{params.model}@{published['version']}")
+    return PipelineResult(outputs=[Output(grid, OutputRole.SAMPLE_GRID)],
+                          metadata={"model": published, "metrics": metrics, "labels": data.label_names})
 
 
 def gan_incompatibility(card: dict[str, Any], config: GanConfig) -> str | None:
@@ -272,7 +245,7 @@ def generated_swd(generator: Generator, card: dict[str, Any], real: np.ndarray, 
     """SWD (x1e3) between ``real`` and as many images (at least 64) generated the way creation
     jobs ask the model for them; generated images are resized to the real ones' size."""
     count = max(SAMPLES_PER_LABEL_MIN, len(real))
-    labels, attrs = choose_conditions(card, {"seed": seed, "count": count}, {}, {})
+    labels, attrs = choose_conditions(card, CreationParams(seed=seed, count=count), {}, {})
     fake = generate(generator, labels, attrs, seed=seed)
     side = real.shape[1]
     if fake.shape[1] != side:

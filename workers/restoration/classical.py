@@ -5,14 +5,11 @@ All take and return uint8 [H, W, 3] RGB; masks are bool [H, W]. None of them cha
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 from skimage.restoration import inpaint_biharmonic
 
-InpaintMethod = Literal["telea", "navier_stokes", "biharmonic"]
-INPAINT_METHODS: tuple[str, ...] = ("telea", "navier_stokes", "biharmonic")
+from shared.job_params import INPAINT_METHODS, InpaintMethod
 
 # cv2.inpaint's neighbourhood radius. On 48 procedural images with 8-64 px holes, hole-PSNR was
 # flat from 2 to 3 px and fell by 0.5-0.7 dB at 5-8 px: a wide ring blurs the fill towards its mean.
@@ -194,7 +191,7 @@ def _thin_lines(pixels: np.ndarray, luma: np.ndarray, chroma: np.ndarray) -> np.
     dark &= chroma < LINE_MAX_CHROMA
     lines = (dark | bright).astype(np.uint8)
     # Long exactly horizontal or vertical lines are ruled into the picture (grids, frames), not scratches.
-    ruled = np.zeros_like(lines)
+    ruled: np.ndarray = np.zeros_like(lines)
     for shape in ((RULED_LENGTH, 1), (1, RULED_LENGTH)):
         ruled |= cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
     ruled = cv2.dilate(ruled, np.ones((3, 3), np.uint8))

@@ -1,12 +1,12 @@
 """Restoration with the trained networks (workers.models.restoration), for the job pipeline.
 
-Build a network once with ``load_inpainter`` / ``load_detector`` / ``load_fade_corrector`` and
-call ``inpaint_learned`` / ``detect_learned`` per image (or tile), ``defade_learned`` per whole
-image (its colour map is global, so it is never tiled): uint8 [H, W, 3] RGB in, numpy out, like
-``workers.restoration.classical``. Calls run under ``torch.inference_mode`` and never change
-the network; any H, W works (the networks pad internally). On a CUDA device they run the way
-``workers.devices`` says (bf16 autocast, channels_last, pinned host copies); on the CPU in
-fp32, exactly as before those helpers existed.
+Build a network once (``workers.models.builders``: ``load_inpainter`` / ``load_detector`` /
+``load_fade_corrector``) and call ``inpaint_learned`` / ``detect_learned`` per image (or tile),
+``defade_learned`` per whole image (its colour map is global, so it is never tiled): uint8
+[H, W, 3] RGB in, numpy out, like ``workers.restoration.classical``. Calls run under
+``torch.inference_mode`` and never change the network; any H, W works (the networks pad
+internally). On a CUDA device they run the way ``workers.devices`` says (bf16 autocast,
+channels_last, pinned host copies); on the CPU in fp32, exactly as before those helpers existed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from workers import devices
 from workers.models.gan import to_uint8
-from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
+from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet
 from workers.restoration import classical
 
 # The served fill is the network's averaged with OpenCV's Navier-Stokes one: their errors differ
@@ -27,28 +27,6 @@ from workers.restoration import classical
 # tiles): network alone 16.10 / 17.52 dB, Navier-Stokes 15.96 / 18.06, averaged 16.47 / 18.22.
 # Navier-Stokes costs ~12 ms a 512 px image, against ~330 ms for the network.
 LEARNED_FILL_SHARE = 0.5
-
-
-def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
-    net = InpaintingNet(config)
-    net.load_state_dict(state)
-    devices.prepare_module(net, device)
-    return net.requires_grad_(False)
-
-
-def load_detector(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> DamageDetector:
-    net = DamageDetector(config)
-    net.load_state_dict(state)
-    devices.prepare_module(net, device)
-    return net.requires_grad_(False)
-
-
-def load_fade_corrector(state: dict[str, torch.Tensor], config: RestorationConfig,
-                        device: str = "cpu") -> FadeCorrector:
-    net = FadeCorrector(config)
-    net.load_state_dict(state)
-    devices.prepare_module(net, device)
-    return net.requires_grad_(False)
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:

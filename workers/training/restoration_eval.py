@@ -38,17 +38,11 @@ import torch
 
 from workers.data.damage import simulate_damage
 from workers.metrics.restoration import mask_precision_recall, psnr, restoration_quality, ssim
+from workers.models.builders import load_detector, load_fade_corrector, load_inpainter
 from workers.models.gan import to_uint8
 from workers.models.restoration import RestorationConfig, pull_push_fill
 from workers.restoration import classical
-from workers.restoration.learned import (
-    defade_learned,
-    detect_learned,
-    inpaint_learned,
-    load_detector,
-    load_fade_corrector,
-    load_inpainter,
-)
+from workers.restoration.learned import defade_learned, detect_learned, inpaint_learned
 from workers.training.restoration import DAMAGE_PRESETS
 
 DETECTION_TOLERANCE = 2  # px: a detector one pixel off a 1-3 px scratch is not wrong
@@ -69,7 +63,7 @@ def _inpainting_scores(cleans: list[np.ndarray], repaired: list[np.ndarray], mas
     rows = [restoration_quality(c, r, m) for c, r, m in zip(cleans, repaired, masks, strict=True)]
     scores: dict[str, Any] = {}
     for key in rows[0]:
-        values = [row[key] for row in rows if row[key] is not None]
+        values = [float(value) for row in rows if (value := row[key]) is not None]
         scores[key] = round(float(np.mean(values)), 3) if values else None
     scores["pooled_hole_psnr"] = pooled_hole_psnr(cleans, repaired, masks)
     return scores

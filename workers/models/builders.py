@@ -1,0 +1,63 @@
+"""From stored weights to networks ready for inference: the builders ``ModelRegistry.load`` calls
+with a version's model card and weights (``workers.registry``), and the loaders they use.
+
+A card says how to build its model (``gan_config``, ``restoration_config``); the weights are
+``state_dict``s, a restoration version's three networks' keys prefixed by network. Every network
+comes back in eval mode with gradients off, prepared for its device (``workers.devices``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, TypeVar
+
+import torch
+
+from workers import devices
+from workers.models.gan import GanConfig, Generator
+from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
+
+Net = TypeVar("Net", bound=torch.nn.Module)
+
+
+def generator_from_card(card: dict[str, Any], state: dict[str, torch.Tensor]) -> Generator:
+    """A creation model's generator (the card's ``gan_config``), in eval mode on the CPU."""
+    generator = Generator(GanConfig.from_dict(card["gan_config"]))
+    generator.load_state_dict(state)
+    return generator.eval()
+
+
+def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
+    return _loaded(InpaintingNet(config), state, device)
+
+
+def load_detector(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> DamageDetector:
+    return _loaded(DamageDetector(config), state, device)
+
+
+def load_fade_corrector(state: dict[str, torch.Tensor], config: RestorationConfig,
+                        device: str = "cpu") -> FadeCorrector:
+    return _loaded(FadeCorrector(config), state, device)
+
+
+def _loaded(net: Net, state: dict[str, torch.Tensor], device: str) -> Net:
+    net.load_state_dict(state)
+    devices.prepare_module(net, device)
+    return net.requires_grad_(False)
+
+
+class RestorationModel(NamedTuple):
+    inpainter: InpaintingNet
+    detector: DamageDetector
+    fade_corrector: FadeCorrector | None  # None where the card does not list "defade" among its learned operations
+
+
+def restoration_model_from_card(card: dict[str, Any], state: dict[str, Any]) -> RestorationModel:
+    """The networks of one restoration version, from its weights (keys prefixed by network)."""
+    config = RestorationConfig.from_dict(card["restoration_config"])
+
+    def part(prefix: str) -> dict[str, Any]:
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+    learned_defade = "defade" in card.get("learned_operations", [])
+    return RestorationModel(load_inpainter(part("inpainter."), config), load_detector(part("detector."), config),
+                            load_fade_corrector(part("fade_corrector."), config) if learned_defade else None)
