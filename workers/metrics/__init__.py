@@ -17,52 +17,23 @@ Registered: ``"swd"`` (workers/metrics/swd.py) and ``"conditional_accuracy"``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
-
-import numpy as np
-
-
-class Metric(Protocol):
-    def __call__(
-        self,
-        real_images: np.ndarray,
-        real_labels: np.ndarray,
-        fake_images: np.ndarray,
-        fake_labels: np.ndarray,
-        *,
-        seed: int = 0,
-    ) -> dict[str, Any]: ...
-
-
-_METRICS: dict[str, Metric] = {}
-
-
-def register_metric(name: str) -> Callable[[Metric], Metric]:
-    """Decorator that registers a metric under ``name``; a name can be registered once."""
-
-    def decorate(fn: Metric) -> Metric:
-        if name in _METRICS:
-            raise ValueError(f"metric {name!r} registered twice")
-        _METRICS[name] = fn
-        return fn
-
-    return decorate
+from workers.metrics.registry import Metric, registered_metrics
 
 
 def get_metric(name: str) -> Metric:
     """The metric registered as ``name``; KeyError names the known metrics when it is unknown."""
     _load_all()
+    metrics = registered_metrics()
     try:
-        return _METRICS[name]
+        return metrics[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {sorted(_METRICS)}") from None
+        raise KeyError(f"unknown metric {name!r}; known: {sorted(metrics)}") from None
 
 
 def list_metrics() -> list[str]:
     """Names of all registered metrics, sorted."""
     _load_all()
-    return sorted(_METRICS)
+    return sorted(registered_metrics())
 
 
 def _load_all() -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.metrics import register_metric
+from workers.metrics.registry import register_metric
 
 INPUT_SIZE = 32
 DEFAULT_STEPS = 200

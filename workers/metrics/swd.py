@@ -33,7 +33,7 @@ import numpy as np
 import scipy.ndimage
 from numpy.lib.stride_tricks import sliding_window_view
 
-from workers.metrics import register_metric
+from workers.metrics.registry import register_metric
 
 NHOOD_SIZE = 7
 DESCRIPTORS_PER_IMAGE = 128
