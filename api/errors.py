@@ -19,6 +19,7 @@ from minio.error import S3Error
 from werkzeug.exceptions import HTTPException
 
 from shared.images import ImageRejected
+from shared.objects import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def register_error_handlers(app: Flask) -> None:
             return unavailable("Redis")
         if isinstance(exc, kombu.exceptions.OperationalError):
             return unavailable("the job queue")
-        if isinstance(exc, S3Error | urllib3.exceptions.HTTPError):
+        if isinstance(exc, S3Error | urllib3.exceptions.HTTPError | StorageUnavailable):
             return unavailable("object storage")
         if isinstance(exc, DEPENDENCY_ERRORS):
             return unavailable("a dependency")

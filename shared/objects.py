@@ -11,7 +11,9 @@ Object lock can only be enabled when a bucket is created; ``ensure_buckets`` ref
 with an existing results bucket that lacks it. Checked against SeaweedFS (tests) and written
 for MinIO, whose API is the same.
 
-Outages: the API's store fails fast (callers answer 503). A worker's store (``with_retries``) tries
+Outages: one retry budget per call (``RetryPolicy``, tenacity); the HTTP client under it makes a
+single try, so retries are never layered. The API's store fails fast (a second try at once, for a
+connection the server dropped; then callers answer 503). A worker's store (``with_retries``) tries
 reads and writes again while S3 is unreachable or answers 5xx, with exponential backoff, and raises
 ``StorageUnavailable`` once its budget is spent; a missing object or a refusal (4xx) is never retried.
 """
@@ -21,12 +23,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import tenacity
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
@@ -61,32 +63,42 @@ def is_outage(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` tries in all, waiting ``backoff_s``, 2x, 4x ... (at most ``max_backoff_s``) between them."""
+    """``attempts`` tries in all, waiting ``backoff_s``, 2x, 4x ... (at most ``max_backoff_s``) between
+    them, while the failure is an outage (``is_outage``). The default is the API's: one more try at
+    once, for a pooled connection the server closed."""
 
-    attempts: int = 1
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
+    attempts: int = 2
+    backoff_s: float = 0.0
+    max_backoff_s: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The worker's budget: ARTFORGE_S3_RETRY_ATTEMPTS, _BACKOFF_S and _BACKOFF_MAX_S."""
         return cls(max(1, settings.s3_retry_attempts), settings.s3_retry_backoff_s, settings.s3_retry_backoff_max_s)
 
     def call(self, fn: Callable[[], T], what: str) -> T:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn()
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                if attempt == self.attempts:
-                    if self.attempts == 1:
-                        raise  # no retries configured: the caller sees the original error
-                    raise StorageUnavailable(f"S3 unavailable for {what} after {attempt} tries: {exc}") from exc
-                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-                log.warning("S3 unavailable for %s (try %d of %d): %s; trying again in %.1f s",
-                            what, attempt, self.attempts, exc, wait)
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+        """``fn()``, tried again on an outage; past the budget, ``StorageUnavailable`` (the original
+        error where the policy allows one try)."""
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("S3 unavailable for %s (try %d of %d): %s; trying again in %.1f s",
+                        what, state.attempt_number, self.attempts, exc, wait)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            retry=tenacity.retry_if_exception(is_outage),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except Exception as exc:
+            if self.attempts > 1 and is_outage(exc):
+                raise StorageUnavailable(f"S3 unavailable for {what} after {self.attempts} tries: {exc}") from exc
+            raise
 
 
 class ObjectLockUnavailable(Exception):
@@ -115,10 +127,12 @@ class ObjectStore:
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
             region=settings.s3_region,
-            # Fail fast when S3 is down: callers turn errors into 503s or retries.
+            # One try per request: RetryPolicy is the only retry budget (minio's default client
+            # would retry 5 times under it). Fail fast when S3 is down: callers turn errors into
+            # 503s or retries.
             http_client=urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=3.0, read=60.0),
-                retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+                retries=False,
                 maxsize=16,
             ),
         )
@@ -223,7 +237,7 @@ class ObjectStore:
 
     def stat(self, bucket: str, key: str) -> StoredObject:
         try:
-            st = self.client.stat_object(bucket, key)
+            st = self.retry.call(lambda: self.client.stat_object(bucket, key), f"reading {bucket}/{key}")
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
                 raise ObjectNotFound(f"{bucket}/{key}") from None
@@ -244,8 +258,9 @@ class ObjectStore:
         return True
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        return [o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
-                if o.object_name]
+        return self.retry.call(lambda: [o.object_name for o in self.client.list_objects(bucket, prefix=prefix,
+                                                                                        recursive=True)
+                                        if o.object_name], f"listing {bucket}/{prefix}")
 
     def presigned_get(self, bucket: str, key: str, expiry_s: int | None = None) -> str:
         return self.client.presigned_get_object(
