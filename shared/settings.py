@@ -1,23 +1,33 @@
 """Settings, read once from ``ARTFORGE_*`` environment variables into a frozen object.
 
-Secrets are excluded from ``repr`` so they never reach a log line.
+pydantic-settings reads the variables and checks each value against its setting's type: a value
+that does not parse is an error naming the variable (``ARTFORGE_S3_SECURE=ture`` is refused, not
+read as false). ``Settings()`` reads the process's environment, ``Settings.from_env(mapping)``
+the mapping alone. Secrets are excluded from ``repr`` so they never reach a log line.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ARTFORGE_"
 
 
-@dataclass(frozen=True)
-class Settings:
+class SettingsError(ValueError):
+    """An ``ARTFORGE_*`` variable whose value does not fit its setting; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     s3_endpoint: str = "127.0.0.1:9000"
-    s3_access_key: str = field(default="artforge", repr=False)
-    s3_secret_key: str = field(default="artforge-secret", repr=False)
+    s3_access_key: str = Field(default="artforge", repr=False)
+    s3_secret_key: str = Field(default="artforge-secret", repr=False)
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     bucket_uploads: str = "artforge-uploads"
@@ -61,13 +71,13 @@ class Settings:
     retry_after_s: int = 5
     # Provenance. The watermark key is a secret: with the empty default the public development key
     # is used, which anyone can read marks with; production sets ARTFORGE_WATERMARK_KEY.
-    watermark_key: str = field(default="", repr=False)
+    watermark_key: str = Field(default="", repr=False)
     # Where workers keep (and make at first start) the local CA and signing key; the API reads
     # only the CA certificate there. Operators may bring their own certificate chain and key
     # (PEM paths, both or neither) and the trust anchors verifiers use.
     signing_dir: str = "signing"
     signing_cert: str = ""
-    signing_key: str = field(default="", repr=False)
+    signing_key: str = Field(default="", repr=False)
     trust_anchors: str = ""
     # Object lock on the results bucket: results, their C2PA sidecars and provenance records are
     # stored with this many days of retention (0 = off); mode GOVERNANCE or COMPLIANCE. Needs a
@@ -108,7 +118,7 @@ class Settings:
     # webhook_backoff_s, then twice that, ... between tries (1, 2, 4, 8, 16 s by default).
     webhook_allow_private: bool = False
     webhook_allowed_hosts: str = ""
-    webhook_secret: str = field(default="", repr=False)
+    webhook_secret: str = Field(default="", repr=False)
     webhook_max_attempts: int = 6
     webhook_backoff_s: float = 1.0
     webhook_connect_timeout_s: float = 3.0
@@ -124,24 +134,26 @@ class Settings:
     max_active_training_jobs_per_tenant: int = 2
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            values[f.name] = _parse(raw, f.type)
-        values.update(overrides)
-        return cls(**values)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings in ``environ`` (default: the process's environment), then ``overrides``;
+        ``SettingsError`` names each variable whose value does not fit."""
+        unknown = sorted(set(overrides) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"no setting named {', '.join(unknown)}")
+        given: dict[str, Any] = {}
+        if environ is not None:  # every setting from the mapping (or its default): os.environ plays no part
+            given = {name: environ.get(env_name(name), field.default) for name, field in cls.model_fields.items()}
+        try:
+            return cls(**{**given, **overrides})
+        except ValidationError as exc:
+            raise SettingsError("; ".join(_described(error, overrides) for error in exc.errors())) from None
 
 
-def _parse(raw: str, type_name: Any) -> Any:
-    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
-    if kind == "bool":
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
-    return raw
+def env_name(setting: str) -> str:
+    return ENV_PREFIX + setting.upper()
+
+
+def _described(error: Any, overrides: Mapping[str, Any]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    where = f"setting {name}" if name in overrides else env_name(name)
+    return f"{where}={error['input']!r}: {error['msg']}"

@@ -7,7 +7,6 @@ transport's own lists and ``unacked`` hash (``shared.queue.job_ids_in_broker``).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, 
     stack = Stack(Path(tmp_path_factory.mktemp("lost")))
     try:
         stack.start_redis()
-        settings = dataclasses.replace(stack.settings(), lost_job_after_s=0)
+        settings = stack.settings().model_copy(update={"lost_job_after_s": 0})
         app = make_celery(settings)
         yield Runtime.from_settings(settings), app
         app.close()
@@ -85,7 +84,7 @@ def test_lost_messages_are_sent_again_once(broker: tuple[Runtime, Celery]) -> No
 
 def test_recently_queued_jobs_are_not_looked_at(broker: tuple[Runtime, Celery]) -> None:
     rt, _ = broker
-    patient = Runtime.from_settings(dataclasses.replace(rt.settings, lost_job_after_s=3600))
+    patient = Runtime.from_settings(rt.settings.model_copy(update={"lost_job_after_s": 3600}))
     queued_job(patient)  # no message, but queued just now: it may be on its way
 
     def broker_listing() -> set[str]:

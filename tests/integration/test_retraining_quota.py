@@ -6,7 +6,6 @@ built-in procedural dataset, so no S3 is read.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     stack = Stack(Path(tmp_path_factory.mktemp("retrain-quota")))
     try:
         stack.start_redis()
-        yield Runtime.from_settings(dataclasses.replace(stack.settings(), max_active_training_jobs_per_tenant=1))
+        yield Runtime.from_settings(stack.settings().model_copy(update={"max_active_training_jobs_per_tenant": 1}))
     finally:
         stack.stop_all()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 KUBERNETES_VERSION = "1.30.0"
 NAMESPACE = "artforge"
 SECRET_TEMPLATE = "secrets.example.yaml"
-SETTINGS_ENV = {ENV_PREFIX + f.name.upper() for f in fields(Settings)}
+SETTINGS_ENV = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
 QUEUES = {QUEUE_INFERENCE, QUEUE_TRAINING, QUEUE_MAINTENANCE}
 WORKER_QUEUE = {"worker-inference": QUEUE_INFERENCE, "worker-training": QUEUE_TRAINING}
 GPU = "nvidia.com/gpu"
