@@ -7,10 +7,13 @@ working directory and then in each of its parents. The key never appears in a ``
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dotenv.parser import parse_stream
 
 URL_VARIABLE = "ARTFORGE_URL"
 API_KEY_VARIABLE = "ARTFORGE_API_KEY"
@@ -81,31 +84,18 @@ def parse_env_file(path: Path) -> dict[str, str]:
 
 
 def parse_env_lines(text: str) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines: blank lines and ``#`` comments are skipped, an optional
-    ``export`` prefix is allowed, a value may be wrapped in matching single or double quotes,
-    and an unquoted value may end in a `` # comment``. A later line wins over an earlier one.
-    """
+    """``KEY=VALUE`` lines as python-dotenv reads them: blank lines and ``#`` comments are skipped,
+    an ``export`` prefix is allowed, a value may be quoted, and an unquoted value may end in a
+    `` # comment``. A later line wins over an earlier one; a line that is not ``KEY=VALUE`` is an
+    error naming its number."""
     values: dict[str, str] = {}
-    for number, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line.removeprefix("export ").lstrip()
-        key, separator, value = line.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise ValueError(f"line {number}: expected KEY=VALUE, got {raw_line!r}")
-        values[key] = _unquoted(value.strip())
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ValueError(f"line {binding.original.line}: expected KEY=VALUE, "
+                             f"got {binding.original.string.strip()!r}")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
-
-
-def _unquoted(value: str) -> str:
-    """A quoted value loses its quotes (and keeps ``#``); an unquoted one loses a trailing comment."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    comment_at = value.find(" #")
-    return value[:comment_at].rstrip() if comment_at >= 0 else value
 
 
 def _first_non_empty(*candidates: str | None) -> str | None:
