@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -80,14 +80,12 @@ def inputs_from_assignments(client: ArtForgeClient, assignments: Sequence[tuple[
 # --- progress ---------------------------------------------------------------------------------
 
 
-class JobProgressBar:
-    """A tqdm bar on stderr: 0..100 from the progress fraction, described by the stage (or the
-    status before a stage exists), with the ETA and message after it. Fed with job events
-    (``show_event``, for ``client.follow``) or with polled job records (call it, for ``client.wait``)."""
+class JobProgress:
+    """Job progress on stderr, fed with job events (``show_event``, for ``client.follow``) or with
+    polled job records (call it, for ``client.wait``). A terminal gets a tqdm bar (``progress_for``);
+    anything else, a log or a pipe, gets ``JobProgressLines``."""
 
     def __init__(self) -> None:
-        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
-        self._bar = tqdm(total=100, desc="queued", bar_format=bar_format)
         self._polling = False
 
     def __call__(self, job: Job) -> None:
@@ -101,21 +99,80 @@ class JobProgressBar:
             return
         if event.get("event") == "poll" and not self._polling:
             self._polling = True
-            tqdm.write("artforge: the event stream is unavailable; polling instead", file=sys.stderr)
+            self._note("artforge: the event stream is unavailable; polling instead")
         self._show(data.get("status"), data.get("fraction"), data.get("stage"), data.get("message"), data.get("eta_s"))
 
+    def close(self) -> None:
+        pass
+
     def _show(self, status: Any, fraction: Any, stage: Any, message: Any, eta_s: Any) -> None:
-        if status == "succeeded":
-            fraction = 1.0
-        if isinstance(fraction, int | float):
-            self._bar.n = round(100 * min(max(float(fraction), 0.0), 1.0))
+        raise NotImplementedError
+
+    def _note(self, line: str) -> None:
+        raise NotImplementedError
+
+
+def _percent(status: Any, fraction: Any) -> int | None:
+    if status == "succeeded":
+        return 100
+    if isinstance(fraction, int | float):
+        return round(100 * min(max(float(fraction), 0.0), 1.0))
+    return None
+
+
+class JobProgressBar(JobProgress):
+    """A tqdm bar: 0..100 from the progress fraction, described by the stage (or the status before
+    a stage exists), with the ETA and message after it."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
+        self._stream = stream or sys.stderr
+        self._bar = tqdm(total=100, desc="queued", bar_format=bar_format, file=self._stream)
+
+    def _show(self, status: Any, fraction: Any, stage: Any, message: Any, eta_s: Any) -> None:
+        percent = _percent(status, fraction)
+        if percent is not None:
+            self._bar.n = percent
         self._bar.set_description_str(stage or status or "waiting", refresh=False)
         eta = f"eta {eta_s}s " if isinstance(eta_s, int) else ""
         self._bar.set_postfix_str((eta + (message or ""))[:60], refresh=False)
         self._bar.refresh()
 
+    def _note(self, line: str) -> None:
+        tqdm.write(line, file=self._stream)
+
     def close(self) -> None:
         self._bar.close()
+
+
+class JobProgressLines(JobProgress):
+    """Progress for a log: a line when the stage (or status) changes or the percentage reaches the
+    next tenth, never a carriage return; a job of thousands of updates makes at most a few dozen."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream or sys.stderr
+        self._shown: tuple[str, int] | None = None
+
+    def _show(self, status: Any, fraction: Any, stage: Any, message: Any, eta_s: Any) -> None:
+        label = str(stage or status or "waiting")
+        percent = _percent(status, fraction)
+        tenth = -1 if percent is None else percent // 10
+        if self._shown is not None and label == self._shown[0] and tenth <= self._shown[1]:
+            return  # the same stage, not a tenth further
+        self._shown = (label, tenth)
+        shown = "" if percent is None else f" {percent:3d}%"
+        self._note(f"{label}:{shown}" + (f" {message}" if message else ""))
+
+    def _note(self, line: str) -> None:
+        print(line, file=self._stream, flush=True)
+
+
+def progress_for(stream: TextIO | None = None) -> JobProgress:
+    """A bar where ``stream`` (default stderr) is a terminal, lines elsewhere."""
+    stream = stream or sys.stderr
+    return JobProgressBar(stream) if stream.isatty() else JobProgressLines(stream)
 
 
 def wait_with_progress(client: ArtForgeClient, job_id: str, timeout: float | None = None, show_bar: bool = True,
@@ -123,7 +180,7 @@ def wait_with_progress(client: ArtForgeClient, job_id: str, timeout: float | Non
     """Wait for the job with a progress bar on stderr (none when ``show_bar`` is false), fed by
     the job's event stream (``client.follow``, which polls should the stream break), or by
     polling alone when ``use_events`` is false."""
-    bar = JobProgressBar() if show_bar else None
+    bar = progress_for() if show_bar else None
     try:
         if use_events:
             return client.follow(job_id, timeout=timeout, on_event=bar.show_event if bar else None)
