@@ -9,10 +9,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The server (pyproject.toml) and, beside it, the client: its own distribution (client/pyproject.toml).
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	$(PY) -m pip install --quiet -e '.[worker,dev]' -e './client[demo]'
 	touch $(STAMP)
 
 # Start the embedded stack (Redis, S3, API, workers, beat) in the background.

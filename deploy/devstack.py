@@ -247,11 +247,11 @@ class Stack:
         return self.spawn(name, [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
                                    "-l", "INFO"])
 
-    def create_key(self, tenant: str, admin: bool = False) -> str:
+    def create_key(self, tenant: str, admin: bool = False, operator: bool = False) -> str:
         from api.auth import KeyStore
         from shared.connections import redis_client
 
-        key, _ = KeyStore(redis_client(self.settings())).create(tenant, admin=admin)
+        key, _ = KeyStore(redis_client(self.settings())).create(tenant, admin=admin, operator=operator)
         return key
 
     # -- persistence for `up` / `down` ---------------------------------------------------
@@ -331,7 +331,7 @@ def up() -> int:
         stack.start_worker("training")
         stack.start_beat()
         STATE_FILE.write_text(json.dumps(stack.to_json(), indent=2))
-        key = stack.create_key("dev", admin=True)
+        key = stack.create_key("dev", operator=True)
     except Exception:
         stack.stop_all()
         STATE_FILE.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ import pytest
 import requests
 from PIL import Image
 
-from api.admin import main as admin_main
+from api import create_app
 from deploy.devstack import Stack
 from shared.jobs import JobStatus, new_job_id
 from shared.objects import ObjectStore
@@ -124,15 +124,15 @@ def test_policy_of_a_malformed_tenant_name_is_refused(service: Stack) -> None:
     assert put_policy(admin, "a:b", {"results_retention_days": 1}).status_code == 422
 
 
-def test_admin_cli_sets_retention(service: Stack, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ARTFORGE_REDIS_URL", service.env["ARTFORGE_REDIS_URL"])
-    assert admin_main(["set-retention", "--tenant", "fay", "--days", "0.25"]) == 0
-    assert "fay: results_retention_days=0.25" in capsys.readouterr().out
+def test_admin_cli_sets_retention(service: Stack) -> None:
+    cli = create_app(service.settings()).test_cli_runner()
+    done = cli.invoke(args=["tenants", "set-retention", "--tenant", "fay", "--days", "0.25"])
+    assert done.exit_code == 0, done.output
+    assert "fay: results_retention_days=0.25" in done.output
     assert api_client(service, "ops", admin=True).get("/v1/tenants/fay/policy").json()[
         "results_retention_days"] == 0.25
-    assert admin_main(["set-retention", "--tenant", "fay", "--days", "-1"]) == 2
-    assert "between 0" in capsys.readouterr().err
+    refused = cli.invoke(args=["tenants", "set-retention", "--tenant", "fay", "--days", "-1"])
+    assert refused.exit_code == 2 and "between 0" in refused.output
 
 
 # -- through beat --------------------------------------------------------------------------------

@@ -64,12 +64,14 @@ class Seeds:
     mask_id: str
     work_id: str
     style: str
+    spare_key_id: str  # a key of alice's the fuzzer may revoke (never the keys it sends)
     tenant: str = "alice"
     dataset_id: str = "procedural"
 
     def path_parameters(self, path: str, names: set[str]) -> dict[str, Any]:
         known: dict[str, Any] = {"job_id": self.job_id, "dataset_id": self.dataset_id, "work_id": self.work_id,
-                                 "tenant": self.tenant, "index": 0}
+                                 "tenant": self.tenant, "index": 0, "upload_id": self.upload_id,
+                                 "key_id": self.spare_key_id}
         if path.startswith("/v1/styles/"):
             known["name"] = self.style
         if path.endswith("/artifacts/{name}"):
@@ -133,7 +135,9 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
                               data={"title": "A protected gradient", "rights_holder": "Someone"})
         assert response.status_code == 201, response.text
         style = admin.get("/v1/styles").json()["items"][0]["name"]
-        yield stack, Seeds(admin.key, tenant.key, job["id"], upload["id"], mask["id"], response.json()["id"], style)
+        spare_key_id = stack.create_key("alice").removeprefix("af_").partition("_")[0]
+        yield stack, Seeds(admin.key, tenant.key, job["id"], upload["id"], mask["id"], response.json()["id"], style,
+                           spare_key_id)
 
 
 def aim_at_uploads(case: Case, seeds: Seeds) -> None:
@@ -218,7 +222,7 @@ HOSTILE_JSON = {
     "integer of 5,000 digits": '{"kind": "restoration", "priority": 1' + "0" * 5_000 + "}",
 }
 JSON_OPERATIONS = [("POST", "/v1/jobs"), ("PUT", "/v1/schedules/nightly"), ("PUT", "/v1/tenants/alice/policy"),
-                   ("POST", "/v1/models/abstract/promote")]
+                   ("POST", "/v1/models/abstract/promote"), ("POST", "/v1/tenants/alice/keys")]
 
 
 @pytest.mark.parametrize("body", list(HOSTILE_JSON.values()), ids=list(HOSTILE_JSON))
