@@ -27,10 +27,12 @@ down:
 demo: up
 	$(PY) -m client.demo
 
-# Headless Chromium for the gallery's browser test: Debian's package, installed once (playwright
-# drives it and never downloads a browser of its own).
+# Headless Chromium for the gallery's browser test, and fonts with Chinese, Japanese and Korean
+# glyphs (without them Chromium draws CJK text as empty boxes): Debian's packages, installed once
+# (playwright drives the browser and never downloads one of its own).
 browser:
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
 
 test: venv browser
 	$(PY) -m pytest
