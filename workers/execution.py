@@ -240,7 +240,7 @@ def run_pipeline(rt: Runtime, job: Job, inputs: dict[str, Image.Image]) -> Pipel
             raise JobCanceled(job.id)
 
     check_cancel()
-    faults.before_pipeline(job.kind)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
+    faults.before_pipeline(job.kind, progress)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
     ctx = JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job), models=rt.registry,
                      datasets=S3Datasets(rt, job.tenant))
     return get_pipeline(job.kind)(inputs, job.params, progress, check_cancel, ctx)
