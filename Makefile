@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv browser demo up down test test-fast bench lint
+.PHONY: venv browser demo up down status test test-fast test-load bench lint
 
 venv: $(STAMP)
 
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml client/pyproject.toml
 	$(PY) -m pip install --quiet -e '.[worker,dev]' -e './client[demo]'
 	touch $(STAMP)
 
-# Start the embedded stack (Redis, S3, API, workers, beat) in the background.
+# Start the embedded stack (Redis, S3, API, workers, beat) in the background, supervised: a process
+# that dies is restarted; on a partly running stack, start what is missing.
 up: venv
 	$(PY) -m deploy.devstack up
+
+# Every process of the stack: state, pid, restarts, uptime.
+status: venv
+	@$(PY) -m deploy.devstack status
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m deploy.devstack down; fi
