@@ -45,6 +45,10 @@ test: venv browser
 test-fast: venv browser
 	$(PY) -m pytest -m 'not slow'
 
+# The load test at full size: 5,000 jobs through the whole service (make test runs 500).
+test-load: venv
+	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
+
 bench: venv
 	$(PY) -m bench.run_all
 

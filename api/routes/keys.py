@@ -30,13 +30,11 @@ log = logging.getLogger(__name__)
 
 blp = Blueprint("keys", __name__, description="API keys (admin)")
 
-STRICT_BOOLEAN = {"truthy": {True}, "falsy": {False}}
-
-
 class KeyRequestSchema(StrictSchema):
-    admin = fields.Boolean(load_default=False, **STRICT_BOOLEAN, metadata={
+    # JSON booleans only: "yes" or 1 is a mistake, not a role.
+    admin = fields.Boolean(load_default=False, truthy={True}, falsy={False}, metadata={
         "description": "the key may train and manage schedules, models and its tenant's keys"})
-    operator = fields.Boolean(load_default=False, **STRICT_BOOLEAN, metadata={
+    operator = fields.Boolean(load_default=False, truthy={True}, falsy={False}, metadata={
         "description": "the key may manage every tenant's keys (only an operator key may create one)"})
 
 

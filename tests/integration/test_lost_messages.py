@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -18,21 +17,17 @@ from deploy.devstack import Stack
 from shared.contract import QUEUE_INFERENCE
 from shared.jobs import QUEUED_INDEX, JobStatus, new_job_id
 from shared.queue import enqueue_job, job_ids_in_broker, make_celery
+from tests.conftest import stack_on
 from workers.maintenance import resend_lost_jobs
 from workers.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Celery]]:
-    stack = Stack(Path(tmp_path_factory.mktemp("lost")))
-    try:
-        stack.start_redis()
-        settings = dataclasses.replace(stack.settings(), lost_job_after_s=0)
-        app = make_celery(settings)
-        yield Runtime.from_settings(settings), app
-        app.close()
-    finally:
-        stack.stop_all()
+def broker(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Celery]]:
+    settings = dataclasses.replace(stack_on(servers, tmp_path_factory.mktemp("lost")).settings(), lost_job_after_s=0)
+    app = make_celery(settings)
+    yield Runtime.from_settings(settings), app
+    app.close()
 
 
 def queued_job(rt: Runtime, kind: str = "style_transfer", priority: int = 5) -> str:

@@ -7,8 +7,6 @@ built-in procedural dataset, so no S3 is read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +15,7 @@ from shared.jobs import JobStatus, new_job_id
 from shared.queue import make_celery
 from shared.quotas import ActiveJobQuota
 from shared.schedules import ScheduleSpec, ScheduleStore
+from tests.conftest import stack_on
 from workers.retraining import run_schedule
 from workers.runtime import Runtime
 
@@ -24,13 +23,9 @@ TENANT = "acme"
 
 
 @pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    stack = Stack(Path(tmp_path_factory.mktemp("retrain-quota")))
-    try:
-        stack.start_redis()
-        yield Runtime.from_settings(dataclasses.replace(stack.settings(), max_active_training_jobs_per_tenant=1))
-    finally:
-        stack.stop_all()
+def rt(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    stack = stack_on(servers, tmp_path_factory.mktemp("retrain-quota"))
+    return Runtime.from_settings(dataclasses.replace(stack.settings(), max_active_training_jobs_per_tenant=1))
 
 
 def submitted_training_job(rt: Runtime, quota: ActiveJobQuota) -> str:

@@ -18,7 +18,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from api import auth
 from api.auth import KEY_PREFIX, KeyStore
 from deploy.devstack import Stack
 from shared.connections import redis_client
-from tests.conftest import OWN_RIGHTS, ApiClient
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually
 from tests.integration.test_bad_input import assert_error
 from tests.security.conftest import stack_with
 
@@ -43,8 +42,8 @@ SECRETS_ENV = {
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack_with(tmp_path_factory.mktemp("keyed"), SECRETS_ENV, workers=("inference",)) as stack:
+def keyed(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack_with(servers, tmp_path_factory.mktemp("keyed"), SECRETS_ENV, workers=("inference",)) as stack:
         yield stack
 
 
@@ -240,8 +239,8 @@ def every_value(client: redis.Redis) -> Iterator[tuple[str, str]]:
         yield name, f"{kind} {value!r}"
 
 
-def busy_day(stack: Stack, photo: Image.Image) -> list[str]:
-    """Uploads, jobs, results, verification, bad and misplaced keys; returns the API keys used."""
+def busy_day(stack: Stack, photo: Image.Image) -> tuple[list[str], str]:
+    """Uploads, jobs, results, verification, bad and misplaced keys; returns the API keys used and the job."""
     admin = ApiClient(base(stack), stack.create_key("frank", admin=True))
     user = ApiClient(base(stack), stack.create_key("grace"))
     upload = user.upload_image(photo.resize((96, 96)), rights=OWN_RIGHTS)
@@ -271,12 +270,18 @@ def busy_day(stack: Stack, photo: Image.Image) -> list[str]:
                         timeout=10).status_code == 404  # a key pasted into the path
     assert admin.submit({"kind": "style_transfer", "inputs": {"content": upload["id"]},
                          "params": {"style": "bold-ink"}}).status_code == 422  # not admin's upload
-    return [admin.key, user.key, wrong]
+    return [admin.key, user.key, wrong], done["id"]
 
 
-def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, photo: Image.Image) -> None:
-    keys = busy_day(keyed, photo)
-    time.sleep(1.5)  # log lines of the last requests and of the worker's last task reach their files
+def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, servers: Stack, photo: Image.Image) -> None:
+    keys, job_id = busy_day(keyed, photo)
+    # Every line is in its file: the worker's last line about the job, and the API's about a last request.
+    logs_dir = keyed.workdir / "logs"
+    eventually(lambda: f"job {job_id}: style_transfer attempt 1 succeeded" in
+               (logs_dir / "worker-inference.log").read_text(errors="replace"), 30, "the worker's last line")
+    last = f"last-request-{secrets.token_hex(4)}"
+    assert requests.get(base(keyed) + "/v1/styles", headers={"X-Request-ID": last}, timeout=10).status_code == 401
+    eventually(lambda: last in (logs_dir / "api.log").read_text(errors="replace"), 30, "the API's last line")
     settings = keyed.settings()
     needles = {f"API key {i}": key for i, key in enumerate(keys)}
     needles |= {f"API key {i}'s secret": secret_of(key) for i, key in enumerate(keys)}
@@ -293,7 +298,9 @@ def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, photo: Image
                 assert needle not in name and needle not in value, f"{what} stored raw in Redis key {name}"
     assert scanned > 20, "Redis should hold the day's keys, jobs and uploads"
 
+    # This module's processes, and the session's Redis and S3 servers it used.
     logs = sorted((keyed.workdir / "logs").glob("*.log"))
+    logs += [Path(servers.processes[name].log) for name in ("redis", "s3")]
     assert {path.stem for path in logs} >= {"api", "worker-inference", "redis", "s3"}
     lines = 0
     for path in logs:

@@ -113,11 +113,11 @@ def error_shape_problem(response: schemathesis.Response) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Seeds]]:
+def fuzz_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Seeds]]:
     """The API, Redis and S3 of this module, and real things to aim at: a restoration job run to
     the end by an inference worker (stopped afterwards, so fuzzed submissions only queue), an
     image and a mask uploaded, and a protected work."""
-    with stack_with(tmp_path_factory.mktemp("fuzz"), FUZZ_ENV, workers=("inference",)) as stack:
+    with stack_with(servers, tmp_path_factory.mktemp("fuzz"), FUZZ_ENV, workers=("inference",)) as stack:
         base = f"http://127.0.0.1:{stack.api_port}"
         admin = ApiClient(base, stack.create_key("alice", admin=True))
         tenant = ApiClient(base, stack.create_key("alice"))

@@ -106,9 +106,9 @@ def tenant_scoped_calls(alice: Alice) -> dict[str, Call]:
 
 
 @pytest.fixture(scope="module")
-def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def isolated(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"ARTFORGE_PRESIGN_EXPIRY_S": str(PRESIGN_EXPIRY_S), "ARTFORGE_SSE_MAX_S": "5"}
-    with stack_with(tmp_path_factory.mktemp("isolated"), env, workers=("inference",)) as stack:
+    with stack_with(servers, tmp_path_factory.mktemp("isolated"), env, workers=("inference",)) as stack:
         yield stack
 
 
