@@ -198,7 +198,7 @@ def test_an_input_uploaded_elsewhere_shows_as_its_thumbnail(stack: Stack, client
     log_in(tab, stack, client)
     shown = tab.locator(f"li.job[data-job-id='{job_id}'] figure.input img.input-thumbnail")
     shown.wait_for()
-    assert shown.evaluate("img => img.complete && img.naturalWidth") == 256
+    assert shown.evaluate("img => img.decode().then(() => img.naturalWidth)") == 256
     assert tab.locator(f"li.job[data-job-id='{job_id}'] figure.input .no-preview").count() == 0
     # The photo's pixels, not a grey box.
     pixels = np.asarray(Image.open(io.BytesIO(shown.screenshot())).convert("RGB"), dtype=np.float32)
