@@ -57,7 +57,7 @@ def tasks_done(log: Path, task: str, after: float = 0.0) -> int:
     ``after``: a positive signal that, say, the reaper has swept since something happened."""
     done = 0
     for line in log.read_text(errors="replace").splitlines():
-        if f"Task {task}[" not in line or " succeeded in " not in line:
+        if not line.startswith("{") or f"Task {task}[" not in line or " succeeded in " not in line:
             continue
         at = datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
         done += at > after

@@ -15,8 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.devstack import Stack, wait_for
 from shared.connections import redis_client
 from shared.queue import enqueue_job, make_celery
-from shared.settings import Settings
-from tests.conftest import OWN_RIGHTS, ApiClient, eventually
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually, stack_on
 from workers.telemetry import QueueDepthCollector, queue_lists
 
 
@@ -129,12 +128,11 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
             assert secret not in text, f"{log.name} holds a secret"
 
 
-def test_queue_depth_counts_every_priority_list(servers: Stack) -> None:
-    # A Redis database no worker consumes, so the messages stay where kombu put them.
-    settings = Settings.from_env(dict(servers.env), redis_url=servers.env["ARTFORGE_REDIS_URL"][:-1] + "7")
+def test_queue_depth_counts_every_priority_list(servers: Stack, tmp_path: Path) -> None:
+    # A namespace no worker consumes, so the messages stay where kombu put them.
+    settings = stack_on(servers, tmp_path).settings()
     app = make_celery(settings)
     client = redis_client(settings)
-    client.flushdb()
     try:
         for priority in (0, 5, 9, 9):
             enqueue_job(app, settings, uuid.uuid4().hex, "style_transfer", priority)
