@@ -5,19 +5,25 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv browser demo up down test test-fast bench lint
+.PHONY: venv browser demo up down status test test-fast test-load bench lint
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The server (pyproject.toml) and, beside it, the client: its own distribution (client/pyproject.toml).
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	$(PY) -m pip install --quiet -e '.[worker,dev]' -e './client[demo]'
 	touch $(STAMP)
 
-# Start the embedded stack (Redis, S3, API, workers, beat) in the background.
+# Start the embedded stack (Redis, S3, API, workers, beat) in the background, supervised: a process
+# that dies is restarted; on a partly running stack, start what is missing.
 up: venv
 	$(PY) -m deploy.devstack up
+
+# Every process of the stack: state, pid, restarts, uptime.
+status: venv
+	@$(PY) -m deploy.devstack status
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m deploy.devstack down; fi
@@ -26,16 +32,22 @@ down:
 demo: up
 	$(PY) -m client.demo
 
-# Headless Chromium for the gallery's browser test: Debian's package, installed once (playwright
-# drives it and never downloads a browser of its own).
+# Headless Chromium for the gallery's browser test, and fonts with Chinese, Japanese and Korean
+# glyphs (without them Chromium draws CJK text as empty boxes): Debian's packages, installed once
+# (playwright drives the browser and never downloads one of its own).
 browser:
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
 
 test: venv browser
 	$(PY) -m pytest
 
 test-fast: venv browser
 	$(PY) -m pytest -m 'not slow'
+
+# The load test at full size: 5,000 jobs through the whole service (make test runs 500).
+test-load: venv
+	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
 
 bench: venv
 	$(PY) -m bench.run_all

@@ -15,7 +15,7 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.wsgi import LimitedStream
 
-from api import observability
+from api import admin, observability
 from api.errors import ApiError, register_error_handlers
 from api.job_kinds import check_every_kind_has_a_validator
 from api.json_bodies import refuse_unparseable_json
@@ -25,6 +25,7 @@ from api.routes import (
     gallery,
     health,
     jobs,
+    keys,
     models,
     protected_works,
     provenance,
@@ -195,10 +196,13 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     api = ArtForgeApi(app, spec_kwargs={"extra_plugins": [ErrorDocsPlugin()]})
     for module in (health, uploads, jobs, styles, models, datasets, verify, provenance, protected_works,
-                   schedules, tenants, webhooks):
+                   schedules, tenants, keys, webhooks):
         api.register_blueprint(module.blp)
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "ArtForge API"}))
     app.register_blueprint(gallery.blp)
+    # `flask --app api keys ...`: the server-side admin commands (api/admin.py).
+    app.cli.add_command(admin.keys_cli)
+    app.cli.add_command(admin.tenants_cli)
     # Registered after flask-smorest's own handlers, so every error has our one shape.
     register_error_handlers(app)
     # Order matters: the request id is bound before authentication, the tenant after it.

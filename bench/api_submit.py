@@ -31,7 +31,7 @@ from bench.common import (
     style_job,
     wait_until,
 )
-from deploy.devstack import Stack, free_port
+from deploy.devstack import Program, Stack, free_port
 
 MODULE = "bench.api_submit"
 GUNICORN_WORKERS = 2
@@ -114,9 +114,9 @@ def post_once(url: str, body: bytes, headers: dict[str, str]) -> bool:
 def start_bare_app(stack: Stack) -> str:
     """Serve ``bench.bare_flask_app`` like the API is served; returns its submit URL."""
     port = free_port()
-    stack.spawn("bare-api", [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
-                             "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
-                             "--graceful-timeout", "5", "bench.bare_flask_app:create_app()"])
+    stack.spawn(Program("bare-api", [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
+                                     "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
+                                     "--graceful-timeout", "5", "bench.bare_flask_app:create_app()"]))
     return f"http://127.0.0.1:{port}/v1/jobs"
 
 

@@ -34,7 +34,7 @@ from bench.common import (
     style_job,
 )
 from bench.noop_app import DONE_PREFIX, NOOP_QUEUE, NOOP_TASK
-from deploy.devstack import Stack
+from deploy.devstack import Program, Stack
 from shared.connections import redis_client
 from shared.queue import make_celery
 
@@ -43,10 +43,10 @@ WARMUP_JOBS = 3
 
 
 def start_noop_worker(stack: Stack) -> None:
-    stack.spawn("worker-noop", [sys.executable, "-m", "celery", "-A", "bench.noop_app", "worker", "-Q", NOOP_QUEUE,
-                                "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", "prefork",
-                                "-n", f"noop-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
-                                "-l", "INFO"])
+    stack.spawn(Program("worker-noop", [
+        sys.executable, "-m", "celery", "-A", "bench.noop_app", "worker", "-Q", NOOP_QUEUE, "--concurrency", "1",
+        "--prefetch-multiplier", "1", "--pool", "prefork", "-n", f"noop-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip", "--without-mingle", "-l", "INFO"]))
 
 
 def raw_round_trip(sender: Celery, client: redis.Redis, poll_s: float, timeout: float = 60.0) -> float:

@@ -1,7 +1,8 @@
 """ArtForge client: a Python SDK and the ``artforge`` command line.
 
-It speaks only HTTP to the API and imports no server code (``api``, ``workers``, ``shared``);
-the one exception is ``artforge admin``, which lazily imports ``api.admin`` on the server host.
+It speaks only HTTP to the API and imports no server code (``api``, ``workers``, ``shared``):
+it is its own distribution, ``artforge-client`` (``client/pyproject.toml``), needing only
+requests and tqdm.
 
     from client import ArtForgeClient, load_config
 

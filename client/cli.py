@@ -8,7 +8,6 @@ With ``--json`` stdout carries only the JSON answer, so scripts can parse it; no
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -562,6 +561,33 @@ def cmd_policy_set(client: ArtForgeClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_create_key(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    created = client.create_key(args.tenant, admin=args.admin, operator=args.operator)
+    _emit(args, created, created["key"])
+    if not args.json:
+        _note(f"key {created['id']} of {created['tenant']} ({describe_role(created)}): shown this once, "
+              "only its hash is stored")
+    return 0
+
+
+def describe_role(key: dict[str, Any]) -> str:
+    return "operator" if key.get("operator") else "admin" if key.get("admin") else "user"
+
+
+def cmd_admin_keys(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    listed = client.keys(args.tenant)
+    lines = [f"{k.get('id')}  {k.get('tenant')}  {describe_role(k):<8}  created {_when(k.get('created_at'))}"
+             for k in listed.get("items") or []]
+    _emit(args, listed, "\n".join(lines) or "no keys")
+    return 0
+
+
+def cmd_admin_revoke_key(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    client.revoke_key(args.key_id)
+    _emit(args, {"revoked": args.key_id}, f"revoked {args.key_id}")
+    return 0
+
+
 def retention_days(text: str) -> float | None:
     """A number of days (0 = forever), or ``default`` for the service's default."""
     if text == "default":
@@ -579,24 +605,6 @@ def _when(epoch: Any) -> str:
     if not isinstance(epoch, int | float):
         return "-"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def run_admin(admin_argv: Sequence[str]) -> int:
-    """Run a server-side admin command such as ``create-key --tenant NAME [--admin]``.
-
-    This is the single, optional exception to "the client imports no server code": admin
-    commands act on the server's own stores, so they only work on the server host, where the
-    ``api`` package is installed. The import is lazy, so the client never needs that package.
-    """
-    try:
-        admin = importlib.import_module("api.admin")
-    except ImportError as exc:
-        _note(
-            f"admin commands run on the server host and need the ArtForge server package installed "
-            f"(cannot import api.admin: {exc})"
-        )
-        return 2
-    return int(admin.main(list(admin_argv)) or 0)
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -773,16 +781,21 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("days", type=retention_days, metavar="DAYS",
                            help="days (fractions allowed; 0 = forever), or 'default' for the service default")
 
-    admin = commands.add_parser("admin", help="server-host administration, e.g. create-key --tenant NAME [--admin]")
-    admin.add_argument("admin_argv", nargs=argparse.REMAINDER, metavar="create-key --tenant NAME [--admin]")
+    admin = group("admin", "API keys over HTTP (admin key; another tenant's keys: operator key)")
+    create_key = action(admin, "create-key", cmd_admin_create_key, "print a new key for a tenant (shown once)")
+    create_key.add_argument("--tenant", required=True)
+    create_key.add_argument("--admin", action="store_true", help="the key may train and manage models, "
+                                                                 "schedules and its tenant's keys")
+    create_key.add_argument("--operator", action="store_true", help="the key may manage every tenant's keys")
+    action(admin, "keys", cmd_admin_keys, "a tenant's key ids and roles").add_argument("--tenant", required=True)
+    action(admin, "revoke-key", cmd_admin_revoke_key, "revoke a key by its id (the part after 'af_')"
+           ).add_argument("key_id")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``artforge`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "admin":
-        return run_admin(args.admin_argv)
     try:
         config = load_config()
     except ConfigError as exc:

@@ -299,6 +299,19 @@ class ArtForgeClient:
         return self._json("PUT", f"/v1/tenants/{_segment(tenant)}/policy",
                           json={"results_retention_days": results_retention_days})
 
+    def create_key(self, tenant: str, *, admin: bool = False, operator: bool = False) -> dict:
+        """``POST /v1/tenants/<tenant>/keys`` (admin key; another tenant's: operator key): a new key,
+        whose full value (``key``) this answer alone shows."""
+        return self._json("POST", f"/v1/tenants/{_segment(tenant)}/keys", json={"admin": admin, "operator": operator})
+
+    def keys(self, tenant: str) -> dict:
+        """``GET /v1/tenants/<tenant>/keys`` (admin): the tenant's key ids and roles, never a secret."""
+        return self._json("GET", f"/v1/tenants/{_segment(tenant)}/keys")
+
+    def revoke_key(self, key_id: str) -> None:
+        """``DELETE /v1/keys/<key id>`` (admin): the key answers 401 from its next request on."""
+        self._send("DELETE", f"{self.url}/v1/keys/{_segment(key_id)}", auth=True).close()
+
     def protected_work(self, work_id: str) -> dict:
         """``GET /v1/protected-works/<id>`` (admin)."""
         return self._json("GET", f"/v1/protected-works/{_segment(work_id)}")

@@ -1,4 +1,4 @@
-"""Per-tenant policies that operators set (admin API, ``artforge admin set-retention``).
+"""Per-tenant policies that operators set (admin API, ``artforge policy set``, ``flask --app api tenants``).
 
 Keys (under ``af:``):
   tenant:{t}:policy   hash; results_retention_days: days after a job finished that its results

@@ -65,6 +65,11 @@ def upload_object_key(tenant: str, upload_id: str) -> str:
     return f"{tenant}/{upload_id}.png"
 
 
+def thumbnail_object_key(tenant: str, upload_id: str) -> str:
+    """The upload's small JPEG, made from it when first asked for (``GET /v1/uploads/{id}/thumbnail``)."""
+    return f"{tenant}/{upload_id}.thumbnail.jpg"
+
+
 class UploadStore:
     def __init__(self, client: redis.Redis):
         self.redis = client

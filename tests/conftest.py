@@ -1,21 +1,68 @@
 """Fixtures that start real servers: Redis, S3 (SeaweedFS), the API under gunicorn, and
 Celery worker processes, each on free loopback ports in a temporary folder, stopped at
-the end of the session. Nothing here is mocked."""
+the end of the session. Nothing here is mocked.
+
+One Redis and one S3 server serve the whole session (``servers``). A test module (or test) that
+needs settings of its own, or workers it may kill, gets a stack of its own on them
+(``stack_on``): its own Redis database and its own buckets, so nothing of another module's is
+seen, and its own API and workers. Only tests that stop, restart or reconfigure Redis or S3
+themselves start servers of their own (``own_stack``).
+"""
 
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
 from PIL import Image
 
 from deploy.devstack import Stack
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Call ``check`` until it returns something truthy, and return that. An exception it raises
+    counts as "not yet" (a file not written, a server still starting), but an AssertionError fails
+    at once. After ``timeout`` seconds: an AssertionError naming ``what`` and the last answer.
+    The one way the tests wait for a positive signal."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except AssertionError:  # the check found something wrong, not something missing
+            raise
+        except Exception as exc:  # not there yet
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s (last: {last!r})"[:2000])
+        time.sleep(interval)
+
+
+def tasks_done(log: Path, task: str, after: float = 0.0) -> int:
+    """How many runs of the Celery task named ``task`` a worker's log says succeeded after Unix time
+    ``after``: a positive signal that, say, the reaper has swept since something happened."""
+    done = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or f"Task {task}[" not in line or " succeeded in " not in line:
+            continue
+        at = datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+        done += at > after
+    return done
+
 
 # Short leases so a dead worker's job is requeued within seconds in tests.
 TEST_ENV = {
@@ -25,13 +72,47 @@ TEST_ENV = {
 }
 
 
+# Database 0 and the default bucket names are the session stack's; each stack_on takes the next.
+REDIS_DATABASES = 100
+_namespaces = itertools.count(1)
+
+
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Redis and S3 only."""
     stack = Stack(tmp_path_factory.mktemp("stack"), env=dict(TEST_ENV))
     try:
-        stack.start_redis()
+        stack.start_redis(extra_args=["--databases", str(REDIS_DATABASES)])
         stack.start_s3()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def stack_on(servers: Stack, workdir: Path, env: dict[str, str] | None = None) -> Stack:
+    """A stack in ``workdir`` on the session's Redis and S3, with settings ``env`` on top of the test
+    settings: a Redis database and buckets of its own, so it sees nothing of any other stack's and
+    no other stack sees its things. It starts no process: the caller starts the API and workers it
+    needs, and stops them with ``stop_all`` (which leaves the shared servers alone)."""
+    number = next(_namespaces)
+    assert number < REDIS_DATABASES, "more stacks than Redis databases: raise REDIS_DATABASES"
+    shared = {name: value for name, value in servers.env.items() if name.startswith("ARTFORGE_S3_")}
+    own = {"ARTFORGE_REDIS_URL": f"redis://127.0.0.1:{servers.redis_port}/{number}",
+           **{f"ARTFORGE_BUCKET_{kind.upper()}": f"ns{number:02d}-{kind}"
+              for kind in ("uploads", "results", "models", "datasets")}}
+    stack = Stack(workdir, env={**TEST_ENV, **shared, **(env or {}), **own}, redis_port=servers.redis_port,
+                  s3_port=servers.s3_port)
+    stack.ensure_buckets(timeout=30)
+    return stack
+
+
+@pytest.fixture
+def isolated_stack(servers: Stack, tmp_path: Path) -> Iterator[Stack]:
+    """The API of this test alone, in a namespace of its own on the session's servers, for tests that
+    kill or stop workers; the test starts the workers (and beat, for the reaper) it needs."""
+    stack = stack_on(servers, tmp_path)
+    try:
+        stack.start_api(workers=1, threads=4)
         yield stack
     finally:
         stack.stop_all()
@@ -39,8 +120,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[Stack]:
-    """Redis, S3 and the API of this test alone, for tests that kill, stop or restart parts
-    of the service; the test starts the workers (and beat, for the reaper) it needs."""
+    """Redis, S3 and the API of this test alone, for tests that stop, restart or reconfigure Redis
+    or S3; the test starts the workers (and beat, for the reaper) it needs."""
     stack = Stack(tmp_path, env=dict(TEST_ENV))
     try:
         stack.start_redis()
@@ -111,14 +192,16 @@ class ApiClient:
 
     def wait(self, job_id: str, statuses: tuple[str, ...] = ("succeeded", "failed", "canceled"),
              timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in statuses:
-                return dict(job)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
-            time.sleep(0.1)
+        last: list[dict[str, Any]] = [{}]
+
+        def ended() -> dict[str, Any] | None:
+            last[0] = dict(self.get(f"/v1/jobs/{job_id}").json())
+            return last[0] if last[0].get("status") in statuses else None
+
+        try:
+            return eventually(ended, timeout, f"job {job_id} in {statuses}", interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the job: {last[0]}") from None
 
 
 def train_model(admin: ApiClient, params: dict[str, Any], timeout: float = 1500) -> dict[str, Any]:

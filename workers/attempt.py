@@ -240,7 +240,7 @@ def _prepare(rt: Runtime, job: Job) -> ReadyJob:
             raise JobCanceled(job.id)
 
     check_cancel()
-    faults.before_pipeline(job.kind)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
+    faults.before_pipeline(job.kind, progress)  # does nothing unless ARTFORGE_FAULT_INJECTION is set (tests)
     try:
         params = parse_params(job.kind, job.params)
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,10 @@ separated list of faults, each ``FAULT:KIND[:ARG]``:
   oom:KIND          an attempt of a KIND job raises ``torch.OutOfMemoryError`` as the pipeline starts.
   oom:KIND:N        ... only where the pipeline runs a batch of more than N items (creation: images
                     generated at once), as a GPU that fits N images at a time would.
+  stall:KIND:S      an attempt of a KIND job shows the stage "stalled" and waits S seconds (wall
+                    time, whatever the machine's load) before its pipeline runs: a job that is
+                    surely mid-run for S seconds, to kill its worker, take S3 away or outlast a
+                    time limit in, without a heavy job that takes longer on a busy machine.
 
 The hooks are ``before_pipeline`` (``workers.attempt``) and ``before_batch`` (pipelines that
 batch). Each reads the setting once per process.
@@ -24,13 +28,15 @@ import functools
 import logging
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("crash", "oom")
+FAULTS = ("crash", "oom", "stall")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -55,7 +61,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class Fault:
     fault: str
     kind: str
-    max_batch: int | None = None
+    # oom: the largest batch that fits (None: none does); stall: the seconds to wait.
+    arg: float | None = None
 
 
 def parse(spec: str) -> tuple[Fault, ...]:
@@ -65,7 +72,12 @@ def parse(spec: str) -> tuple[Fault, ...]:
         kind, _, arg = rest.partition(":")
         if fault not in FAULTS or not kind:
             raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r} is not FAULT:KIND[:ARG] with FAULT in {FAULTS}")
-        faults.append(Fault(fault, kind, int(arg) if arg else None))
+        try:
+            faults.append(Fault(fault, kind, float(arg) if arg else None))
+        except ValueError:
+            raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r}: {arg!r} is not a number") from None
+        if fault == "stall" and not arg:
+            raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r}: stall:KIND:SECONDS needs the seconds")
     return tuple(faults)
 
 
@@ -77,21 +89,27 @@ def active() -> tuple[Fault, ...]:
     return faults
 
 
-def before_pipeline(kind: str) -> None:
+def before_pipeline(kind: str, progress: Callable[[float, str, str], None] | None = None) -> None:
+    """``progress(fraction, stage, message)``, where given, shows a stall on the job."""
     for fault in active():
         if fault.kind != kind:
             continue
         if fault.fault == "crash":
             log.warning("fault injection: killing this process (pid %d) running a %s job", os.getpid(), kind)
             os.kill(os.getpid(), signal.SIGKILL)
-        if fault.fault == "oom" and fault.max_batch is None:
+        if fault.fault == "oom" and fault.arg is None:
             raise_out_of_memory(f"injected at the start of a {kind} job")
+        if fault.fault == "stall" and fault.arg is not None:
+            log.warning("fault injection: a %s job stalls for %g s", kind, fault.arg)
+            if progress is not None:
+                progress(0.0, "stalled", f"fault injection: waiting {fault.arg:g} s")
+            time.sleep(fault.arg)
 
 
 def before_batch(kind: str, batch: int) -> None:
     for fault in active():
-        if fault.kind == kind and fault.fault == "oom" and fault.max_batch is not None and batch > fault.max_batch:
-            raise_out_of_memory(f"injected: a {kind} batch of {batch} is above {fault.max_batch}")
+        if fault.kind == kind and fault.fault == "oom" and fault.arg is not None and batch > fault.arg:
+            raise_out_of_memory(f"injected: a {kind} batch of {batch} is above {fault.arg:g}")
 
 
 def raise_out_of_memory(why: str) -> None:

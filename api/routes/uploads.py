@@ -1,18 +1,33 @@
 """POST /v1/uploads: an image is decoded safely, normalised to PNG and stored, with its
-perceptual hashes and, when the caller makes one, a rights declaration."""
+perceptual hashes and, when the caller makes one, a rights declaration. The API never serves an
+upload back whole; ``GET /v1/uploads/{id}/thumbnail`` shows the caller its own, small (the gallery
+shows job inputs with it)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint
+from PIL import Image
 
 from api.errors import ApiError
 from api.schemas import RightsDeclarationFormSchema, UploadFormSchema, UploadRequestSchema, UploadSchema
 from api.services import principal, services
 from shared.images import decode_image, encode_png
 from shared.marks.perceptual import perceptual_hashes
-from shared.uploads import RightsDeclaration, Upload, UploadStore, new_upload_id, upload_object_key
+from shared.objects import ObjectNotFound
+from shared.uploads import (
+    RightsDeclaration,
+    Upload,
+    UploadStore,
+    new_upload_id,
+    thumbnail_object_key,
+    upload_object_key,
+)
+
+THUMBNAIL_SIDE = 256
 
 blp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images to work on")
 
@@ -55,3 +70,28 @@ def create_upload(form: dict[str, Any], files: dict[str, Any]) -> dict[str, obje
                     declared_by=who.key_id if declaration.complete else "")
     svc.uploads.save(upload)
     return upload.public()
+
+
+@blp.route("/<upload_id>/thumbnail", methods=["GET"])
+@blp.response(200, description="the upload, at most 256 px on its longer side (JPEG)")
+def get_thumbnail(upload_id: str) -> Response:
+    svc = services()
+    upload = svc.uploads.get_for_tenant(upload_id, principal().tenant)
+    if upload is None:
+        raise ApiError(404, "not_found", f"no upload {upload_id}")
+    bucket, key = svc.settings.bucket_uploads, thumbnail_object_key(upload.tenant, upload.id)
+    try:
+        data = svc.objects.get_bytes(bucket, key)
+    except ObjectNotFound:  # the first time it is asked for: made once, from the stored PNG
+        data = thumbnail_jpeg(svc.objects.get_bytes(bucket, upload.key), svc.settings.max_image_pixels)
+        svc.objects.put_bytes(bucket, key, data, "image/jpeg")
+    # Private: the thumbnail is the tenant's, fetched with its key; it never changes.
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def thumbnail_jpeg(png: bytes, max_pixels: int) -> bytes:
+    image = decode_image(png, max_pixels).image
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

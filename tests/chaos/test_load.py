@@ -1,6 +1,7 @@
 """Load: many small jobs from 16 concurrent clients, two inference workers, nothing lost.
 
-``ARTFORGE_LOAD_JOBS`` jobs (default 5,000) go through the whole service: gunicorn (2 workers x
+``ARTFORGE_LOAD_JOBS`` jobs (500 in ``make test``; 5,000 in ``make test-load``, whose figures are in
+bench/RESULTS.md) go through the whole service: gunicorn (2 workers x
 4 threads), Redis, two Celery worker processes (concurrency 1 each, as the dev stack starts
 them), beat (the reaper) and S3. The job is the cheapest real one that stores results: a
 style transfer of a 32x32 upload at max_side 32 (measured beside a classical "defade"
@@ -38,11 +39,11 @@ from PIL import Image
 
 from deploy.devstack import Stack
 from shared.objects import ObjectStore
-from tests.conftest import OWN_RIGHTS, TEST_ENV, ApiClient, image_bytes
+from tests.conftest import OWN_RIGHTS, TEST_ENV, ApiClient, eventually, image_bytes, stack_on
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
 
-JOBS = int(os.environ.get("ARTFORGE_LOAD_JOBS", "5000"))
+JOBS = int(os.environ.get("ARTFORGE_LOAD_JOBS", "500"))
 CLIENTS = 16
 WORKERS = 2
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -104,14 +105,14 @@ class LoadClient:
     def wait_all(self, deadline: float) -> None:
         """Poll in submission order: the queue is FIFO, so the oldest unfinished job is the one to ask about."""
         for job_id in self.submitted:
-            while True:
-                response = self.session.get(f"{self.base}/v1/jobs/{job_id}", timeout=60)
-                assert response.status_code == 200, response.text
-                if response.json()["status"] in TERMINAL:
-                    break
-                assert time.monotonic() < deadline, f"job {job_id} of {self.tenant} not terminal in time"
-                time.sleep(POLL_S)
+            eventually(lambda job_id=job_id: self.status(job_id) in TERMINAL, deadline - time.monotonic(),
+                       f"job {job_id} of {self.tenant} terminal", interval=POLL_S)
         self.all_terminal_at = time.time()
+
+    def status(self, job_id: str) -> str:
+        response = self.session.get(f"{self.base}/v1/jobs/{job_id}", timeout=60)
+        assert response.status_code == 200, response.text
+        return str(response.json()["status"])
 
     def run(self, count: int, deadline: float, start: threading.Barrier) -> None:
         start.wait()
@@ -128,19 +129,14 @@ class LoadClient:
 
 
 def wait_for_log(stack: Stack, name: str, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     log = Path(stack.processes[name].log)
-    while text not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{name} did not log {text!r} in {timeout:.0f}s"
-        time.sleep(0.5)
+    eventually(lambda: text in log.read_text(errors="replace"), timeout, f"{name} logging {text!r}", interval=0.5)
 
 
 @pytest.fixture
-def load_stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, env=dict(LOAD_ENV))
+def load_stack(servers: Stack, tmp_path: Path) -> Iterator[Stack]:
+    stack = stack_on(servers, tmp_path, LOAD_ENV)
     try:
-        stack.start_redis()
-        stack.start_s3()
         stack.start_api(workers=2, threads=4)
         for number in range(1, WORKERS + 1):
             stack.start_worker("inference", name=f"worker-inference-{number}")

@@ -15,6 +15,7 @@ import pytest
 import redis
 from PIL import Image
 
+from deploy.devstack import Stack
 from shared.connections import redis_client
 from shared.contract import MAX_PRIORITY, QUEUE_INFERENCE
 from shared.queue import PRIORITY_SEP, job_ids_in_broker, run_job_id
@@ -37,9 +38,10 @@ def drop_message(client: redis.Redis, job_id: str) -> None:
     raise AssertionError(f"job {job_id} had no message to lose")
 
 
-def test_job_whose_message_was_lost_is_sent_again_and_runs_once(tmp_path: Path, photo: Image.Image) -> None:
+def test_job_whose_message_was_lost_is_sent_again_and_runs_once(servers: Stack, tmp_path: Path,
+                                                                photo: Image.Image) -> None:
     env = {"ARTFORGE_LOST_JOB_AFTER_S": str(LOST_AFTER_S), "ARTFORGE_LOST_JOB_CHECK_S": "1"}
-    with stack_with(tmp_path, env) as stack:
+    with stack_with(servers, tmp_path, env) as stack:
         client = ApiClient(f"http://127.0.0.1:{stack.api_port}", stack.create_key("chaos"))
         upload = client.upload_image(photo.resize((96, 64)))
         job_id = client.submit({"kind": "style_transfer", "inputs": {"content": upload["id"]},

@@ -14,13 +14,15 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from deploy.devstack import Stack
-from tests.conftest import OWN_RIGHTS, TEST_ENV, ApiClient
+from shared.contract import TASK_REAP_LEASES
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually, stack_on, tasks_done
 
 pytestmark = pytest.mark.slow
 
@@ -50,11 +52,9 @@ def publish_untrained_gan(stack: Stack, name: str, labels: tuple[str, ...] = ("r
 
 
 @pytest.fixture(scope="module")
-def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("faulty"), env={**TEST_ENV, "ARTFORGE_MAX_ATTEMPTS": str(MAX_ATTEMPTS)})
+def faulty_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = stack_on(servers, tmp_path_factory.mktemp("faulty"), {"ARTFORGE_MAX_ATTEMPTS": str(MAX_ATTEMPTS)})
     try:
-        stack.start_redis()
-        stack.start_s3()
         stack.start_api(workers=1, threads=2)
         stack.start_beat()  # the reaper: a crashed attempt's lease expires, the job is requeued
         stack.start_worker("inference", extra_env={"ARTFORGE_FAULT_INJECTION": FAULTS})
@@ -88,8 +88,12 @@ def test_poison_job_fails_after_max_attempts_and_does_not_loop(client: ApiClient
     assert str(MAX_ATTEMPTS) in job["error"]["message"]
     assert job["attempts"] == MAX_ATTEMPTS and job["results"] == []
 
-    # No loop: nothing runs it again, and the worker (a fresh pool process) serves other jobs.
-    time.sleep(8)  # longer than a lease (6 s) plus a reaper period (1 s)
+    # No loop: the reaper sweeps twice more (its lease long expired) and nothing runs the job again,
+    # and the worker (a fresh pool process) serves other jobs.
+    worker_log = Path(faulty_stack.processes["worker-inference"].log)
+    failed_at = time.time()
+    eventually(lambda: tasks_done(worker_log, TASK_REAP_LEASES, after=failed_at) >= 2, 60,
+               "two reaper sweeps after the job failed")
     assert client.get(f"/v1/jobs/{job_id}").json()["attempts"] == MAX_ATTEMPTS
     assert faulty_stack.is_alive("worker-inference")
     fine = client.wait(submitted(client, {"kind": "creation", "params": {"model": MODEL, "count": 2, "seed": 3}}))

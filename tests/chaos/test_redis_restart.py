@@ -27,7 +27,7 @@ from shared.contract import MAX_PRIORITY, QUEUE_INFERENCE
 from shared.jobs import JobStore
 from shared.objects import ObjectStore
 from tests.chaos.test_poison_and_oom import publish_untrained_gan
-from tests.conftest import TEST_ENV, ApiClient
+from tests.conftest import TEST_ENV, ApiClient, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -100,21 +100,20 @@ def test_redis_restart_with_1000_queued_jobs_loses_none(burst_stack: Stack) -> N
     restart_s = time.monotonic() - down_at
 
     # The API recovers by itself (its connections reconnect), and nothing was lost.
-    deadline = time.monotonic() + 30
-    while requests.get(client.base + "/readyz", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, "the API did not recover after Redis came back"
-        time.sleep(0.2)
+    eventually(lambda: requests.get(client.base + "/readyz", timeout=10).status_code == 200, 30,
+               "the API recovered after Redis came back", interval=0.2)
     assert client.get(f"/v1/jobs/{job_ids[-1]}").json()["status"] == "queued"
     assert queued_messages(r) == JOBS and statuses(store, job_ids) == {"queued": JOBS}
 
     drain_started = time.monotonic()
     for index in range(WORKERS):
         stack.start_worker("inference", name=f"worker-{index}")
-    deadline = time.monotonic() + 900
-    while (counts := statuses(store, job_ids)).get("succeeded", 0) < JOBS:
+    def drained() -> bool:
+        counts = statuses(store, job_ids)
         assert set(counts) <= {"queued", "running", "succeeded"}, counts
-        assert time.monotonic() < deadline, counts
-        time.sleep(1)
+        return counts.get("succeeded", 0) == JOBS
+
+    eventually(drained, 900, "every job succeeded", interval=1)
     drain_s = time.monotonic() - drain_started
 
     jobs = [store.get(job_id) for job_id in job_ids]

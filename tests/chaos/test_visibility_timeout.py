@@ -13,29 +13,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from deploy.devstack import Stack
 from shared.connections import redis_client
-from shared.jobs import JobStore
-from tests.chaos.test_worker_loss import result_keys, submit_long_job
-from tests.conftest import TEST_ENV, ApiClient
+from shared.jobs import Job, JobStore
+from tests.chaos.test_worker_loss import result_keys, submit_stalling_job
+from tests.conftest import ApiClient, eventually, stack_on
 
 pytestmark = pytest.mark.slow
 
-# Short enough that even on a quiet machine (the job ran 8.4 s) several sweeps pass while it runs.
+# Short enough that several sweeps pass while the job runs: it stalls (workers.faults) for 5x as long.
 VISIBILITY_S = 2
+STALLING = {"ARTFORGE_FAULT_INJECTION": f"stall:style_transfer:{5 * VISIBILITY_S}"}
 
 
 @pytest.fixture
-def short_visibility_stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, env={**TEST_ENV, "ARTFORGE_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S)})
+def short_visibility_stack(servers: Stack, tmp_path: Path) -> Iterator[Stack]:
+    stack = stack_on(servers, tmp_path, {"ARTFORGE_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S)})
     try:
-        stack.start_redis()
-        stack.start_s3()
         stack.start_api(workers=1, threads=2)
-        stack.start_worker("inference", name="worker-a")
-        stack.start_worker("inference", name="worker-b")
+        stack.start_worker("inference", name="worker-a", extra_env=STALLING)
+        stack.start_worker("inference", name="worker-b", extra_env=STALLING)
         yield stack
     finally:
         stack.stop_all()
@@ -51,18 +49,22 @@ def refused_deliveries(stack: Stack, job_id: str) -> list[str]:
     return lines
 
 
-def test_job_longer_than_visibility_timeout_runs_once(short_visibility_stack: Stack, photo: Image.Image) -> None:
+def test_job_longer_than_visibility_timeout_runs_once(short_visibility_stack: Stack) -> None:
     stack = short_visibility_stack
     client = ApiClient(f"http://127.0.0.1:{stack.api_port}", stack.create_key("long"))
-    job_id = submit_long_job(client, photo)
+    job_id = submit_stalling_job(client)
 
     store = JobStore(redis_client(stack.settings()))
     seen: set[tuple[int, str]] = set()  # (attempts, worker) of the record at each poll
     started = time.monotonic()
-    while (record := store.get(job_id)) is not None and not record.status.is_terminal:
+
+    def ended() -> Job | None:
+        record = store.get(job_id)
+        assert record is not None
         seen.add((record.attempts, record.worker))
-        assert time.monotonic() - started < 300, record
-        time.sleep(0.05)
+        return record if record.status.is_terminal else None
+
+    record = eventually(ended, 300, "the job ended")
     ran_s = time.monotonic() - started
 
     job = client.get(f"/v1/jobs/{job_id}").json()

@@ -1,6 +1,9 @@
 """Workers die mid-job; the job still finishes exactly once with one result set.
 
-Each test owns its servers and worker processes, so killing them disturbs nothing else.
+Each test owns its servers and worker processes, so killing them disturbs nothing else. The job
+is a small style transfer that the workers' test-only fault injection stalls for a few seconds
+(``stall:style_transfer:S``, workers.faults) in every attempt: surely running when the worker is
+killed, however busy the machine.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ import os
 import signal
 import subprocess
 import time
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from deploy.devstack import Stack, pid_alive
 from shared.objects import ObjectStore
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -25,22 +29,26 @@ def pool_children(pid: int) -> list[int]:
     return [int(line) for line in out.split()]
 
 
-def submit_long_job(client: ApiClient, photo: Image.Image) -> str:
-    upload = client.upload_image(photo.resize((2048, 2048)), "JPEG")
+STALL_S = 6
+STALLING = {"ARTFORGE_FAULT_INJECTION": f"stall:style_transfer:{STALL_S}"}
+
+
+def submit_stalling_job(client: ApiClient) -> str:
+    """A 64 px style transfer; on a worker started with ``STALLING`` (or another stall), each
+    attempt shows the stage "stalled" and waits before it runs."""
+    upload = client.upload_image(Image.effect_noise((64, 64), 60).convert("RGB"))
     response = client.submit({"kind": "style_transfer", "inputs": {"content": upload["id"]},
-                              "params": {"style": "dark-oil", "max_side": 2048}})
-    assert response.status_code == 202
+                              "params": {"style": "dark-oil", "max_side": 64}})
+    assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
 
-def wait_for_stage(client: ApiClient, job_id: str, stage: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["progress"]["stage"] == stage:
-            return dict(job)
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached stage {stage}")
+def wait_for_stage(client: ApiClient, job_id: str, stage: str, timeout: float = 120) -> dict[str, Any]:
+    def at_stage() -> dict[str, Any] | None:
+        job = dict(client.get(f"/v1/jobs/{job_id}").json())
+        return job if job["progress"]["stage"] == stage else None
+
+    return eventually(at_stage, timeout, f"job {job_id} at stage {stage!r}")
 
 
 def result_keys(stack: Stack, job_id: str) -> list[str]:
@@ -48,12 +56,12 @@ def result_keys(stack: Stack, job_id: str) -> list[str]:
     return sorted(k for k in store.list_keys(stack.settings().bucket_results, "") if f"/{job_id}/" in k)
 
 
-def test_killed_pool_process_job_runs_again_and_finishes_once(own_stack: Stack, photo: Image.Image) -> None:
-    client = ApiClient(f"http://127.0.0.1:{own_stack.api_port}", own_stack.create_key("chaos"))
-    own_stack.start_beat()
-    worker = own_stack.start_worker("inference")
-    job_id = submit_long_job(client, photo)
-    wait_for_stage(client, job_id, "stylizing")
+def test_killed_pool_process_job_runs_again_and_finishes_once(isolated_stack: Stack) -> None:
+    client = ApiClient(f"http://127.0.0.1:{isolated_stack.api_port}", isolated_stack.create_key("chaos"))
+    isolated_stack.start_beat()
+    worker = isolated_stack.start_worker("inference", extra_env=STALLING)
+    job_id = submit_stalling_job(client)
+    wait_for_stage(client, job_id, "stalled")
     children = pool_children(worker.pid)
     assert len(children) == 1
     os.kill(children[0], signal.SIGKILL)
@@ -63,7 +71,7 @@ def test_killed_pool_process_job_runs_again_and_finishes_once(own_stack: Stack, 
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2
     print(f"pool process killed mid-job; attempt 2 succeeded {time.monotonic() - killed_at:.1f}s later")
-    assert result_keys(own_stack, job_id) == [f"chaos/{job_id}/0.c2pa", f"chaos/{job_id}/0.png",
+    assert result_keys(isolated_stack, job_id) == [f"chaos/{job_id}/0.c2pa", f"chaos/{job_id}/0.png",
                                               f"chaos/{job_id}/0.provenance.json"]
 
 
@@ -79,28 +87,25 @@ def running_worker(stack: Stack, job_id: str) -> str:
     raise AssertionError(f"no worker of ours runs job {job_id}")
 
 
-def test_killed_worker_job_is_requeued_by_the_reaper_and_finishes(own_stack: Stack, photo: Image.Image) -> None:
-    client = ApiClient(f"http://127.0.0.1:{own_stack.api_port}", own_stack.create_key("chaos"))
-    own_stack.start_beat()  # the reaper requeues the dead worker's job
-    own_stack.start_worker("inference", name="worker-a")
-    own_stack.start_worker("inference", name="worker-b")
-    job_id = submit_long_job(client, photo)
-    wait_for_stage(client, job_id, "stylizing")
-    doomed = running_worker(own_stack, job_id)
-    pid = own_stack.processes[doomed].pid
-    own_stack.stop(doomed, sig=signal.SIGKILL)  # the whole worker, parent and pool
+def test_killed_worker_job_is_requeued_by_the_reaper_and_finishes(isolated_stack: Stack) -> None:
+    client = ApiClient(f"http://127.0.0.1:{isolated_stack.api_port}", isolated_stack.create_key("chaos"))
+    isolated_stack.start_beat()  # the reaper requeues the dead worker's job
+    isolated_stack.start_worker("inference", name="worker-a", extra_env=STALLING)
+    isolated_stack.start_worker("inference", name="worker-b", extra_env=STALLING)
+    job_id = submit_stalling_job(client)
+    wait_for_stage(client, job_id, "stalled")
+    doomed = running_worker(isolated_stack, job_id)
+    pid = isolated_stack.processes[doomed].pid
+    isolated_stack.stop(doomed, sig=signal.SIGKILL)  # the whole worker, parent and pool
     assert not pid_alive(pid)
     killed_at = time.monotonic()
 
     # The survivor's reaper requeues it once the lease (6 s in tests) runs out, then runs it.
-    deadline = time.monotonic() + 60
-    while client.get(f"/v1/jobs/{job_id}").json()["attempts"] < 2:
-        assert time.monotonic() < deadline, "the job was never taken over"
-        time.sleep(0.1)
+    eventually(lambda: client.get(f"/v1/jobs/{job_id}").json()["attempts"] >= 2, 60, "the job taken over")
     requeue_s = time.monotonic() - killed_at
     assert requeue_s < 20, requeue_s  # seconds, not the broker's hours-long visibility timeout
     print(f"job taken over {requeue_s:.1f}s after its worker was killed")
 
     job = client.wait(job_id, timeout=240)
     assert job["status"] == "succeeded" and job["attempts"] == 2
-    assert len(result_keys(own_stack, job_id)) == 3  # image, C2PA sidecar, provenance record
+    assert len(result_keys(isolated_stack, job_id)) == 3  # image, C2PA sidecar, provenance record

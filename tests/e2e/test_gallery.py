@@ -173,3 +173,88 @@ def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
 
     assert problems == []
     print(f"screenshots: {screenshot} and {tmp_path / 'gallery-provenance.png'}")
+
+
+def log_in(tab: Any, stack: Stack, client: ApiClient) -> None:
+    tab.goto(base_url(stack) + "/")
+    tab.fill("#api-key", client.key)
+    tab.click("#login button[type=submit]")
+    tab.locator("#app").wait_for(state="visible")
+
+
+def test_an_input_uploaded_elsewhere_shows_as_its_thumbnail(stack: Stack, client: ApiClient, photo: Image.Image,
+                                                            page: tuple[Any, list[str]]) -> None:
+    # Uploaded and submitted over the API (as the CLI does): this page never saw the file.
+    upload = client.upload_image(photo.resize((300, 200)))
+    submitted = client.submit({"kind": "style_transfer", "inputs": {"content": upload["id"]},
+                               "params": {"style": "bold-ink", "max_side": 64}})
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    thumbnail = client.get(f"/v1/uploads/{upload['id']}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumbnail.content)).size == (256, 171)
+
+    tab, problems = page
+    log_in(tab, stack, client)
+    shown = tab.locator(f"li.job[data-job-id='{job_id}'] figure.input img.input-thumbnail")
+    shown.wait_for()
+    assert shown.evaluate("img => img.decode().then(() => img.naturalWidth)") == 256
+    assert tab.locator(f"li.job[data-job-id='{job_id}'] figure.input .no-preview").count() == 0
+    # The photo's pixels, not a grey box.
+    pixels = np.asarray(Image.open(io.BytesIO(shown.screenshot())).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 20
+    assert problems == []
+
+
+# Tofu: a font-less character drawn as the same empty box, whatever the character.
+CJK_NAME = "星空下的宇航员"
+
+
+def glyph_ink(tab: Any, text: str) -> np.ndarray:
+    """``text`` rendered large in the page's own font stack (a span beside the uploads list), as a
+    boolean ink mask cropped to the ink's bounding box."""
+    handle = tab.evaluate_handle("""text => {
+        const span = document.createElement("span");
+        span.textContent = text;
+        span.style.cssText = "font-size: 64px; line-height: 1; padding: 4px; background: #fff; color: #000";
+        document.querySelector("#uploads").after(span);
+        return span;
+    }""", text)
+    shot = np.asarray(Image.open(io.BytesIO(handle.as_element().screenshot())).convert("L"))
+    handle.evaluate("span => span.remove()")
+    ink = shot < 128
+    rows, cols = np.nonzero(ink)
+    assert rows.size, f"{text!r} drew nothing"
+    return ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def unlike(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of ink pixels two masks do not share, on a common canvas (0: the same shape)."""
+    h, w = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    pa, pb = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    pa[:a.shape[0], :a.shape[1]], pb[:b.shape[0], :b.shape[1]] = a, b
+    return float((pa ^ pb).sum() / max((pa | pb).sum(), 1))
+
+
+def test_chinese_text_is_drawn_in_real_glyphs_not_tofu(stack: Stack, client: ApiClient, photo: Image.Image,
+                                                      page: tuple[Any, list[str]], tmp_path: Path) -> None:
+    tab, problems = page
+    log_in(tab, stack, client)
+    tab.set_input_files("#upload-form input[type=file]", files=[
+        {"name": f"{CJK_NAME}.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(photo.resize((64, 64)), "JPEG")}])
+    tab.click("#upload-form button[type=submit]")
+    label = tab.locator("#uploads li", has_text=CJK_NAME).first
+    label.wait_for()
+    assert f"{CJK_NAME}.jpg · 64×64" in label.inner_text()
+    label.screenshot(path=str(tmp_path / "cjk-label.png"))
+
+    glyphs = {char: glyph_ink(tab, char) for char in CJK_NAME[:4]}
+    tofu = glyph_ink(tab, "\u0378")  # unassigned: no font has it, so it is drawn as the missing-glyph box
+    for char, ink in glyphs.items():
+        assert unlike(ink, tofu) > 0.3, f"{char} is drawn as the missing-glyph box"
+    chars = list(glyphs)
+    for i, first in enumerate(chars):
+        for second in chars[i + 1:]:
+            assert unlike(glyphs[first], glyphs[second]) > 0.3, f"{first} and {second} look the same: tofu"
+    assert problems == []
+    print(f"screenshot of the label: {tmp_path / 'cjk-label.png'}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 from PIL import Image
 
 from deploy.devstack import Stack
-from tests.conftest import ApiClient, image_bytes, train_model
+from tests.conftest import ApiClient, eventually, image_bytes, train_model
 from workers.data.procedural import STYLES, make_dataset
 
 MODEL = "retrain-test"
@@ -51,16 +50,6 @@ def append(admin: ApiClient, dataset_id: str, per_style: int, seed: int) -> dict
     return dict(response.json())
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def runs_of(admin: ApiClient, name: str) -> list[dict[str, Any]]:
     response = admin.get(f"/v1/schedules/{name}")
     assert response.status_code == 200, response.text
@@ -71,7 +60,7 @@ def next_run_after(admin: ApiClient, name: str, since: float, outcome: str, time
     def found() -> dict[str, Any] | None:
         return next((r for r in runs_of(admin, name) if r["at"] > since and r["outcome"] == outcome), None)
 
-    return dict(wait_for(found, timeout, f"a '{outcome}' run of schedule {name}"))
+    return dict(eventually(found, timeout, f"a '{outcome}' run of schedule {name}", interval=0.5))
 
 
 def training_result(admin: ApiClient, name: str, job_id: str, timeout: float = 900) -> dict[str, Any]:
@@ -219,20 +208,22 @@ def test_schedules_need_a_known_model_and_dataset_and_an_admin(stack: Stack, adm
     assert admin_client.delete("/v1/schedules/mine").status_code == 204
 
 
-def test_two_beats_send_each_run_once(own_stack: Stack) -> None:
+def test_two_beats_send_each_run_once(isolated_stack: Stack) -> None:
     """Two beat processes share the schedules through Redis; redbeat's lock lets one send."""
-    own_stack.start_worker("inference")
-    own_stack.start_worker("training")
-    admin = ApiClient(f"http://127.0.0.1:{own_stack.api_port}", own_stack.create_key("ops", admin=True))
+    isolated_stack.start_worker("inference")
+    isolated_stack.start_worker("training")
+    admin = ApiClient(f"http://127.0.0.1:{isolated_stack.api_port}", isolated_stack.create_key("ops", admin=True))
     train_model(admin, {"target": "gan", "model": "tiny", "dataset": "procedural", "per_style": 8,
                         "resolution": 32, "steps": 1, "batch_size": 8, "seed": 0}, timeout=300)
-    own_stack.start_beat("beat-1")
-    own_stack.start_beat("beat-2")
+    isolated_stack.start_beat("beat-1")
+    isolated_stack.start_beat("beat-2")
     response = admin.put("/v1/schedules/often", json={"model": "tiny", "dataset": "procedural", "every_s": 2,
                                                       "training": {"per_style": 8, "steps": 1, "batch_size": 8}})
     assert response.status_code == 200, response.text
     started = time.time()
-    time.sleep(16)
+    # Six runs, at least 10 s of beats: two beats sending each run would have doubled some by then.
+    eventually(lambda: len([run for run in runs_of(admin, "often") if run["at"] > started]) >= 6, 120,
+               "six runs of the schedule", interval=0.5)
     runs = sorted(run["at"] for run in runs_of(admin, "often") if run["at"] > started)
     elapsed = time.time() - started
     print(f"{len(runs)} runs in {elapsed:.0f}s, every 2s, two beats")

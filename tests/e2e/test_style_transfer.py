@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import OWN_RIGHTS, ApiClient
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually
 
 
 def as_array(data: bytes | Image.Image) -> np.ndarray:
@@ -165,13 +165,8 @@ def test_jobs_are_listed_newest_first_with_filters_and_cursor(client: ApiClient,
 def test_styles_are_listed_with_thumbnails(client: ApiClient) -> None:
     styles = client.get("/v1/styles").json()["items"]
     assert len(styles) == 26 and len({s["name"] for s in styles}) == 26
-    import time
-
-    deadline = time.monotonic() + 120
-    while True:  # a worker renders the thumbnails once, shortly after it starts
-        response = client.get(styles[0]["thumbnail_url"])
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    # A worker renders the thumbnails once, shortly after it starts.
+    response = eventually(lambda: (answer := client.get(styles[0]["thumbnail_url"])).status_code == 200 and answer,
+                          120, "the style thumbnails rendered", interval=0.5)
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (256, 256)

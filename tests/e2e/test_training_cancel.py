@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from deploy.devstack import Stack
 from shared.objects import ObjectStore
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, eventually
 
 
 @pytest.mark.slow
@@ -16,10 +14,8 @@ def test_cancel_training_saves_a_checkpoint_first(stack: Stack, admin_client: Ap
     job_id = admin_client.submit({"kind": "training", "params": {
         "target": "gan", "model": "canceled-run", "steps": 5000, "per_style": 16, "batch_size": 16,
         "checkpoint_every": 10_000}}).json()["id"]
-    deadline = time.monotonic() + 600
-    while not (admin_client.get(f"/v1/jobs/{job_id}").json()["progress"]["message"] or "").startswith("step "):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    eventually(lambda: (admin_client.get(f"/v1/jobs/{job_id}").json()["progress"]["message"] or "").startswith(
+        "step "), 600, "the training's first steps", interval=0.2)
     assert admin_client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
     job = admin_client.wait(job_id, timeout=120)
     assert job["status"] == "canceled"

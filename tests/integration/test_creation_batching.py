@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from PIL import Image
 from deploy.devstack import Stack
 from shared.queue import creation_waiting_key
 from tests.chaos.test_poison_and_oom import publish_untrained_gan
-from tests.conftest import TEST_ENV, ApiClient
+from tests.conftest import ApiClient, eventually, stack_on
 
 MODEL = "batched"
 MODEL_REF = f"{MODEL}@1"
@@ -31,12 +30,11 @@ LABELS = ("red", "blue", "green")
 
 
 @pytest.fixture(scope="module")
-def batch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Redis, S3 and the API; each test starts (and stops) the inference worker it needs."""
-    stack = Stack(tmp_path_factory.mktemp("batching"), env=dict(TEST_ENV))
+def batch_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A namespace on the session's servers and the API; each test starts (and stops) the inference
+    worker it needs."""
+    stack = stack_on(servers, tmp_path_factory.mktemp("batching"))
     try:
-        stack.start_redis()
-        stack.start_s3()
         stack.start_api(workers=1, threads=2)
         publish_untrained_gan(stack, MODEL, labels=LABELS, ngf=8)
         yield stack
@@ -100,15 +98,11 @@ def worker_log_lines(stack: Stack, name: str) -> list[str]:
 
 
 def wait_for_log(stack: Stack, name: str, wanted: list[str], timeout: float = 30.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def said() -> list[str] | None:
         lines = worker_log_lines(stack, name)
-        missing = [w for w in wanted if not any(w in line for line in lines)]
-        if not missing:
-            return lines
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name}'s log never said {missing}")
-        time.sleep(0.2)
+        return lines if all(any(w in line for line in lines) for w in wanted) else None
+
+    return eventually(said, timeout, f"{name}'s log saying {wanted}")
 
 
 def test_queued_creation_jobs_share_one_forward_and_each_gets_its_own_pixels(

@@ -15,19 +15,21 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from PIL import Image
 
-from api.admin import main as admin_main
+from api import create_app
 from deploy.devstack import Stack
+from shared.contract import TASK_EXPIRE_RESULTS
 from shared.jobs import JobStatus, new_job_id
 from shared.objects import ObjectStore
 from shared.settings import Settings
 from shared.tenants import TenantPolicyStore
-from tests.conftest import TEST_ENV, ApiClient, image_bytes
+from tests.conftest import ApiClient, eventually, image_bytes, stack_on, tasks_done
 from workers.housekeeping import ResultsLedger, expire_results, prune_expired_job_keys
 from workers.runtime import Runtime
 
@@ -37,12 +39,10 @@ DAY_S = 86400
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {**TEST_ENV, "ARTFORGE_HOUSEKEEPING_INTERVAL_S": "1", "ARTFORGE_FINISHED_JOB_TTL_S": str(RECORD_TTL_S)}
-    stack = Stack(tmp_path_factory.mktemp("housekeeping"), env=env)
+def service(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = {"ARTFORGE_HOUSEKEEPING_INTERVAL_S": "1", "ARTFORGE_FINISHED_JOB_TTL_S": str(RECORD_TTL_S)}
+    stack = stack_on(servers, tmp_path_factory.mktemp("housekeeping"), env)
     try:
-        stack.start_redis()
-        stack.start_s3()
         stack.start_api(workers=1, threads=4)
         stack.start_worker("inference")
         stack.start_beat()
@@ -60,12 +60,10 @@ def put_policy(client: ApiClient, tenant: str, body: Any) -> requests.Response:
                         headers={"Authorization": f"Bearer {client.key}"})
 
 
-def direct_runtime(stack: Stack, **overrides: Any) -> Runtime:
-    """Stores on Redis database 1, flushed: the stack's beat never sweeps there."""
-    url = stack.env["ARTFORGE_REDIS_URL"].rsplit("/", 1)[0] + "/1"
-    rt = Runtime.from_settings(Settings.from_env(dict(stack.env), redis_url=url, **overrides))
-    rt.jobs.redis.flushdb()
-    return rt
+def direct_runtime(servers: Stack, workdir: Path, **overrides: Any) -> Runtime:
+    """Stores in a namespace of their own (``stack_on``): no beat sweeps there."""
+    stack = stack_on(servers, workdir)
+    return Runtime.from_settings(Settings.from_env(dict(stack.env), **overrides))
 
 
 def small_job(client: ApiClient, **extra: Any) -> str:
@@ -77,16 +75,6 @@ def small_job(client: ApiClient, **extra: Any) -> str:
     response = client.submit(body, **extra)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
-
-
-def wait_for(check: Any, timeout: float, what: str) -> float:
-    """Poll until ``check()`` is true; returns the time.time() it first was."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout}s")
-        time.sleep(0.05)
-    return time.time()
 
 
 # -- the admin API and CLI ---------------------------------------------------------------------
@@ -124,15 +112,15 @@ def test_policy_of_a_malformed_tenant_name_is_refused(service: Stack) -> None:
     assert put_policy(admin, "a:b", {"results_retention_days": 1}).status_code == 422
 
 
-def test_admin_cli_sets_retention(service: Stack, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ARTFORGE_REDIS_URL", service.env["ARTFORGE_REDIS_URL"])
-    assert admin_main(["set-retention", "--tenant", "fay", "--days", "0.25"]) == 0
-    assert "fay: results_retention_days=0.25" in capsys.readouterr().out
+def test_admin_cli_sets_retention(service: Stack) -> None:
+    cli = create_app(service.settings()).test_cli_runner()
+    done = cli.invoke(args=["tenants", "set-retention", "--tenant", "fay", "--days", "0.25"])
+    assert done.exit_code == 0, done.output
+    assert "fay: results_retention_days=0.25" in done.output
     assert api_client(service, "ops", admin=True).get("/v1/tenants/fay/policy").json()[
         "results_retention_days"] == 0.25
-    assert admin_main(["set-retention", "--tenant", "fay", "--days", "-1"]) == 2
-    assert "between 0" in capsys.readouterr().err
+    refused = cli.invoke(args=["tenants", "set-retention", "--tenant", "fay", "--days", "-1"])
+    assert refused.exit_code == 2 and "between 0" in refused.output
 
 
 # -- through beat --------------------------------------------------------------------------------
@@ -151,21 +139,26 @@ def test_results_past_retention_are_deleted_and_the_job_says_so(service: Stack) 
     stored = objects.list_keys(bucket, f"alice/{expiring}/")
     assert {key.rsplit("/", 1)[1] for key in stored} == {"0.png", "0.c2pa", "0.provenance.json"}, stored
 
-    gone_at = wait_for(lambda: not objects.list_keys(bucket, f"alice/{expiring}/"), 60, "alice's results deleted")
+    eventually(lambda: not objects.list_keys(bucket, f"alice/{expiring}/"), 60, "alice's results deleted")
+    gone_at = time.time()
     finished_at = alice.get(f"/v1/jobs/{expiring}").json()["finished_at"]
     due_at = datetime.fromisoformat(finished_at).timestamp() + RETENTION_S
     print(f"\nresults deleted {gone_at - due_at:.2f}s after the retention ran out", file=sys.stderr)
     assert gone_at > due_at - 0.25  # the ledger entry is written a moment before the job's transition
     assert gone_at - due_at < 30
 
-    wait_for(lambda: alice.get(f"/v1/jobs/{expiring}").json()["results_expired_at"], 10, "job marked")
+    eventually(lambda: alice.get(f"/v1/jobs/{expiring}").json()["results_expired_at"], 10, "job marked")
     job = alice.get(f"/v1/jobs/{expiring}").json()
     assert job["status"] == "succeeded" and job["results"] == [] and job["results_expired_at"]
     assert alice.get(f"/v1/jobs/{expiring}/results/0").status_code == 404
 
     other = bob.wait(kept, timeout=60)
     assert other["status"] == "succeeded"
-    time.sleep(2 * RETENTION_S)  # well past alice's retention, with sweeps every second
+    # Two sweeps after bob's results would have been due under alice's retention: still there.
+    due = datetime.fromisoformat(other["finished_at"]).timestamp() + RETENTION_S
+    worker_log = Path(service.processes["worker-inference"].log)
+    eventually(lambda: tasks_done(worker_log, TASK_EXPIRE_RESULTS, after=due) >= 2, 60,
+               "two results sweeps past alice's retention")
     other = bob.get(f"/v1/jobs/{kept}").json()
     assert len(other["results"]) == 1 and other["results_expired_at"] is None
     assert objects.list_keys(bucket, f"bob/{kept}/")
@@ -180,8 +173,8 @@ def test_expired_job_record_leaves_no_index_entry_or_idempotency_key(service: St
     index = rt.jobs.tenant_index("gina")
     assert rt.jobs.redis.zscore(index, job_id) is not None
 
-    wait_for(lambda: rt.jobs.get(job_id) is None, RECORD_TTL_S + 10, "record expired")
-    wait_for(lambda: rt.jobs.redis.zscore(index, job_id) is None, 10, "index entry pruned")
+    eventually(lambda: rt.jobs.get(job_id) is None, RECORD_TTL_S + 10, "record expired")
+    eventually(lambda: rt.jobs.redis.zscore(index, job_id) is None, 10, "index entry pruned")
     # Beat keeps young Idempotency-Keys a while (a key is claimed before its job is written).
     assert prune_expired_job_keys(rt, idempotency_grace_s=0)["idempotency"] == 1
     assert not rt.jobs.redis.exists("af:idem:gina:order-7")
@@ -211,8 +204,9 @@ def stored_results(rt: Runtime, tenant: str, finished_days_ago: float, retain: b
     return job_id
 
 
-def test_locked_results_stay_listed_and_are_retried_later(service: Stack, caplog: pytest.LogCaptureFixture) -> None:
-    rt = direct_runtime(service, bucket_results="housekeeping-locked", results_retention_days=1,
+def test_locked_results_stay_listed_and_are_retried_later(servers: Stack, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    rt = direct_runtime(servers, tmp_path, bucket_results="housekeeping-locked", results_retention_days=1,
                         results_retention_mode="GOVERNANCE")
     rt.objects.ensure_buckets()
     TenantPolicyStore(rt.jobs.redis).set_results_retention("hana", 1)
@@ -227,8 +221,8 @@ def test_locked_results_stay_listed_and_are_retried_later(service: Stack, caplog
     assert sorted(key.rsplit("/", 1)[1] for key in remaining) == ["0.c2pa", "0.png", "0.provenance.json"]
 
 
-def test_each_run_is_bounded_and_tenants_that_keep_forever_are_left_alone(service: Stack) -> None:
-    rt = direct_runtime(service)
+def test_each_run_is_bounded_and_tenants_that_keep_forever_are_left_alone(servers: Stack, tmp_path: Path) -> None:
+    rt = direct_runtime(servers, tmp_path)
     policies = TenantPolicyStore(rt.jobs.redis)
     policies.set_results_retention("ivy", 1)
     policies.set_results_retention("jo", 0)
@@ -250,14 +244,14 @@ def test_each_run_is_bounded_and_tenants_that_keep_forever_are_left_alone(servic
         assert ResultsLedger(rt.jobs.redis).contains(tenant, job_id)
 
 
-def test_results_default_expiry_applies_to_tenants_without_a_policy(service: Stack) -> None:
-    rt = direct_runtime(service, results_expire_days=1)
+def test_results_default_expiry_applies_to_tenants_without_a_policy(servers: Stack, tmp_path: Path) -> None:
+    rt = direct_runtime(servers, tmp_path, results_expire_days=1)
     old = stored_results(rt, "kim", finished_days_ago=2)
     assert expire_results(rt) == [f"kim/{old}"]
 
 
-def test_two_sweeps_at_once_expire_each_job_once(service: Stack) -> None:
-    rt = direct_runtime(service)
+def test_two_sweeps_at_once_expire_each_job_once(servers: Stack, tmp_path: Path) -> None:
+    rt = direct_runtime(servers, tmp_path)
     TenantPolicyStore(rt.jobs.redis).set_results_retention("lee", 1)
     jobs = {f"lee/{stored_results(rt, 'lee', finished_days_ago=2)}" for _ in range(12)}
     runtimes = [Runtime.from_settings(rt.settings) for _ in range(2)]
@@ -278,8 +272,8 @@ def test_two_sweeps_at_once_expire_each_job_once(service: Stack) -> None:
     assert len(outcomes[0]) + len(outcomes[1]) == len(jobs)
 
 
-def test_keys_of_expired_records_are_pruned_and_live_ones_kept(service: Stack) -> None:
-    rt = direct_runtime(service, finished_job_ttl_s=1)
+def test_keys_of_expired_records_are_pruned_and_live_ones_kept(servers: Stack, tmp_path: Path) -> None:
+    rt = direct_runtime(servers, tmp_path, finished_job_ttl_s=1)
     r = rt.jobs.redis
     expired = finished_job(rt, "max")
     rt.jobs.claim_idempotency_key("max", "k1", expired, "hash")
@@ -290,7 +284,7 @@ def test_keys_of_expired_records_are_pruned_and_live_ones_kept(service: Stack) -
     r.zadd(rt.jobs.tenant_index("max"), {live: 1000})  # created long ago, still queued
     rt.jobs.claim_idempotency_key("max", "k2", live, "hash")
     r.set(f"af:prov:wmjob:{live}:0", "456")
-    wait_for(lambda: rt.jobs.get(expired) is None, 5, "record expired")
+    eventually(lambda: rt.jobs.get(expired) is None, 5, "record expired")
     later = time.time() + 1  # the expired job is then surely older than the record TTL
 
     assert prune_expired_job_keys(rt, now=later, idempotency_grace_s=0) == {

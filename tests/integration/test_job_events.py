@@ -18,7 +18,7 @@ from client.sdk import parse_sse, sse_lines
 from deploy.devstack import Stack
 from shared.connections import redis_client
 from shared.jobs import JobStatus, JobStore, new_job_id
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, eventually
 
 TERMINAL = ("succeeded", "failed", "canceled")
 
@@ -246,16 +246,10 @@ def test_a_stream_stops_reading_when_its_client_goes_away(
         response = open_stream(client, job_id, base=short_api)
         first = next(events_of(response))
         assert first.data["status"] == "queued"
-        deadline = time.monotonic() + 3
-        while blocked_stream_readers(store) == 0:
-            assert time.monotonic() < deadline, "the stream never waited for events"
-            time.sleep(0.05)
+        eventually(lambda: blocked_stream_readers(store) > 0, 3, "the stream waiting for events")
         response.close()
-        closed = time.monotonic()
-        while blocked_stream_readers(store) > 0:
-            # Well before the 6 s lifetime: a keep-alive finds the socket closed.
-            assert time.monotonic() - closed < 4.5, "the stream went on after its client left"
-            time.sleep(0.1)
+        # Well before the 6 s lifetime: a keep-alive finds the socket closed.
+        eventually(lambda: blocked_stream_readers(store) == 0, 4.5, "the stream ended after its client left")
     finally:
         store.finish(job_id, JobStatus.CANCELED, message="canceled by the test")
 

@@ -8,7 +8,6 @@ transport's own lists and ``unacked`` hash (``shared.queue.job_ids_in_broker``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -17,21 +16,17 @@ from deploy.devstack import Stack
 from shared.contract import QUEUE_INFERENCE
 from shared.jobs import QUEUED_INDEX, JobStatus, new_job_id
 from shared.queue import enqueue_job, job_ids_in_broker, make_celery
+from tests.conftest import stack_on
 from workers.maintenance import resend_lost_jobs
 from workers.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Celery]]:
-    stack = Stack(Path(tmp_path_factory.mktemp("lost")))
-    try:
-        stack.start_redis()
-        settings = stack.settings().model_copy(update={"lost_job_after_s": 0})
-        app = make_celery(settings)
-        yield Runtime.from_settings(settings), app
-        app.close()
-    finally:
-        stack.stop_all()
+def broker(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, Celery]]:
+    settings = stack_on(servers, tmp_path_factory.mktemp("lost")).settings().model_copy(update={"lost_job_after_s": 0})
+    app = make_celery(settings)
+    yield Runtime.from_settings(settings), app
+    app.close()
 
 
 def queued_job(rt: Runtime, kind: str = "style_transfer", priority: int = 5) -> str:

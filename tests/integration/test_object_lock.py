@@ -4,24 +4,19 @@ object lock on the bucket, the store refuses to pretend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from minio.error import S3Error
 
 from deploy.devstack import Stack
 from shared.objects import ObjectLockUnavailable, ObjectStore
 from shared.settings import Settings
+from tests.conftest import stack_on
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("object-lock"))
-    try:
-        stack.start_s3()
-        yield stack
-    finally:
-        stack.stop_all()
+def s3(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """The session's S3 server; the buckets here are this module's own."""
+    return stack_on(servers, tmp_path_factory.mktemp("object-lock"))
 
 
 def store_for(stack: Stack, **overrides: object) -> ObjectStore:

@@ -4,9 +4,7 @@ JSON log files each process writes (``{workdir}/logs/NAME.log``), traced by requ
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.devstack import Stack, wait_for
 from shared.connections import redis_client
 from shared.queue import enqueue_job, make_celery
-from shared.settings import Settings
-from tests.conftest import OWN_RIGHTS, ApiClient
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually, stack_on
 from workers.telemetry import QueueDepthCollector, queue_lists
 
 
@@ -32,15 +29,6 @@ def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
 
 
 def json_lines(path: str | Path) -> list[dict[str, Any]]:
@@ -108,8 +96,7 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
         count = value(after, "artforge_job_duration_seconds_count", **labels)
         return after if count > value(before, "artforge_job_duration_seconds_count", **labels) else None
 
-    after = eventually(moved)
-    assert after, "the worker's job duration histogram did not move"
+    after = eventually(moved, 15, "the worker's job duration histogram moved")
     assert value(after, "artforge_job_duration_seconds_count", **labels) - value(
         before, "artforge_job_duration_seconds_count", **labels) == 1
     assert value(after, "artforge_job_duration_seconds_sum", **labels) > value(
@@ -130,8 +117,7 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
         lines = [r for r in json_lines(stack.processes["worker-inference"].log) if r.get("job_id") == job_id]
         return lines if any("succeeded" in r["message"] for r in lines) else []
 
-    lines = eventually(job_lines)
-    assert lines, "the worker logged nothing for the job"
+    lines = eventually(job_lines, 15, "the worker's lines about the job")
     assert all(r.get("request_id") == request_id and r.get("tenant") == "alice" for r in lines)
 
     # No secret in any log line of any process.
@@ -142,12 +128,11 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
             assert secret not in text, f"{log.name} holds a secret"
 
 
-def test_queue_depth_counts_every_priority_list(servers: Stack) -> None:
-    # A Redis database no worker consumes, so the messages stay where kombu put them.
-    settings = Settings.from_env(dict(servers.env), redis_url=servers.env["ARTFORGE_REDIS_URL"][:-1] + "7")
+def test_queue_depth_counts_every_priority_list(servers: Stack, tmp_path: Path) -> None:
+    # A namespace no worker consumes, so the messages stay where kombu put them.
+    settings = stack_on(servers, tmp_path).settings()
     app = make_celery(settings)
     client = redis_client(settings)
-    client.flushdb()
     try:
         for priority in (0, 5, 9, 9):
             enqueue_job(app, settings, uuid.uuid4().hex, "style_transfer", priority)

@@ -6,9 +6,6 @@ built-in procedural dataset, so no S3 is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from deploy.devstack import Stack
@@ -16,6 +13,7 @@ from shared.jobs import JobStatus, new_job_id
 from shared.queue import make_celery
 from shared.quotas import ActiveJobQuota
 from shared.schedules import ScheduleSpec, ScheduleStore
+from tests.conftest import stack_on
 from workers.retraining import run_schedule
 from workers.runtime import Runtime
 
@@ -23,13 +21,9 @@ TENANT = "acme"
 
 
 @pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    stack = Stack(Path(tmp_path_factory.mktemp("retrain-quota")))
-    try:
-        stack.start_redis()
-        yield Runtime.from_settings(stack.settings().model_copy(update={"max_active_training_jobs_per_tenant": 1}))
-    finally:
-        stack.stop_all()
+def rt(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    stack = stack_on(servers, tmp_path_factory.mktemp("retrain-quota"))
+    return Runtime.from_settings(stack.settings().model_copy(update={"max_active_training_jobs_per_tenant": 1}))
 
 
 def submitted_training_job(rt: Runtime, quota: ActiveJobQuota) -> str:

@@ -1,5 +1,6 @@
-"""API keys: stored hashed, compared in constant time, revocable at once, and never logged;
-nor are the other secrets (S3 secret key, watermark key, webhook secret).
+"""API keys: stored hashed, compared in constant time, managed over HTTP by admin keys (their own
+tenant's) and operator keys (any tenant's), revocable at once, and never logged; nor are the other
+secrets (S3 secret key, watermark key, webhook secret).
 
 On a stack of its own with one gunicorn worker, so that every request meets the same process
 (and whatever it might remember about a key) and the logs hold only this module's requests.
@@ -12,12 +13,13 @@ and decide by its answer. Timing a compare on a shared machine measures the mach
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ from api import auth
 from api.auth import KEY_PREFIX, KeyStore
 from deploy.devstack import Stack
 from shared.connections import redis_client
-from tests.conftest import OWN_RIGHTS, ApiClient
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually
 from tests.integration.test_bad_input import assert_error
 from tests.security.conftest import stack_with
 
@@ -40,8 +42,8 @@ SECRETS_ENV = {
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack_with(tmp_path_factory.mktemp("keyed"), SECRETS_ENV, workers=("inference",)) as stack:
+def keyed(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack_with(servers, tmp_path_factory.mktemp("keyed"), SECRETS_ENV, workers=("inference",)) as stack:
         yield stack
 
 
@@ -58,11 +60,24 @@ def secret_of(key: str) -> str:
     return key[len(KEY_PREFIX):].partition("_")[2]
 
 
-def artforge_admin(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
-    """``artforge admin ...`` as an operator runs it on the server host, with the stack's settings."""
-    env = {**os.environ, **stack.env}
-    return subprocess.run([sys.executable, "-m", "client.cli", "admin", *argv], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+def artforge_admin(stack: Stack, key: str, workdir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``artforge admin ...`` as a person runs it: configured by ``.artforge/env`` in ``workdir`` (the file
+    ``make up`` writes) and nothing else, speaking HTTP to the stack's API."""
+    (workdir / ".artforge").mkdir(exist_ok=True)
+    (workdir / ".artforge" / "env").write_text(f"ARTFORGE_URL={base(stack)}\nARTFORGE_API_KEY={key}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTFORGE_")}
+    return subprocess.run([sys.executable, "-m", "client.cli", "admin", *argv], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def server_admin(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``flask --app api ...`` where the API runs, with the stack's own settings and no key."""
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "api", *argv], env={**os.environ, **stack.env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def key_id_of(key: str) -> str:
+    return key[len(KEY_PREFIX):].partition("_")[0]
 
 
 # -- hashed, constant-time ------------------------------------------------------------------------
@@ -125,21 +140,78 @@ def test_a_wrong_secret_answers_401_over_http(keyed: Stack, store: KeyStore) -> 
 # -- revocable ----------------------------------------------------------------------------------
 
 
-def test_a_key_revoked_with_the_cli_answers_401_at_once(keyed: Stack) -> None:
-    created = artforge_admin(keyed, "create-key", "--tenant", "erin")
+def test_a_key_revoked_with_the_cli_answers_401_at_once(keyed: Stack, tmp_path: Path) -> None:
+    operator = keyed.create_key("ops", operator=True)
+    created = artforge_admin(keyed, operator, tmp_path, "create-key", "--tenant", "erin")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
+    assert key.startswith(KEY_PREFIX) and "shown this once" in created.stderr
     client = ApiClient(base(keyed), key)
     for _ in range(5):  # used, so anything that remembers keys has remembered this one
         assert client.get("/v1/jobs").status_code == 200
-    key_id = key[len(KEY_PREFIX):].partition("_")[0]
-    revoked = artforge_admin(keyed, "revoke-key", key_id)
+    listed = artforge_admin(keyed, operator, tmp_path, "keys", "--tenant", "erin", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [k["id"] for k in json.loads(listed.stdout)["items"]] == [key_id_of(key)]
+    assert secret_of(key) not in listed.stdout
+
+    revoked = artforge_admin(keyed, operator, tmp_path, "revoke-key", key_id_of(key))
     assert revoked.returncode == 0, revoked.stderr
     statuses = [client.get("/v1/jobs").status_code for _ in range(10)]
     assert statuses == [401] * 10, statuses
     assert_error(client.get("/v1/styles"), 401, "unauthorized")
-    again = artforge_admin(keyed, "revoke-key", key_id)
-    assert again.returncode == 1 and f"no key {key_id}" in again.stderr
+    again = artforge_admin(keyed, operator, tmp_path, "revoke-key", key_id_of(key))
+    assert again.returncode == 1 and "404" in again.stderr and f"no key {key_id_of(key)}" in again.stderr
+
+
+def test_an_admin_key_manages_its_own_tenants_keys_and_no_one_elses(keyed: Stack) -> None:
+    hank_admin = ApiClient(base(keyed), keyed.create_key("hank", admin=True))
+    hank = ApiClient(base(keyed), keyed.create_key("hank"))
+    ivys_key = keyed.create_key("ivy")
+
+    made = hank_admin.post("/v1/tenants/hank/keys", json={"admin": False})
+    assert made.status_code == 201, made.text
+    new = made.json()
+    assert new["tenant"] == "hank" and not new["admin"] and not new["operator"]
+    assert new["key"].startswith(f"{KEY_PREFIX}{new['id']}_")
+    assert ApiClient(base(keyed), new["key"]).get("/v1/jobs").status_code == 200
+    listed = hank_admin.get("/v1/tenants/hank/keys").json()["items"]
+    assert new["id"] in {k["id"] for k in listed} and key_id_of(hank.key) in {k["id"] for k in listed}
+    assert all(set(k) == {"id", "tenant", "admin", "operator", "created_at"} for k in listed), listed
+
+    # Another tenant's keys are unknown to hank's admin key; an operator key is not its to make.
+    assert_error(hank_admin.post("/v1/tenants/ivy/keys", json={}), 404, "not_found")
+    assert_error(hank_admin.get("/v1/tenants/ivy/keys"), 404, "not_found")
+    assert_error(hank_admin.delete(f"/v1/keys/{key_id_of(ivys_key)}"), 404, "not_found")
+    assert ApiClient(base(keyed), ivys_key).get("/v1/jobs").status_code == 200
+    assert_error(hank_admin.post("/v1/tenants/hank/keys", json={"operator": True}), 403, "forbidden")
+    assert_error(hank_admin.post("/v1/tenants/hank/keys", json={"admin": "yes"}), 422, "invalid_parameters")
+    assert_error(hank_admin.post("/v1/tenants/bad%20name/keys", json={}), 422, "invalid_parameters")
+    # A plain key manages none, not even its own tenant's.
+    assert_error(hank.post("/v1/tenants/hank/keys", json={}), 403, "forbidden")
+    assert_error(hank.get("/v1/tenants/hank/keys"), 403, "forbidden")
+    assert_error(hank.delete(f"/v1/keys/{new['id']}"), 403, "forbidden")
+
+    assert hank_admin.delete(f"/v1/keys/{new['id']}").status_code == 204
+    assert_error(ApiClient(base(keyed), new["key"]).get("/v1/jobs"), 401, "unauthorized")
+    assert new["id"] not in {k["id"] for k in hank_admin.get("/v1/tenants/hank/keys").json()["items"]}
+
+
+def test_the_server_side_command_makes_a_first_key_with_the_stacks_own_settings(keyed: Stack) -> None:
+    created = server_admin(keyed, "keys", "create", "--tenant", "root-ops", "--operator")
+    assert created.returncode == 0, created.stderr
+    operator = ApiClient(base(keyed), created.stdout.strip())
+    made = operator.post("/v1/tenants/judy/keys", json={"admin": True})  # any tenant's: an operator key
+    assert made.status_code == 201, made.text
+    assert made.json()["admin"] and ApiClient(base(keyed), made.json()["key"]).get("/v1/schedules").status_code == 200
+
+    listed = server_admin(keyed, "keys", "list", "--tenant", "judy")
+    assert listed.returncode == 0 and made.json()["id"] in listed.stdout and "admin" in listed.stdout
+    assert server_admin(keyed, "keys", "revoke", made.json()["id"]).returncode == 0
+    assert_error(ApiClient(base(keyed), made.json()["key"]).get("/v1/jobs"), 401, "unauthorized")
+    unknown = server_admin(keyed, "keys", "revoke", made.json()["id"])
+    assert unknown.returncode == 1 and f"no key {made.json()['id']}" in unknown.stderr
+    refused = server_admin(keyed, "keys", "create", "--tenant", "no spaces")
+    assert refused.returncode == 2 and "tenant name" in refused.stderr
 
 
 # -- no raw key in Redis, no secret in any log line -----------------------------------------------
@@ -167,8 +239,8 @@ def every_value(client: redis.Redis) -> Iterator[tuple[str, str]]:
         yield name, f"{kind} {value!r}"
 
 
-def busy_day(stack: Stack, photo: Image.Image) -> list[str]:
-    """Uploads, jobs, results, verification, bad and misplaced keys; returns the API keys used."""
+def busy_day(stack: Stack, photo: Image.Image) -> tuple[list[str], str]:
+    """Uploads, jobs, results, verification, bad and misplaced keys; returns the API keys used and the job."""
     admin = ApiClient(base(stack), stack.create_key("frank", admin=True))
     user = ApiClient(base(stack), stack.create_key("grace"))
     upload = user.upload_image(photo.resize((96, 96)), rights=OWN_RIGHTS)
@@ -198,12 +270,18 @@ def busy_day(stack: Stack, photo: Image.Image) -> list[str]:
                         timeout=10).status_code == 404  # a key pasted into the path
     assert admin.submit({"kind": "style_transfer", "inputs": {"content": upload["id"]},
                          "params": {"style": "bold-ink"}}).status_code == 422  # not admin's upload
-    return [admin.key, user.key, wrong]
+    return [admin.key, user.key, wrong], done["id"]
 
 
-def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, photo: Image.Image) -> None:
-    keys = busy_day(keyed, photo)
-    time.sleep(1.5)  # log lines of the last requests and of the worker's last task reach their files
+def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, servers: Stack, photo: Image.Image) -> None:
+    keys, job_id = busy_day(keyed, photo)
+    # Every line is in its file: the worker's last line about the job, and the API's about a last request.
+    logs_dir = keyed.workdir / "logs"
+    eventually(lambda: f"job {job_id}: style_transfer attempt 1 succeeded" in
+               (logs_dir / "worker-inference.log").read_text(errors="replace"), 30, "the worker's last line")
+    last = f"last-request-{secrets.token_hex(4)}"
+    assert requests.get(base(keyed) + "/v1/styles", headers={"X-Request-ID": last}, timeout=10).status_code == 401
+    eventually(lambda: last in (logs_dir / "api.log").read_text(errors="replace"), 30, "the API's last line")
     settings = keyed.settings()
     needles = {f"API key {i}": key for i, key in enumerate(keys)}
     needles |= {f"API key {i}'s secret": secret_of(key) for i, key in enumerate(keys)}
@@ -220,7 +298,9 @@ def test_no_raw_key_in_redis_and_no_secret_in_any_log(keyed: Stack, photo: Image
                 assert needle not in name and needle not in value, f"{what} stored raw in Redis key {name}"
     assert scanned > 20, "Redis should hold the day's keys, jobs and uploads"
 
+    # This module's processes, and the session's Redis and S3 servers it used.
     logs = sorted((keyed.workdir / "logs").glob("*.log"))
+    logs += [Path(servers.processes[name].log) for name in ("redis", "s3")]
     assert {path.stem for path in logs} >= {"api", "worker-inference", "redis", "s3"}
     lines = 0
     for path in logs:

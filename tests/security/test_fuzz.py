@@ -64,12 +64,14 @@ class Seeds:
     mask_id: str
     work_id: str
     style: str
+    spare_key_id: str  # a key of alice's the fuzzer may revoke (never the keys it sends)
     tenant: str = "alice"
     dataset_id: str = "procedural"
 
     def path_parameters(self, path: str, names: set[str]) -> dict[str, Any]:
         known: dict[str, Any] = {"job_id": self.job_id, "dataset_id": self.dataset_id, "work_id": self.work_id,
-                                 "tenant": self.tenant, "index": 0}
+                                 "tenant": self.tenant, "index": 0, "upload_id": self.upload_id,
+                                 "key_id": self.spare_key_id}
         if path.startswith("/v1/styles/"):
             known["name"] = self.style
         if path.endswith("/artifacts/{name}"):
@@ -111,11 +113,11 @@ def error_shape_problem(response: schemathesis.Response) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Seeds]]:
+def fuzz_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Seeds]]:
     """The API, Redis and S3 of this module, and real things to aim at: a restoration job run to
     the end by an inference worker (stopped afterwards, so fuzzed submissions only queue), an
     image and a mask uploaded, and a protected work."""
-    with stack_with(tmp_path_factory.mktemp("fuzz"), FUZZ_ENV, workers=("inference",)) as stack:
+    with stack_with(servers, tmp_path_factory.mktemp("fuzz"), FUZZ_ENV, workers=("inference",)) as stack:
         base = f"http://127.0.0.1:{stack.api_port}"
         admin = ApiClient(base, stack.create_key("alice", admin=True))
         tenant = ApiClient(base, stack.create_key("alice"))
@@ -133,7 +135,9 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
                               data={"title": "A protected gradient", "rights_holder": "Someone"})
         assert response.status_code == 201, response.text
         style = admin.get("/v1/styles").json()["items"][0]["name"]
-        yield stack, Seeds(admin.key, tenant.key, job["id"], upload["id"], mask["id"], response.json()["id"], style)
+        spare_key_id = stack.create_key("alice").removeprefix("af_").partition("_")[0]
+        yield stack, Seeds(admin.key, tenant.key, job["id"], upload["id"], mask["id"], response.json()["id"], style,
+                           spare_key_id)
 
 
 def aim_at_uploads(case: Case, seeds: Seeds) -> None:
@@ -218,7 +222,7 @@ HOSTILE_JSON = {
     "integer of 5,000 digits": '{"kind": "restoration", "priority": 1' + "0" * 5_000 + "}",
 }
 JSON_OPERATIONS = [("POST", "/v1/jobs"), ("PUT", "/v1/schedules/nightly"), ("PUT", "/v1/tenants/alice/policy"),
-                   ("POST", "/v1/models/abstract/promote")]
+                   ("POST", "/v1/models/abstract/promote"), ("POST", "/v1/tenants/alice/keys")]
 
 
 @pytest.mark.parametrize("body", list(HOSTILE_JSON.values()), ids=list(HOSTILE_JSON))

@@ -163,8 +163,8 @@ NEAR_CAP = (6000, 6000)  # 36 M pixels, under the 40 M cap, from a 46 KB file
 
 
 @pytest.fixture(scope="module")
-def hostile_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack_with(tmp_path_factory.mktemp("hostile"), {}) as stack:
+def hostile_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack_with(servers, tmp_path_factory.mktemp("hostile"), {}) as stack:
         yield stack
 
 

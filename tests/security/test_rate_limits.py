@@ -31,10 +31,10 @@ def assert_429(response: requests.Response, code: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def limited(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"ARTFORGE_RATE_LIMIT_DEFAULT": f"{DEFAULT_LIMIT}/minute",
            "ARTFORGE_RATE_LIMIT_SUBMIT": f"{SUBMIT_LIMIT}/minute"}
-    with stack_with(tmp_path_factory.mktemp("limited"), env) as stack:
+    with stack_with(servers, tmp_path_factory.mktemp("limited"), env) as stack:
         yield stack
 
 
@@ -85,9 +85,9 @@ def test_requests_without_a_valid_key_are_limited_by_address(limited: Stack) -> 
 
 
 @pytest.fixture(scope="module")
-def quota_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def quota_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"ARTFORGE_MAX_ACTIVE_JOBS_PER_TENANT": "2", "ARTFORGE_MAX_ACTIVE_TRAINING_JOBS_PER_TENANT": "1"}
-    with stack_with(tmp_path_factory.mktemp("quota"), env) as stack:  # no worker: jobs stay queued
+    with stack_with(servers, tmp_path_factory.mktemp("quota"), env) as stack:  # no worker: jobs stay queued
         yield stack
 
 

@@ -60,6 +60,7 @@ class Alice:
     upload_id: str
     dataset_id: str
     artifact_key: str
+    spare_key_id: str  # a key of alice's that her admin may revoke
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,18 @@ def tenant_scoped_calls(alice: Alice) -> dict[str, Call]:
         "DELETE /v1/schedules/<name>": Call(f"/v1/schedules/{SCHEDULE}", None, admin_only=True),
         "PUT /v1/schedules/<name>": Call(f"/v1/schedules/{SCHEDULE}", None, admin_only=True, json=schedule_body,
                                          upserts=True),
+        # Keys: an admin key manages its own tenant's; another tenant and its keys are unknown to it.
+        "POST /v1/tenants/<tenant>/keys": Call("/v1/tenants/alice/keys", 201, admin_only=True, json={}),
+        "GET /v1/tenants/<tenant>/keys": Call("/v1/tenants/alice/keys", 200, admin_only=True),
+        "DELETE /v1/keys/<key_id>": Call(f"/v1/keys/{alice.spare_key_id}", 204, admin_only=True),
+        "GET /v1/uploads/<upload_id>/thumbnail": Call(f"/v1/uploads/{alice.upload_id}/thumbnail", 200),
     }
 
 
 @pytest.fixture(scope="module")
-def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def isolated(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"ARTFORGE_PRESIGN_EXPIRY_S": str(PRESIGN_EXPIRY_S), "ARTFORGE_SSE_MAX_S": "5"}
-    with stack_with(tmp_path_factory.mktemp("isolated"), env, workers=("inference",)) as stack:
+    with stack_with(servers, tmp_path_factory.mktemp("isolated"), env, workers=("inference",)) as stack:
         yield stack
 
 
@@ -145,7 +151,9 @@ def alice(isolated: Stack, clients: dict[str, ApiClient], photo: Image.Image) ->
     ScheduleStore(redis_client(isolated.settings()), make_celery(isolated.settings())).save(ScheduleSpec(
         name=SCHEDULE, tenant="alice", model="creation-gan", dataset=dataset.json()["id"], every_s=86400, cron=None,
         training={"steps": 10}, enabled=False, created_at=time.time(), updated_at=time.time()))
-    return Alice(job=job, upload_id=upload["id"], dataset_id=dataset.json()["id"], artifact_key=artifact_key)
+    spare_key = isolated.create_key("alice")
+    return Alice(job=job, upload_id=upload["id"], dataset_id=dataset.json()["id"], artifact_key=artifact_key,
+                 spare_key_id=spare_key.removeprefix("af_").partition("_")[0])
 
 
 def app_rules(stack: Stack) -> dict[str, str]:

@@ -86,8 +86,8 @@ def json_document() -> SlowBody:
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack_with(tmp_path_factory.mktemp("capped"), {}) as stack:
+def capped(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack_with(servers, tmp_path_factory.mktemp("capped"), {}) as stack:
         yield stack
 
 

@@ -155,10 +155,19 @@ function inputFigures(job) {
   }
   return entries.map(([role, id]) => {
     const upload = previewOf(id);
-    const picture = upload?.preview ? el("img", { src: upload.preview, alt: `${role} input` })
-      : el("div", { class: "no-preview" }, `upload ${id.slice(0, 8)}`);
+    const picture = upload?.preview ? el("img", { src: upload.preview, alt: `${role} input` }) : thumbnailOf(id, role);
     return el("figure", { class: "input" }, picture, el("figcaption", {}, role));
   });
+}
+
+// An input uploaded elsewhere (another session, the CLI): the API's thumbnail of it, once loaded;
+// the placeholder stays if there is none (an input that is not an upload, or one no longer there).
+function thumbnailOf(id, role) {
+  const placeholder = el("div", { class: "no-preview" }, `upload ${String(id).slice(0, 8)}`);
+  blobUrl(`/v1/uploads/${encodeURIComponent(id)}/thumbnail`).then(
+    (url) => placeholder.replaceWith(el("img", { src: url, alt: `${role} input`, class: "input-thumbnail" })),
+    () => {});
+  return placeholder;
 }
 
 function summary(job) {
