@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv browser demo up down status test test-fast test-load bench lint
+.PHONY: venv browser demo up down status test test-fast test-load bench lint models
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ test-fast: venv browser
 # The load test at full size: 5,000 jobs through the whole service (make test runs 500).
 test-load: venv
 	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
+
+# Train the default models that ship inside the package (shared/assets/models/): the creation model
+# "abstract" (hours on 2 cores; resumable: run it again after an interruption) and the upscaler.
+models: venv
+	$(PY) -m workers.training.default_models all
 
 bench: venv
 	$(PY) -m bench.run_all

@@ -32,7 +32,7 @@ from shared.contract import list_kinds, parse_params
 from shared.images import decode_image
 from shared.job_params import DEFAULT_RESTORATION_MODEL
 from shared.marks.perceptual import perceptual_hashes
-from shared.models import ModelRef, UnknownModel
+from shared.models import ModelRef, ResolvedModel, UnknownModel
 from shared.protected_works import ProtectedWorks
 from shared.uploads import Upload
 
@@ -166,9 +166,9 @@ def _require_min_side(upload: Any, role: str) -> None:
                        f"{MIN_CONTENT_SIDE} px", {"fields": {f"inputs.{role}": ["image too small"]}})
 
 
-def _resolve_model(ref: str, svc: Services) -> tuple[int, dict[str, Any]]:
+def _resolve_model(ref: str, who: Principal, svc: Services) -> ResolvedModel:
     try:
-        return svc.models.resolve(ModelRef.parse(ref))
+        return svc.models.for_tenant(who.tenant).resolve(ModelRef.parse(ref))
     except UnknownModel as exc:
         raise ApiError(409, "model_not_trained",
                        f"{exc}; train one first with a 'training' job (an admin key is needed)") from None
@@ -193,14 +193,22 @@ def _creation(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
               svc: Services) -> tuple[dict[str, Any], dict[str, str]]:
     clean = _load(CREATION_PARAMS, params, "params")
     _no_inputs(inputs, "creation")
-    version, card = _resolve_model(clean["model"], svc)
+    model = _resolve_model(clean["model"], who, svc)
+    version, card = model.version, model.card
     _require_task(card, version, "creation")
     labels = card.get("labels", [])
     if "style" in clean and clean["style"] not in labels:
         raise ApiError(422, "invalid_parameters", f"model {card['name']}@{version} has no style {clean['style']!r}",
                        {"fields": {"params.style": [f"one of {labels}"]}})
+    upscale, resolution = clean.get("upscale"), card.get("resolution", 0)
+    if upscale is not None and upscale < resolution:
+        raise ApiError(422, "invalid_parameters", f"upscale {upscale} px is smaller than what model "
+                       f"{card['name']}@{version} makes ({resolution} px)",
+                       {"fields": {"params.upscale": [f"at least {resolution}"]}})
+    if upscale is None:
+        clean.pop("upscale", None)
     # Pin what "latest" and "random" meant at submission, so the job is reproducible.
-    clean["model"] = f"{card['name']}@{version}"
+    clean["model"] = model.pinned
     clean.setdefault("seed", secrets.randbelow(2**31))
     return clean, {}
 
@@ -226,15 +234,16 @@ def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
     # Pin the model (or its absence) now, so the job is reproducible whatever is promoted later.
     if clean["method"] != "classical":
         try:
-            version, card = svc.models.resolve(ModelRef.parse(clean.get("model", DEFAULT_RESTORATION_MODEL)))
+            model = svc.models.for_tenant(who.tenant).resolve(
+                ModelRef.parse(clean.get("model", DEFAULT_RESTORATION_MODEL)))
         except UnknownModel as exc:
             if clean["method"] == "learned" or "model" in clean:
                 raise ApiError(409, "model_not_trained",
                                f"{exc}; train one first with a 'training' job, target 'restoration'") from None
             clean["method"] = "classical"
         else:
-            _require_task(card, version, "restoration")
-            clean["model"], clean["method"] = f"{card['name']}@{version}", "learned"
+            _require_task(model.card, model.version, "restoration")
+            clean["model"], clean["method"] = model.pinned, "learned"
     if clean["method"] == "classical":
         clean.pop("model", None)
     _refuse_protected_works(uploads, "image", "restoration", who, svc)

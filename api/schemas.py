@@ -11,6 +11,9 @@ from shared.job_params import (
     DEFAULT_RESTORATION_MODEL,
     INPAINT_METHODS,
     RESTORATION_OPERATIONS,
+    UPSCALE_DEFAULT_SIDE,
+    UPSCALE_MAX_SIDE,
+    UPSCALE_MIN_SIDE,
     CreationParams,
     GanTrainingParams,
     RestorationParams,
@@ -170,6 +173,20 @@ class StyleTransferInputsSchema(StrictSchema):
     style = fields.String(validate=UPLOAD_ID, metadata={"description": "upload id of any painting"})
 
 
+class UpscaleField(fields.Field):
+    """A side in px, or a boolean: true means UPSCALE_DEFAULT_SIDE, false means none (None)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+        if value is True:
+            return UPSCALE_DEFAULT_SIDE
+        if value is False:
+            return None
+        if isinstance(value, int) and UPSCALE_MIN_SIDE <= value <= UPSCALE_MAX_SIDE:
+            return value
+        raise ValidationError(f"a side in px from {UPSCALE_MIN_SIDE} to {UPSCALE_MAX_SIDE}, or true "
+                              f"({UPSCALE_DEFAULT_SIDE} px) or false")
+
+
 class CreationParamsSchema(StrictSchema):
     model = fields.String(load_default=CreationParams.model, validate=MODEL_REF,
                           metadata={"description": "name (its promoted version) or name@version"})
@@ -181,8 +198,12 @@ class CreationParamsSchema(StrictSchema):
                           metadata={"description": "same seed and parameters give identical pixels; random if absent"})
     truncation = fields.Float(validate=validate.Range(0.1, 3.0), metadata={
         "description": "redraw noise entries above this; absent = none (measured: 1.0 costs quality here)"})
-    upscale = fields.Boolean(load_default=CreationParams.upscale,
-                             metadata={"description": "also enlarge to at least 256 px"})
+    upscale = UpscaleField(metadata={
+        "description": f"enlarge to this side in px ({UPSCALE_MIN_SIDE}-{UPSCALE_MAX_SIDE}, at least the model's "
+                       f"resolution) with the learned upscaler; true: {UPSCALE_DEFAULT_SIDE}; false or absent: as "
+                       "generated",
+        "oneOf": [{"type": "integer", "minimum": UPSCALE_MIN_SIDE, "maximum": UPSCALE_MAX_SIDE},
+                  {"type": "boolean"}]})
 
 
 class RestorationParamsSchema(StrictSchema):
@@ -248,8 +269,12 @@ class TrainingParamsSchema(StrictSchema):
 
 class GanTrainingParamsSchema(TrainingParamsSchema):
     target = fields.String(required=True, validate=validate.Equal("gan"))
-    resolution = fields.Integer(load_default=GanTrainingParams.resolution, validate=validate.OneOf([32, 64, 128]))
+    resolution = fields.Integer(load_default=GanTrainingParams.resolution,
+                                validate=validate.OneOf([32, 64, 128, 256]))
     steps = fields.Integer(load_default=GanTrainingParams.steps, validate=validate.Range(1, 200_000))
+    eval_per_label = fields.Integer(load_default=GanTrainingParams.eval_per_label, validate=validate.Range(4, 200),
+                                    metadata={"description": "procedural dataset: fresh images per style that "
+                                                             "measure the model (and as many for the floor)"})
 
 
 class RestorationTrainingParamsSchema(TrainingParamsSchema):
@@ -367,6 +392,8 @@ def field_errors(exc: ValidationError, prefix: str) -> dict[str, object]:
 
 class ModelSummarySchema(Schema):
     name = fields.String()
+    public = fields.Boolean(metadata={"description": "shipped with the service, usable by every tenant"})
+    read_only = fields.Boolean(metadata={"description": "one pinned version; it cannot be retrained or promoted"})
     versions = fields.List(fields.Integer())
     promoted_version = fields.Integer(allow_none=True)
     labels = fields.List(fields.String())

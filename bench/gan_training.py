@@ -1,16 +1,17 @@
-"""GAN training at 32 px on the CPU: train_gan against a plain PyTorch loop of the same networks.
+"""GAN training on the CPU: train_gan against a plain PyTorch loop of the same networks.
 
 Measured: training images/s of ``workers.training.gan.train_gan`` (default GanConfig and
-TrainConfig, the 6 procedural styles at 32 px), from its progress callback's timestamps.
+TrainConfig: the 9 procedural styles at 64 px), from its progress callback's timestamps.
 Baseline: a plain loop written here the way pytorch/examples' DCGAN writes one (D on real and
 on fake in two calls, G's loss backpropagated through D with D's weight gradients computed
 too, Adam's default implementation), doing the same work: the same Generator and
-Discriminator, hinge loss, the same DiffAugment on real and fake, an EMA of G; neither writes
-checkpoints or samples. The two alternate, chunk by chunk (``--rounds``), after a warm-up
-chunk each; medians of the per-step times are reported.
-With ``--quality-steps N`` it also trains N steps on the built-in procedural dataset (6 styles)
-and reports how many generated images a style classifier trained on real ones puts in the
-style they were generated for, against that classifier's accuracy on held-out real images.
+Discriminator on the same pairs of images, hinge loss, the attribute and diversity terms, the
+same DiffAugment on real and fake, an EMA of G; neither writes checkpoints or samples. The two
+alternate, chunk by chunk (``--rounds``), after a warm-up chunk each; medians of the per-step
+times are reported.
+With ``--quality-steps N`` it also trains N steps on the built-in procedural dataset and reports
+how many generated images a style classifier trained on real ones puts in the style they were
+generated for, against that classifier's accuracy on held-out real images.
 
     python -m bench.gan_training [--rounds 4] [--steps 15] [--quality-steps 0]
 """
@@ -31,8 +32,8 @@ from bench.common import Figure, command, median, print_figures
 from workers.data.attributes import colour_attributes
 from workers.data.procedural import STYLES, make_dataset
 from workers.metrics.conditional_accuracy import conditional_accuracy, train_style_classifier
-from workers.models.gan import Discriminator, GanConfig, Generator, generate
-from workers.training.gan import TrainConfig, diff_augment, train_gan
+from workers.models.gan import Discriminator, GanConfig, Generator, generate, image_attributes
+from workers.training.gan import TrainConfig, diff_augment, pair_shortfall, train_gan
 
 MODULE = "bench.gan_training"
 
@@ -40,9 +41,10 @@ MODULE = "bench.gan_training"
 # -- data, and the baseline: a plain loop ------------------------------------------------
 
 
-def procedural(per_style: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The built-in procedural dataset at 32 px with its colour attributes."""
-    images, labels = make_dataset(per_style, 32, seed=seed)
+def procedural(per_style: int, seed: int,
+               side: int = GanConfig.resolution) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The built-in procedural dataset with its colour attributes."""
+    images, labels = make_dataset(per_style, side, seed=seed)
     return images, labels, colour_attributes(images)
 
 
@@ -57,8 +59,12 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config
     rng = torch.Generator().manual_seed(train.seed)
     data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     data_labels, data_attrs = torch.from_numpy(labels), torch.from_numpy(attrs)
+    members = [torch.from_numpy(np.flatnonzero(labels == c)) for c in range(config.n_classes)]
     for step in range(steps):
-        index = torch.randint(0, len(data), (train.batch_size,))
+        firsts = torch.randint(0, len(data), (train.batch_size // 2,))
+        partners = torch.stack([members[int(labels[i])][torch.randint(len(members[int(labels[i])]), (1,))][0]
+                                for i in firsts])
+        index = torch.stack([firsts, partners], dim=1).reshape(-1)
         real, y, a = data[index], data_labels[index], data_attrs[index]
         fake = g(torch.randn(train.batch_size, config.nz), y, a)
 
@@ -69,7 +75,9 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config
         opt_d.step()
 
         g.zero_grad()
-        loss_g = -d(diff_augment(fake, train.augment, rng), y, a).mean()
+        loss_g = (-d(diff_augment(fake, train.augment, rng), y, a).mean()
+                  + train.attribute_weight * (image_attributes(fake) - a).abs().mean()
+                  + train.diversity_weight * pair_shortfall(fake, real))
         loss_g.backward()
         opt_g.step()
 
@@ -108,7 +116,7 @@ def throughput(args: argparse.Namespace, argv: list[str]) -> Figure:
         for runner, values in times.items():
             values += step_times(runner, data, config, train, args.steps)
     ours, plain = (args.batch / median(times[name]) for name in ("train_gan", "plain"))
-    return Figure(f"gan training 32 px, batch {args.batch}", ours, plain, "img/s", "plain loop",
+    return Figure(f"gan training {config.resolution} px, batch {args.batch}", ours, plain, "img/s", "plain loop",
                   higher_is_better=True, command=command(MODULE, argv), goal=">= 1.0",
                   note=(f"ngf {config.ngf}, ndf {config.ndf}, {torch.get_num_threads()} threads; "
                         f"{ours / args.batch * 60:.0f} steps/min vs {plain / args.batch * 60:.0f}; "
@@ -131,7 +139,7 @@ def quality(args: argparse.Namespace, argv: list[str]) -> Figure:
     g = Generator(config)
     g.load_state_dict(result.g_ema_state)
     classifier = train_style_classifier(images, labels, len(STYLES))
-    _, asked_labels, asked_attrs = procedural(100, seed=1)
+    _, asked_labels, asked_attrs = procedural(40, seed=1)
     fake = generate(g, asked_labels, asked_attrs, seed=1)
     per_style = {style.name: round(conditional_accuracy(classifier, fake[asked_labels == c],
                                                         asked_labels[asked_labels == c]), 2)

@@ -52,7 +52,7 @@ MODULE = "bench.gpu_bench"
 RESULTS = Path(__file__).with_name("RESULTS.md")
 KEPT_MARKER = "<!-- kept by bench.run_all: figures measured by the commands named with them -->"
 HEADING = "## GPU (bench/gpu_check.sh)"
-N_CLASSES = 6  # the procedural dataset's styles, the service's default training set
+N_CLASSES = 9  # the procedural dataset's nine styles (workers.data.procedural.STYLES), the default training set
 
 
 @dataclass
@@ -275,7 +275,7 @@ def forward_inputs(report: Report, sizes: dict[str, Any]) -> tuple[Any, tuple[to
     dev = report.device
     resolution, batch = sizes["forward"]
     g = generator_on(dev, resolution)
-    z = devices.to_device(torch.randn(batch, 128, generator=torch.Generator().manual_seed(0)), dev)
+    z = devices.to_device(torch.randn(batch, g.config.nz, generator=torch.Generator().manual_seed(0)), dev)
     y = devices.to_device(torch.arange(batch) % N_CLASSES, dev)
     a = devices.to_device(torch.rand(batch, 3, generator=torch.Generator().manual_seed(1)), dev)
 

@@ -29,11 +29,11 @@ from PIL import Image
 
 from bench.common import command, machine
 from bench.restoration_quality import RESOLUTION, STREAMS
+from workers.data.datasets import HELD_OUT_FRACTION, split_held_out
 from workers.data.photos import HELD_OUT_PHOTOS, photo_tiles
 from workers.data.procedural import make_dataset
 from workers.models.builders import load_inpainter
 from workers.models.restoration import InpaintingNet, RestorationConfig, composite
-from workers.pipelines.training import HELD_OUT_FRACTION, split_held_out
 from workers.training.restoration import (
     RestorationTrainConfig,
     damaged_batch,

@@ -28,12 +28,12 @@ import torch
 
 from bench.common import command, machine
 from workers.data.damage import DamageConfig, simulate_damage
+from workers.data.datasets import HELD_OUT_FRACTION, split_held_out
 from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import psnr
 from workers.models.builders import load_fade_corrector, load_inpainter
 from workers.models.restoration import RestorationConfig
-from workers.pipelines.training import HELD_OUT_FRACTION, split_held_out
 from workers.restoration import classical
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 from workers.training.restoration_eval import (

@@ -8,7 +8,7 @@ import redis
 
 from shared.dataset_store import DatasetStore
 from shared.jobs import JobStore
-from shared.models import ModelIndex
+from shared.models import ModelCatalogs
 from shared.objects import ObjectStore
 from shared.settings import Settings
 from shared.uploads import UploadStore
@@ -32,12 +32,12 @@ class Stores:
     jobs: JobStore
     uploads: UploadStore
     objects: ObjectStore
-    models: ModelIndex
+    models: ModelCatalogs
     datasets: DatasetStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stores:
         client = redis_client(settings)
         return cls(settings=settings, jobs=JobStore(client, settings.finished_job_ttl_s),
-                   uploads=UploadStore(client), objects=ObjectStore(settings), models=ModelIndex(client),
+                   uploads=UploadStore(client), objects=ObjectStore(settings), models=ModelCatalogs(client),
                    datasets=DatasetStore(client))

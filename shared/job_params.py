@@ -22,6 +22,8 @@ INPAINT_METHODS: tuple[InpaintMethod, ...] = ("telea", "navier_stokes", "biharmo
 DEFAULT_RESTORATION_MODEL = "restoration"
 # The model creation jobs use when none is named.
 DEFAULT_CREATION_MODEL = "abstract"
+# Creation's ``upscale``: the sides it may ask for, and what ``true`` means.
+UPSCALE_MIN_SIDE, UPSCALE_MAX_SIDE, UPSCALE_DEFAULT_SIDE = 64, 1024, 256
 
 
 class _Params:
@@ -57,7 +59,7 @@ class CreationParams(_Params):
     count: int = 4
     seed: int | None = None  # drawn at submission when absent, so a stored job always has one
     truncation: float | None = None
-    upscale: bool = False
+    upscale: int | None = None  # the side to enlarge to, in px, with the learned upscaler; None: as generated
 
     @property
     def fixed_seed(self) -> int:
@@ -100,8 +102,11 @@ class TrainingParams(_Params):
 @dataclass(frozen=True, kw_only=True)
 class GanTrainingParams(TrainingParams):
     target: Literal["gan"] = "gan"
-    resolution: int = 32
+    resolution: int = 64
     steps: int = 2000
+    # The procedural dataset: fresh images per style the model is measured against (and as many
+    # again for the real-vs-real floor); 36 x 9 styles = 324 a side.
+    eval_per_label: int = 36
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,12 +1,20 @@
 """The model registry's index in Redis; weights and cards are stored in the models bucket.
 
+Models belong to tenants: a training job publishes into its tenant's index, and no other tenant
+sees it. The service's shipped models (``shared.builtin_models``) are public: read-only, pinned to
+one version, usable by every tenant. A reference ``name`` means the tenant's own model of that
+name when it has one, else the public one; ``public/name`` always means the public one. The API
+pins a reference at submission to what it meant then (``name@3`` or ``public/name@1``), so a job
+runs the model it was accepted for.
+
 A version is registered only after its weights and card are durable in S3, so the index
 never names a half-written model. Versions of a name count up from 1; one version per
 name is "promoted" and serves requests that do not name a version.
 
-Keys: model:{name}:versions (sorted set of version numbers), model:{name}:card:{v}
-(the card JSON), model:{name}:promoted, model:{name}:next, models (set of names),
-model:{name}:history (promotion log, JSON lines).
+Keys, per owner (a tenant id): model:{owner}:{name}:versions (sorted set of version numbers),
+model:{owner}:{name}:card:{v} (the card JSON), model:{owner}:{name}:promoted,
+model:{owner}:{name}:next, models:{owner} (set of names), model:{owner}:{name}:history
+(promotion log, JSON lines). Weights and cards in S3: {owner}/{name}/{v}/...
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from typing import Any, cast
 
 import redis
 
+from shared.builtin_models import builtin_models
 from shared.jobs import PREFIX
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-MODEL_REF = re.compile(r"^(?P<name>[a-z][a-z0-9-]{0,62})(?:@(?P<version>\d{1,9}))?$")
+MODEL_REF = re.compile(r"^(?:(?P<public>public)/)?(?P<name>[a-z][a-z0-9-]{0,62})(?:@(?P<version>\d{1,9}))?$")
+PUBLIC = "public"  # the owner of the shipped models
 
 
 class UnknownModel(Exception):
@@ -32,31 +42,67 @@ class UnknownModel(Exception):
 @dataclass(frozen=True)
 class ModelRef:
     name: str
-    version: int | None  # None: the promoted version
+    version: int | None  # None: the promoted version (a public model's only version)
+    public: bool = False  # "public/name": the shipped model even where the tenant has its own
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         match = MODEL_REF.match(text)
         if not match:
-            raise ValueError(f"not a model reference: {text!r} (use name or name@version)")
+            raise ValueError(f"not a model reference: {text!r} (use name, name@version or public/name)")
         version = match.group("version")
-        return cls(match.group("name"), int(version) if version else None)
+        return cls(match.group("name"), int(version) if version else None, match.group("public") is not None)
+
+    def __str__(self) -> str:
+        return (f"{PUBLIC}/" if self.public else "") + self.name + (f"@{self.version}" if self.version else "")
 
 
-def weights_key(name: str, version: int) -> str:
-    return f"{name}/{version}/weights.safetensors"
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a reference means for one tenant now: whose model, which version, its card."""
+
+    owner: str  # the tenant's id, or PUBLIC
+    name: str
+    version: int
+    card: dict[str, Any]
+
+    @property
+    def public(self) -> bool:
+        return self.owner == PUBLIC
+
+    @property
+    def pinned(self) -> str:
+        """The reference that means this exact model to its tenant from now on."""
+        return str(ModelRef(self.name, self.version, self.public))
+
+    @property
+    def identity(self) -> str:
+        """Unique across tenants: jobs of one identity may share a generator forward."""
+        return f"{self.owner}/{self.name}@{self.version}"
 
 
-def card_key(name: str, version: int) -> str:
-    return f"{name}/{version}/card.json"
+def identity_of(tenant: str, pinned: str) -> str:
+    """A pinned reference's identity for its tenant, without looking anything up."""
+    ref = ModelRef.parse(pinned)
+    return f"{PUBLIC if ref.public else tenant}/{ref.name}@{ref.version}"
+
+
+def weights_key(owner: str, name: str, version: int) -> str:
+    return f"{owner}/{name}/{version}/weights.safetensors"
+
+
+def card_key(owner: str, name: str, version: int) -> str:
+    return f"{owner}/{name}/{version}/card.json"
 
 
 class ModelIndex:
-    def __init__(self, client: redis.Redis):
-        self.redis = client
+    """One owner's (a tenant's) models."""
+
+    def __init__(self, client: redis.Redis, owner: str):
+        self.redis, self.owner = client, owner
 
     def _k(self, name: str, suffix: str) -> str:
-        return f"{PREFIX}model:{name}:{suffix}"
+        return f"{PREFIX}model:{self.owner}:{name}:{suffix}"
 
     def reserve_version(self, name: str) -> int:
         if not MODEL_NAME.match(name):
@@ -69,7 +115,7 @@ class ModelIndex:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._k(name, f"card:{version}"), json.dumps(card))
             pipe.zadd(self._k(name, "versions"), {str(version): version})
-            pipe.sadd(f"{PREFIX}models", name)
+            pipe.sadd(f"{PREFIX}models:{self.owner}", name)
             if promote_if_first:
                 pipe.set(self._k(name, "promoted"), str(version), nx=True)
             results = pipe.execute()
@@ -105,7 +151,7 @@ class ModelIndex:
         self.redis.rpush(self._k(name, "history"), json.dumps(entry))
 
     def names(self) -> list[str]:
-        return sorted(cast(set[str], self.redis.smembers(f"{PREFIX}models")))
+        return sorted(cast(set[str], self.redis.smembers(f"{PREFIX}models:{self.owner}")))
 
     def versions(self, name: str) -> list[int]:
         return [int(v) for v in cast(list[str], self.redis.zrange(self._k(name, "versions"), 0, -1))]
@@ -130,3 +176,37 @@ class ModelIndex:
         if card is None:
             raise UnknownModel(f"model {ref.name}@{version} does not exist")
         return version, card
+
+
+class ModelCatalog:
+    """The models one tenant can use: its own (``own``) and the public, shipped ones."""
+
+    def __init__(self, client: redis.Redis, tenant: str):
+        self.tenant = tenant
+        self.own = ModelIndex(client, tenant)
+
+    def resolve(self, ref: ModelRef) -> ResolvedModel:
+        """The tenant's own model of that name if it has one (unless the reference says public),
+        else the shipped one; UnknownModel when neither has the version asked for."""
+        if not ref.public and ref.name in self.own.names():
+            version, card = self.own.resolve(ref)
+            return ResolvedModel(self.tenant, ref.name, version, card)
+        shipped = builtin_models().get(ref.name)
+        if shipped is None:
+            raise UnknownModel(f"model {ref.name!r} has no trained version yet")
+        if ref.version not in (None, shipped.version):
+            raise UnknownModel(f"the public model {ref.name} has only version {shipped.version}")
+        return ResolvedModel(PUBLIC, ref.name, shipped.version, shipped.card)
+
+    def public_names(self) -> list[str]:
+        return sorted(builtin_models())
+
+
+class ModelCatalogs:
+    """Each tenant's catalog, over one Redis client."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def for_tenant(self, tenant: str) -> ModelCatalog:
+        return ModelCatalog(self.redis, tenant)

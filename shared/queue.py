@@ -139,15 +139,17 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
 
 
 def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priority: int, *,
-                model_ref: str | None = None, redis_client: redis.Redis | None = None) -> None:
+                model_identity: str | None = None, redis_client: redis.Redis | None = None) -> None:
     """Send a job's task to its kind's queue. API priority: 9 runs first; the Redis
     transport serves priority 0 first, hence the flip. Training jobs get their own limits.
 
-    A creation job (given its ``model_ref`` as submitted and a ``redis_client``) is first listed as
-    waiting for that model, unless ``creation_batch_max_images`` is 0: another worker may then
-    run it in its batch, and this message finds it taken and is skipped."""
-    if kind == CREATION_KIND and model_ref and redis_client is not None and settings.creation_batch_max_images > 0:
-        list_waiting_creation(redis_client, model_ref, job_id)
+    A creation job (given its model's ``model_identity``, ``shared.models.identity_of`` its pinned
+    reference, and a ``redis_client``) is first listed as waiting for that model, unless
+    ``creation_batch_max_images`` is 0: another worker may then run it in its batch, and this
+    message finds it taken and is skipped."""
+    if (kind == CREATION_KIND and model_identity and redis_client is not None
+            and settings.creation_batch_max_images > 0):
+        list_waiting_creation(redis_client, model_identity, job_id)
     queue = get_kind(kind).queue
     if queue == QUEUE_TRAINING:
         limits = {"soft_time_limit": settings.training_soft_limit_s, "time_limit": settings.training_hard_limit_s}
@@ -190,31 +192,31 @@ def run_job_id(message: dict[str, Any]) -> str | None:
     return cast(str, kwargs["job_id"])
 
 
-def creation_waiting_key(model_ref: str) -> str:
-    return CREATION_WAITING_PREFIX + model_ref
+def creation_waiting_key(model_identity: str) -> str:
+    return CREATION_WAITING_PREFIX + model_identity
 
 
-def list_waiting_creation(client: redis.Redis, model_ref: str, job_id: str) -> None:
+def list_waiting_creation(client: redis.Redis, model_identity: str, job_id: str) -> None:
     """Append ``job_id`` to its model's waiting list and refresh the list's TTL."""
-    key = creation_waiting_key(model_ref)
+    key = creation_waiting_key(model_identity)
     with client.pipeline(transaction=True) as pipe:
         pipe.rpush(key, job_id)
         pipe.expire(key, CREATION_WAITING_TTL_S)
         pipe.execute()
 
 
-def take_waiting_creations(client: redis.Redis, model_ref: str, count: int) -> list[str]:
+def take_waiting_creations(client: redis.Redis, model_identity: str, count: int) -> list[str]:
     """Up to ``count`` ids from the head of the model's waiting list (oldest first), removed from it."""
     if count <= 0:
         return []
-    return list(cast(list[str] | None, client.lpop(creation_waiting_key(model_ref), count)) or [])
+    return list(cast(list[str] | None, client.lpop(creation_waiting_key(model_identity), count)) or [])
 
 
-def return_waiting_creations(client: redis.Redis, model_ref: str, job_ids: list[str]) -> None:
+def return_waiting_creations(client: redis.Redis, model_identity: str, job_ids: list[str]) -> None:
     """Put ids taken but not used back at the head of the list, in their order."""
     if not job_ids:
         return
-    key = creation_waiting_key(model_ref)
+    key = creation_waiting_key(model_identity)
     with client.pipeline(transaction=True) as pipe:
         pipe.lpush(key, *reversed(job_ids))
         pipe.expire(key, CREATION_WAITING_TTL_S)

@@ -1,13 +1,14 @@
 """Batched creation: creation jobs for the same model that are already queued share one forward.
 
 When a worker starts a creation job (the leader), ``CreationBatching.gather`` takes the ids on the
-waiting list of the leader's model reference (``shared.queue`` lists every creation job there as it
-is enqueued) and claims each job that is still queued, resolves to the leader's name@version, and
+waiting list of the leader's model (its identity: owner, name and version; ``shared.queue`` lists
+every creation job there as it is enqueued) and claims each job that is still queued, resolves to
+the leader's model for its own tenant, and
 fits: all images together stay within ``creation_batch_max_images``
 (``ARTFORGE_CREATION_BATCH_MAX_IMAGES``, 256; 0 turns joining off). It never waits for more jobs:
 only those already queued join, so a job alone starts as soon as it always did. Ids that did not
 fit go back to the head of the list for a later batch; ids of jobs that are gone, finished,
-canceled, running elsewhere or resolve to another version are dropped (their own Celery message
+canceled, running elsewhere or resolve to another model are dropped (their own Celery message
 runs them, or finds nothing to do).
 
 ``CreationBatching.run`` hands the claimed jobs to ``workers.pipelines.creation.create_together``,
@@ -31,8 +32,9 @@ Invariants (tests/integration/test_creation_batching.py):
 Architecture notes: the waiting list is a hint, never the queue; the Celery messages stay the
 source of truth (each joined job still has one, which becomes a no-op). A batch runs inside the
 leader's task, under its time limit (``ARTFORGE_INFERENCE_SOFT_LIMIT_S``): keep the image cap at
-what the device generates well within it. Jobs of different tenants may share a forward; only the
-model's weights are shared, never results, records or ledgers.
+what the device generates well within it. Jobs of different tenants may share a forward of a public
+(shipped) model; only the model's weights are shared, never results, records or ledgers. A tenant's
+own model has its tenant in its identity, so its jobs batch only with that tenant's.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class CreationBatching:
             return []
         budget = cap - leader_count
         try:
-            name, version, _ = rt.registry.resolve(ref)
+            identity = rt.registry.for_tenant(leader.tenant).resolve(ref).identity
         except Exception:  # an unknown model and the like: the leader's own attempt reports it
             return []
         client = rt.jobs.redis
@@ -78,7 +80,7 @@ class CreationBatching:
         put_back: list[str] = []
         scanned = 0
         while budget > 0 and scanned < MAX_SCANNED:
-            taken = take_waiting_creations(client, ref, min(budget, TAKE_CHUNK, MAX_SCANNED - scanned))
+            taken = take_waiting_creations(client, identity, min(budget, TAKE_CHUNK, MAX_SCANNED - scanned))
             if not taken:
                 break
             for position, job_id in enumerate(taken):
@@ -95,13 +97,13 @@ class CreationBatching:
                 if count > budget:
                     put_back.append(job_id)  # a later batch may have room for it
                     continue
-                if not _resolves_to(rt, candidate, (name, version)):
+                if not _resolves_to(rt, candidate, identity):
                     continue  # another version now: its own message runs it
                 job = claim(rt, candidate.id)
                 if not isinstance(job, Outcome):
                     joined.append(job)
                     budget -= count
-        return_waiting_creations(client, ref, put_back)
+        return_waiting_creations(client, identity, put_back)
         if joined:
             images = cap - budget
             log.info("job %s joined %d other creation jobs (%d images)", leader.id, len(joined), images)
@@ -109,14 +111,16 @@ class CreationBatching:
 
     def run(self, rt: Runtime, jobs: list[ReadyJob]) -> Iterator[tuple[ReadyJob, PipelineResult | Exception]]:
         """The jobs' results from one generator forward (``create_together``); every job joined
-        for the leader's (first) name@version."""
+        for the leader's (first) model."""
+        if not jobs:
+            return
         try:
             members = [Member(_creation_params(ready), ready.progress, ready.check_cancel) for ready in jobs]
-            name, version, card = rt.registry.resolve(members[0].params.model) if members else ("", 0, {})
+            model = rt.registry.for_tenant(jobs[0].job.tenant).resolve(members[0].params.model)
         except Exception as exc:
             yield from ((ready, exc) for ready in jobs)
             return
-        for position, produced in create_together(members, name, version, card, jobs[0].context):
+        for position, produced in create_together(members, model, jobs[0].context):
             yield jobs[position], produced
 
 
@@ -135,9 +139,10 @@ def _creation_params(ready: ReadyJob) -> CreationParams:
     return ready.params
 
 
-def _resolves_to(rt: Runtime, job: Job, resolved: tuple[str, int]) -> bool:
+def _resolves_to(rt: Runtime, job: Job, identity: str) -> bool:
+    """Whether the job's model, for its own tenant, is the one of ``identity``: jobs of several
+    tenants share a forward of a public model, never of a tenant's own."""
     try:
-        name, version, _ = rt.registry.resolve(str(job.params.get("model", "")))
+        return rt.registry.for_tenant(job.tenant).resolve(str(job.params.get("model", ""))).identity == identity
     except Exception:
         return False
-    return (name, version) == resolved

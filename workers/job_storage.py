@@ -32,8 +32,8 @@ def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
 
 
 def job_context(rt: Runtime, job: Job) -> JobContext:
-    return JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job), models=rt.registry,
-                      datasets=S3Datasets(rt, job.tenant))
+    return JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job),
+                      models=rt.registry.for_tenant(job.tenant), datasets=S3Datasets(rt, job.tenant))
 
 
 class S3Workspace:

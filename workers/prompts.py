@@ -79,12 +79,28 @@ _FRAGMENT_SPLIT = re.compile(r"[,;.!?:]|\band\b|\bwith\b|\bbut\b")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
+# Theme words name a family of the built-in procedural styles rather than one style: "abstract"
+# or 抽象 asks for any of the abstract ones. Each member of a family gets an equal share.
+ABSTRACT_STYLES = ("grid", "color_field", "circles", "drips", "stripes", "shapes")
+GEOMETRIC_STYLES = ("grid", "circles", "stripes", "shapes")
+FIGURATIVE_STYLES = ("ink_landscape", "skyline", "still_life")
+EN_THEME_TERMS: dict[str, tuple[str, ...]] = {
+    "abstract": ABSTRACT_STYLES,
+    "modern": ABSTRACT_STYLES,
+    "contemporary": ABSTRACT_STYLES,
+    "geometric": GEOMETRIC_STYLES,
+    "figurative": FIGURATIVE_STYLES,
+    "realistic": FIGURATIVE_STYLES,
+}
+
 # Chinese lexicon. Longer terms win over the terms they contain (黑暗 over 暗, 同心圆 over 圆).
-# Style terms name the built-in procedural styles; None marks a recognised word with no style.
-ZH_STYLE_TERMS: dict[str, str | None] = {
-    "抽象": None,
-    "现代感": None,
-    "几何": "grid",
+# A term names one built-in style, a family of them (a tuple), or None: recognised, no style.
+ZH_STYLE_TERMS: dict[str, str | tuple[str, ...] | None] = {
+    "抽象": ABSTRACT_STYLES,
+    "现代感": ABSTRACT_STYLES,
+    "现代": ABSTRACT_STYLES,
+    "具象": FIGURATIVE_STYLES,
+    "几何": GEOMETRIC_STYLES,
     "格子": "grid",
     "网格": "grid",
     "方格": "grid",
@@ -99,7 +115,7 @@ ZH_STYLE_TERMS: dict[str, str | None] = {
     "滴": "drips",
     "泼溅": "drips",
     "飞溅": "drips",
-    "泼墨": "drips",
+    "滴画": "drips",
     "波洛克": "drips",
     "条纹": "stripes",
     "条带": "stripes",
@@ -107,6 +123,23 @@ ZH_STYLE_TERMS: dict[str, str | None] = {
     "图形": "shapes",
     "几何形状": "shapes",
     "几何图形": "shapes",
+    "水墨": "ink_landscape",
+    "山水": "ink_landscape",
+    "水墨山水": "ink_landscape",
+    "国画": "ink_landscape",
+    "中国画": "ink_landscape",
+    "群山": "ink_landscape",
+    "山峦": "ink_landscape",
+    "泼墨": "ink_landscape",
+    "城市": "skyline",
+    "天际线": "skyline",
+    "夜景": "skyline",
+    "高楼": "skyline",
+    "都市": "skyline",
+    "静物": "still_life",
+    "水果": "still_life",
+    "花瓶": "still_life",
+    "果盘": "still_life",
 }
 ZH_ATTRIBUTE_TERMS: dict[str, dict[str, float]] = {
     "鲜艳": {"saturation": 0.85},
@@ -138,20 +171,21 @@ class PromptCondition:
     Invariants: ``label_weights`` keys are labels of the model, values are in (0, 1] and sum to
     1, or the dict is empty when the prompt names no style; ``attributes`` holds targets in
     [0, 1] only for attributes the prompt speaks about; ``language`` is "zh" exactly when the
-    prompt contains a CJK character.
+    prompt contains a CJK character; ``understood`` lists every term that set a style weight or
+    an attribute (empty: nothing in the prompt was understood, and the model's default mix serves).
     """
 
     label_weights: dict[str, float] = field(default_factory=dict)
     attributes: dict[str, float] = field(default_factory=dict)
     language: Literal["en", "zh"] = "en"
-    matched_terms: list[str] = field(default_factory=list)
+    understood: list[str] = field(default_factory=list)  # the words or phrases that steered anything
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "label_weights": dict(self.label_weights),
             "attributes": dict(self.attributes),
             "language": self.language,
-            "matched_terms": list(self.matched_terms),
+            "understood": list(self.understood),
         }
 
 
@@ -193,7 +227,7 @@ def _lexicon_scan(text: str, terms: list[str]) -> list[str]:
 
 def _interpret_chinese(prompt: str, labels: list[str], label_descriptions: dict[str, str]) -> PromptCondition:
     text = prompt.lower()
-    style_hits: dict[str, int] = {}
+    style_hits: dict[str, float] = {}
     attribute_targets: dict[str, list[float]] = {}
     matched: list[str] = []
     # A model's own label text or description (a user-trained "山水") counts when it appears literally.
@@ -204,10 +238,12 @@ def _interpret_chinese(prompt: str, labels: list[str], label_descriptions: dict[
                 own_terms.setdefault(own.strip().lower(), label)
     lexicon = set(ZH_STYLE_TERMS) | set(ZH_ATTRIBUTE_TERMS) | set(own_terms)
     for term in _lexicon_scan(text, list(lexicon)):
-        style = own_terms.get(term) or ZH_STYLE_TERMS.get(term)
-        used = term in ZH_STYLE_TERMS and ZH_STYLE_TERMS[term] is None  # recognised, no style
-        if style is not None and style in labels:
-            style_hits[style] = style_hits.get(style, 0) + 1
+        named = own_terms.get(term) or ZH_STYLE_TERMS.get(term)
+        family = [named] if isinstance(named, str) else list(named or ())
+        present = [style for style in family if style in labels]
+        used = False
+        for style in present:  # a family's members share one hit
+            style_hits[style] = style_hits.get(style, 0) + 1 / len(present)
             used = True
         for attribute, target in ZH_ATTRIBUTE_TERMS.get(term, {}).items():
             attribute_targets.setdefault(attribute, []).append(target)
@@ -216,7 +252,7 @@ def _interpret_chinese(prompt: str, labels: list[str], label_descriptions: dict[
             matched.append(term)
     # Several terms for one attribute ("鲜艳" and "现代感") average their targets.
     attributes = {name: round(float(np.mean(targets)), 3) for name, targets in attribute_targets.items()}
-    return PromptCondition(_normalised(dict(style_hits)), attributes, "zh", matched)
+    return PromptCondition(_normalised(style_hits), attributes, "zh", matched)
 
 
 # --- English -------------------------------------------------------------------------------
@@ -296,12 +332,28 @@ def _attribute_targets(fragments: list[str]) -> tuple[dict[str, float], list[str
     return attributes, matched
 
 
+def _theme_weights(prompt: str, labels: list[str]) -> tuple[dict[str, float], list[str]]:
+    """Equal shares over the styles of every theme word in the prompt that the model has."""
+    weights: dict[str, float] = {}
+    themes = []
+    for word in _WORD.findall(prompt.lower()):
+        present = [style for style in EN_THEME_TERMS.get(word, ()) if style in labels]
+        for style in present:
+            weights[style] = weights.get(style, 0.0) + 1 / len(present)
+        if present:
+            themes.append(word)
+    return _normalised(weights), themes
+
+
 def _interpret_english(prompt: str, labels: list[str], label_descriptions: dict[str, str]) -> PromptCondition:
+    theme_weights, themes = _theme_weights(prompt, labels)
     content = " ".join(_content_words(prompt))
-    if not content:  # "a painting", "": nothing to match, and no reason to load the model
-        return PromptCondition(language="en")
-    label_weights = _style_weights(content, labels, label_descriptions)
+    if not content:  # "a painting", "abstract art": nothing more to match, no reason to load the model
+        return PromptCondition(theme_weights, {}, "en", themes)
+    label_weights = _style_weights(content, labels, label_descriptions) or theme_weights
     attributes, matched = _attribute_targets(_fragments(prompt))
-    if label_weights:
+    if label_weights and label_weights is not theme_weights:
         matched.insert(0, content)
+    elif label_weights:
+        matched = themes + matched
     return PromptCondition(label_weights, attributes, "en", list(dict.fromkeys(matched)))

@@ -55,9 +55,10 @@ def _decide_and_launch(rt: Runtime, spec: ScheduleSpec, last_launch: dict[str, A
     if fingerprint is None:
         return {"outcome": "failed", "reason": f"dataset {spec.dataset} no longer exists"}
 
-    promoted = rt.models.promoted(spec.model)
+    own = rt.models.for_tenant(spec.tenant).own
+    promoted = own.promoted(spec.model)
     if promoted is not None:
-        card = rt.models.card(spec.model, promoted) or {}
+        card = own.card(spec.model, promoted) or {}
         if card.get("dataset", {}).get("manifest_sha256") == fingerprint:
             return {"outcome": "skipped", "manifest_sha256": fingerprint,
                     "reason": f"dataset unchanged since {spec.model}@{promoted} was trained on it"}

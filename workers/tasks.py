@@ -15,6 +15,7 @@ from shared.contract import (
     TASK_RETRAIN,
     TASK_RUN_JOB,
 )
+from shared.models import identity_of
 from shared.queue import CREATION_KIND, enqueue_job, enqueue_webhook_delivery, job_ids_in_broker
 from shared.schedules import ScheduleStore
 from workers import housekeeping, maintenance, retraining, webhooks
@@ -65,8 +66,9 @@ def _requeue(rt: Runtime, job_id: str, kind: str, priority: int) -> None:
     """Sends a job's message again (the reapers, an attempt that hands its job back): a creation
     job is listed as waiting again too (shared.queue)."""
     job = rt.jobs.get(job_id) if kind == CREATION_KIND else None
-    enqueue_job(app, settings, job_id, kind, priority,
-                model_ref=job.params.get("model") if job is not None else None, redis_client=rt.jobs.redis)
+    pinned = job.params.get("model") if job is not None else None
+    enqueue_job(app, settings, job_id, kind, priority, redis_client=rt.jobs.redis,
+                model_identity=identity_of(job.tenant, pinned) if job is not None and isinstance(pinned, str) else None)
 
 
 @app.task(name=TASK_DELIVER_WEBHOOK, ignore_result=True)

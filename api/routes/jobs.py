@@ -23,8 +23,9 @@ from api.webhooks import checked_webhook_url
 from shared.contract import get_kind
 from shared.job_events import ENTRY_ID, START, follow_job_events
 from shared.jobs import IdempotencyConflict, Job, JobStatus, TransitionRefused, new_job_id
+from shared.models import identity_of
 from shared.objects import ObjectNotFound
-from shared.queue import enqueue_job
+from shared.queue import CREATION_KIND, enqueue_job
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def submit_job(body: dict[str, Any]) -> Any:
                               params=params, inputs=inputs, priority=body["priority"],
                               request_id=current_request_id(), webhook_url=webhook_url)
         enqueue_job(svc.celery, svc.settings, job.id, kind.name, body["priority"],
-                    model_ref=params.get("model"), redis_client=svc.jobs.redis)
+                    model_identity=identity_of(who.tenant, params["model"]) if kind.name == CREATION_KIND else None,
+                    redis_client=svc.jobs.redis)
     except Exception:
         # Leave nothing half-created: no record without a message, no key without a job.
         _forget(svc, job_id, who.tenant, key)

@@ -88,8 +88,9 @@ def delete_schedule(name: str) -> None:
 
 def validated_training(body: dict[str, Any], svc: Services) -> dict[str, Any]:
     """The training job's parameters, checked now as a training job's would be at submission."""
-    promoted = svc.models.promoted(body["model"])
-    card = svc.models.card(body["model"], promoted) if promoted is not None else None
+    own = svc.models.for_tenant(principal().tenant).own
+    promoted = own.promoted(body["model"])
+    card = own.card(body["model"], promoted) if promoted is not None else None
     if card is None:
         raise ApiError(422, "unknown_model", f"no trained model {body['model']}; train a first version with a "
                                              "'training' job, then schedule its retraining",
@@ -123,11 +124,12 @@ def with_training_result(run: dict[str, Any], spec: ScheduleSpec, svc: Services)
     job = svc.jobs.get(run["job_id"])
     result: dict[str, Any] = {"job_status": job.status.value if job else "expired"}
     if job is not None and job.status == JobStatus.SUCCEEDED:
-        for version in reversed(svc.models.versions(spec.model)):
-            card = svc.models.card(spec.model, version) or {}
+        own = svc.models.for_tenant(spec.tenant).own
+        for version in reversed(own.versions(spec.model)):
+            card = own.card(spec.model, version) or {}
             if card.get("training", {}).get("job_id") == job.id:
-                promoted = any(entry["version"] == version for entry in svc.models.history(spec.model))
+                promoted = any(entry["version"] == version for entry in own.history(spec.model))
                 result.update(version=version, gate=card.get("promotion_gate"), promoted=promoted,
-                              serving=svc.models.promoted(spec.model) == version)
+                              serving=own.promoted(spec.model) == version)
                 break
     return {**run, "training_result": result}

@@ -27,28 +27,30 @@ from tests.conftest import OWN_RIGHTS, ApiClient, eventually, stack_on, tasks_do
 pytestmark = pytest.mark.slow
 
 FAULTS = "crash:restoration,oom:style_transfer,oom:creation:2"
+TENANT = "faults"
 MODEL = "untrained"
 MAX_ATTEMPTS = 3
 
 
-def publish_untrained_gan(stack: Stack, name: str, labels: tuple[str, ...] = ("red", "blue"), ngf: int = 32) -> None:
-    """A randomly initialised 32 px generator (``ngf`` channels wide), registered like a trained
-    one (weights and card in S3, index in Redis): creation runs it for real; what it paints does
-    not matter here."""
+def publish_untrained_gan(stack: Stack, tenant: str, name: str, labels: tuple[str, ...] = ("red", "blue"),
+                          ngf: int = 32) -> None:
+    """A randomly initialised 32 px generator (``ngf`` channels wide), registered for ``tenant``
+    like a trained one (weights and card in S3, index in Redis): creation runs it for real; what
+    it paints does not matter here."""
     from safetensors.torch import save
 
     from workers.data.attributes import ATTRIBUTE_NAMES
-    from workers.models.gan import GanConfig, Generator
+    from workers.models.gan import ARCHITECTURE, GanConfig, Generator
     from workers.runtime import Runtime
 
     config = GanConfig(n_classes=len(labels), resolution=32, ngf=ngf)
     weights = save({k: v.contiguous() for k, v in Generator(config).state_dict().items()})
-    card = {"task": "creation", "architecture": "conditional-dcgan", "gan_config": config.to_dict(),
+    card = {"task": "creation", "architecture": ARCHITECTURE, "gan_config": config.to_dict(),
             "resolution": 32, "labels": list(labels), "label_descriptions": {label: label for label in labels},
             "attributes": list(ATTRIBUTE_NAMES),
             "attribute_samples": {label: [[0.5] * len(ATTRIBUTE_NAMES)] for label in labels},
             "created_at": time.time()}
-    Runtime.from_settings(stack.settings()).registry.publish(name, weights, card)
+    Runtime.from_settings(stack.settings()).registry.for_tenant(tenant).publish(name, weights, card)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def faulty_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
         stack.start_api(workers=1, threads=2)
         stack.start_beat()  # the reaper: a crashed attempt's lease expires, the job is requeued
         stack.start_worker("inference", extra_env={"ARTFORGE_FAULT_INJECTION": FAULTS})
-        publish_untrained_gan(stack, MODEL)
+        publish_untrained_gan(stack, TENANT, MODEL)
         yield stack
     finally:
         stack.stop_all()
@@ -66,7 +68,7 @@ def faulty_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def client(faulty_stack: Stack) -> ApiClient:
-    return ApiClient(f"http://127.0.0.1:{faulty_stack.api_port}", faulty_stack.create_key("faults"))
+    return ApiClient(f"http://127.0.0.1:{faulty_stack.api_port}", faulty_stack.create_key(TENANT))
 
 
 def submitted(client: ApiClient, body: dict) -> str:
@@ -129,10 +131,10 @@ def test_creation_out_of_memory_retries_once_at_a_smaller_batch(client: ApiClien
     assert '"batch_size": 2' in json.dumps(record), "the batch that worked is in the provenance record"
 
     # The pixels are those one batch of 8 makes (generate draws all noise up front).
-    registry = Runtime.from_settings(faulty_stack.settings()).registry
-    name, version, card = registry.resolve(job["params"]["model"])
-    labels, attrs = choose_conditions(card, CreationParams.from_dict(job["params"]), {}, {})
-    expected = generate(registry.load(name, version, generator_from_card), labels, attrs, seed=42, batch_size=8)
+    models = Runtime.from_settings(faulty_stack.settings()).registry.for_tenant(TENANT)
+    model = models.resolve(job["params"]["model"])
+    labels, attrs = choose_conditions(model.card, CreationParams.from_dict(job["params"]), {}, {})
+    expected = generate(models.load(model, generator_from_card), labels, attrs, seed=42, batch_size=8)
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(client.get(r["url"]).content)).convert("RGB"))
                        for r in job["results"]])
     assert np.array_equal(pixels, expected)

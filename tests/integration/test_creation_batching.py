@@ -25,7 +25,9 @@ from tests.chaos.test_poison_and_oom import publish_untrained_gan
 from tests.conftest import ApiClient, eventually, stack_on
 
 MODEL = "batched"
+TENANT = "batching"
 MODEL_REF = f"{MODEL}@1"
+MODEL_IDENTITY = f"{TENANT}/{MODEL}@1"  # what the waiting list is keyed by: a tenant's own model
 LABELS = ("red", "blue", "green")
 
 
@@ -36,7 +38,7 @@ def batch_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     stack = stack_on(servers, tmp_path_factory.mktemp("batching"))
     try:
         stack.start_api(workers=1, threads=2)
-        publish_untrained_gan(stack, MODEL, labels=LABELS, ngf=8)
+        publish_untrained_gan(stack, TENANT, MODEL, labels=LABELS, ngf=8)
         yield stack
     finally:
         stack.stop_all()
@@ -44,7 +46,7 @@ def batch_stack(servers: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def client(batch_stack: Stack) -> ApiClient:
-    return ApiClient(f"http://127.0.0.1:{batch_stack.api_port}", batch_stack.create_key("batching"))
+    return ApiClient(f"http://127.0.0.1:{batch_stack.api_port}", batch_stack.create_key(TENANT))
 
 
 @pytest.fixture
@@ -79,10 +81,10 @@ def pixels_alone(stack: Stack, params: dict[str, Any]) -> np.ndarray:
     from workers.pipelines.creation import choose_conditions
     from workers.runtime import Runtime
 
-    registry = Runtime.from_settings(stack.settings()).registry
-    name, version, card = registry.resolve(params["model"])
-    labels, attrs = choose_conditions(card, CreationParams.from_dict(params), {}, {})
-    return generate(registry.load(name, version, generator_from_card), labels, attrs, seed=params["seed"],
+    models = Runtime.from_settings(stack.settings()).registry.for_tenant(TENANT)
+    model = models.resolve(params["model"])
+    labels, attrs = choose_conditions(model.card, CreationParams.from_dict(params), {}, {})
+    return generate(models.load(model, generator_from_card), labels, attrs, seed=params["seed"],
                     truncation=params.get("truncation"))
 
 
@@ -117,8 +119,8 @@ def test_queued_creation_jobs_share_one_forward_and_each_gets_its_own_pixels(
     ids = [submit(client, **spec) for spec in specs]
     canceled = ids[3]
     assert client.post(f"/v1/jobs/{canceled}/cancel").json()["status"] == "canceled"
-    assert redis_client.lrange(creation_waiting_key(MODEL_REF), 0, -1) == ids, "each one listed as it was queued"
-    assert redis_client.ttl(creation_waiting_key(MODEL_REF)) > 0
+    assert redis_client.lrange(creation_waiting_key(MODEL_IDENTITY), 0, -1) == ids, "each one listed as it was queued"
+    assert redis_client.ttl(creation_waiting_key(MODEL_IDENTITY)) > 0
 
     batch_stack.start_worker("inference", name="worker-batch")
     try:
@@ -149,7 +151,7 @@ def test_queued_creation_jobs_share_one_forward_and_each_gets_its_own_pixels(
         for job_id in ran:
             job = client.get(f"/v1/jobs/{job_id}").json()
             assert job["status"] == "succeeded" and job["attempts"] == 1, job
-        assert redis_client.llen(creation_waiting_key(MODEL_REF)) == 0
+        assert redis_client.llen(creation_waiting_key(MODEL_IDENTITY)) == 0
     finally:
         batch_stack.stop("worker-batch")
 
@@ -166,7 +168,7 @@ def test_batch_max_images_caps_a_batch_and_zero_turns_joining_off(
             assert details(client, job)["batched_with"] == 1
     finally:
         batch_stack.stop("worker-off")
-    assert redis_client.llen(creation_waiting_key(MODEL_REF)) == len(alone)  # left to expire, or be read
+    assert redis_client.llen(creation_waiting_key(MODEL_IDENTITY)) == len(alone)  # left to expire, or be read
 
     # Capped at 5 images: 3 + 2 share a forward, the next 2 do not fit and lead their own with the 1.
     counts = (3, 2, 2, 1)
@@ -180,6 +182,6 @@ def test_batch_max_images_caps_a_batch_and_zero_turns_joining_off(
         assert [f["batch_size"] for f in facts] == [5, 5, 3, 3], facts
         assert all(job["attempts"] == 1 for job in jobs)
         # The stale ids of the jobs that ran alone were read and dropped on the way.
-        assert redis_client.llen(creation_waiting_key(MODEL_REF)) == 0
+        assert redis_client.llen(creation_waiting_key(MODEL_IDENTITY)) == 0
     finally:
         batch_stack.stop("worker-capped")

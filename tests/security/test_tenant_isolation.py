@@ -29,6 +29,7 @@ from deploy.devstack import Stack
 from shared.connections import Stores, redis_client
 from shared.queue import make_celery
 from shared.schedules import ScheduleSpec, ScheduleStore
+from tests.chaos.test_poison_and_oom import publish_untrained_gan
 from tests.conftest import ApiClient, image_bytes
 from tests.integration.test_bad_input import assert_error
 from tests.security.conftest import stack_with
@@ -36,14 +37,13 @@ from tests.security.conftest import stack_with
 PRESIGN_EXPIRY_S = 3
 ARTIFACT = "samples.png"
 SCHEDULE = "nightly"
+OWN_MODEL = "alices-gan"
 
 # Rules with path parameters that are not tenant-scoped, and why.
 NOT_TENANT_SCOPED = {
     "GET /docs/<path:path>": "Swagger UI's static files, public",
     "GET /static/<path:filename>": "the gallery page's static files, public",
     "GET /v1/styles/<name>/thumbnail": "the named styles are built in, the same for every tenant",
-    "GET /v1/models/<name>": "models are the service's: every tenant's creation jobs use the promoted version",
-    "POST /v1/models/<name>/promote": "an operator action (admin keys) on the service's models",
     "GET /v1/protected-works/<work_id>": "the operator's protected list, applied to every tenant's inputs "
                                          "(admin keys manage it)",
     "DELETE /v1/protected-works/<work_id>": "the same operator list",
@@ -102,6 +102,10 @@ def tenant_scoped_calls(alice: Alice) -> dict[str, Call]:
         "GET /v1/tenants/<tenant>/keys": Call("/v1/tenants/alice/keys", 200, admin_only=True),
         "DELETE /v1/keys/<key_id>": Call(f"/v1/keys/{alice.spare_key_id}", 204, admin_only=True),
         "GET /v1/uploads/<upload_id>/thumbnail": Call(f"/v1/uploads/{alice.upload_id}/thumbnail", 200),
+        # Models: a tenant's own are its alone (the public, shipped ones are every tenant's).
+        "GET /v1/models/<name>": Call(f"/v1/models/{OWN_MODEL}", 200),
+        "POST /v1/models/<name>/promote": Call(f"/v1/models/{OWN_MODEL}/promote", 200, admin_only=True,
+                                               json={"version": 1}),
     }
 
 
@@ -151,6 +155,7 @@ def alice(isolated: Stack, clients: dict[str, ApiClient], photo: Image.Image) ->
     ScheduleStore(redis_client(isolated.settings()), make_celery(isolated.settings())).save(ScheduleSpec(
         name=SCHEDULE, tenant="alice", model="creation-gan", dataset=dataset.json()["id"], every_s=86400, cron=None,
         training={"steps": 10}, enabled=False, created_at=time.time(), updated_at=time.time()))
+    publish_untrained_gan(isolated, "alice", OWN_MODEL)
     spare_key = isolated.create_key("alice")
     return Alice(job=job, upload_id=upload["id"], dataset_id=dataset.json()["id"], artifact_key=artifact_key,
                  spare_key_id=spare_key.removeprefix("af_").partition("_")[0])

@@ -162,7 +162,8 @@ def test_fade_lowers_contrast_and_saturation(art: np.ndarray) -> None:
         faded = simulate_damage(image, np.random.default_rng(index), DamageConfig.fade_only()).image
         luma_before, luma_after = image.astype(float).mean(axis=-1), faded.astype(float).mean(axis=-1)
         assert luma_after.std() < 0.9 * luma_before.std()
-        assert saturation(faded) < saturation(image) or saturation(image) < 10
+        # A near-grey picture (ink on rice paper) yellows instead: test_fade_yellows_a_grey_picture.
+        assert saturation(faded) < saturation(image) or saturation(image) < 40
 
 
 def test_fade_yellows_a_grey_picture() -> None:

@@ -231,7 +231,7 @@ def gan_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_gan_training_on_cpu_is_the_same_with_or_without_mixed_precision() -> None:
-    config = GanConfig(n_classes=2, ngf=8, ndf=8)
+    config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
     train = TrainConfig(steps=3, batch_size=4, checkpoint_every=100, sample_every=100, seed=2)
     mixed = train_gan(*gan_data(), config, train, mixed_precision=True)
     plain = train_gan(*gan_data(), config, train, mixed_precision=False)
@@ -335,7 +335,7 @@ def test_cuda_generator_forward_in_bf16_is_close_to_fp32() -> None:
 
 @cuda
 def test_cuda_gan_training_autocasts_the_forward_passes_only_when_asked() -> None:
-    config = GanConfig(n_classes=2, ngf=8, ndf=8)
+    config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
     train = TrainConfig(steps=3, batch_size=8, checkpoint_every=100, sample_every=100, seed=2)
     original_forward = Generator.forward
     seen: list[bool] = []

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from workers.models.gan import Discriminator, GanConfig, Generator, generate, truncated_noise
+from workers.data.attributes import colour_attributes
+from workers.models.gan import (
+    Discriminator,
+    GanConfig,
+    Generator,
+    generate,
+    image_attributes,
+    pair_spread,
+    truncated_noise,
+)
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.gan import (
     SAMPLE_COLUMNS,
@@ -17,10 +26,11 @@ from workers.training.gan import (
     TrainConfig,
     diff_augment,
     dry_run,
+    pair_shortfall,
     train_gan,
 )
 
-TINY = GanConfig(n_classes=3, ngf=8, ndf=8)
+TINY = GanConfig(n_classes=3, resolution=32, ngf=8, ndf=8)
 QUICK = TrainConfig(steps=6, batch_size=8, checkpoint_every=3, sample_every=100, seed=7)
 
 
@@ -59,11 +69,51 @@ def tensors_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 @pytest.mark.parametrize("side", [32, 64, 128])
 def test_generator_and_discriminator_shapes_and_ranges(side: int) -> None:
     config = GanConfig(n_classes=3, resolution=side, ngf=4, ndf=4)
-    z, y, a = torch.randn(5, config.nz) * 3, torch.tensor([0, 1, 2, 0, 1]), torch.rand(5, 3)
+    z, y, a = torch.randn(6, config.nz) * 3, torch.tensor([0, 0, 1, 1, 2, 2]), torch.rand(6, 3)
     images = Generator(config)(z, y, a)
-    assert images.shape == (5, 3, side, side)
+    assert images.shape == (6, 3, side, side)
     assert images.min() >= -1 and images.max() <= 1
-    assert Discriminator(config)(images, y, a).shape == (5,)
+    assert Discriminator(config)(images, y, a).shape == (6,)
+    with pytest.raises(ValueError):  # the discriminator compares pairs
+        Discriminator(config)(images[:5], y[:5], a[:5])
+
+
+def test_noise_reaches_the_picture_at_every_scale() -> None:
+    """Each chunk of z steers its own block: changing any one chunk changes the image."""
+    torch.manual_seed(0)
+    g = Generator(TINY).eval()
+    z, y, a = torch.randn(2, TINY.nz), torch.tensor([1, 1]), torch.rand(2, 3)
+    with torch.no_grad():
+        g(torch.randn(16, TINY.nz), torch.arange(16) % 3, torch.rand(16, 3))  # non-trivial BN statistics
+        for name, module in g.named_modules():  # CBN gains start flat at 1: give the noise a say
+            if name.endswith("gain") or name.endswith("bias") and "norm" in name:
+                torch.nn.init.normal_(module.weight, 0, 0.3)
+        base = g(z, y, a)
+        for chunk in range(TINY.n_stages + 1):
+            moved = z.clone()
+            moved[:, chunk * TINY.z_chunk:(chunk + 1) * TINY.z_chunk] += 1.0
+            assert (g(moved, y, a) - base).abs().mean() > 1e-4, chunk
+
+
+def test_pair_spread_sees_a_pair_of_equal_images() -> None:
+    h = torch.randn(6, 4, 3, 3)
+    h[2:4] = h[2]  # the second pair is one picture twice
+    spread = pair_spread(h)[:, 0, 0, 0]
+    assert spread[2] == spread[3] == 0
+    assert (spread[[0, 1, 4, 5]] > 0.5).all() and spread[0] == spread[1]
+
+
+def test_image_attributes_match_the_data_definition() -> None:
+    images = np.random.default_rng(3).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    as_tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert np.allclose(image_attributes(as_tensor).numpy(), colour_attributes(images), atol=1e-5)
+
+
+def test_pair_shortfall_is_zero_once_generated_pairs_differ_as_much_as_real_ones() -> None:
+    real = torch.rand(8, 3, 16, 16) * 2 - 1
+    same = real[0::2].repeat_interleave(2, dim=0)  # every generated pair one picture twice
+    assert pair_shortfall(same, real) > 0.1
+    assert pair_shortfall(real, real) == 0
 
 
 def test_labels_and_attributes_change_both_networks() -> None:
@@ -101,7 +151,7 @@ def generator() -> Generator:
 def test_generate_returns_uint8_images_and_is_deterministic(generator: Generator) -> None:
     labels, attrs = np.arange(10) % 3, np.random.default_rng(0).random((10, 3))
     first = generate(generator, labels, attrs, seed=5)
-    assert first.shape == (10, 32, 32, 3) and first.dtype == np.uint8
+    assert first.shape == (10, TINY.resolution, TINY.resolution, 3) and first.dtype == np.uint8
     assert np.array_equal(first, generate(generator, labels, attrs, seed=5))
     assert not np.array_equal(first, generate(generator, labels, attrs, seed=6))
     assert generator.training, "generate() must leave the module's mode as it found it"
@@ -122,10 +172,10 @@ def test_generate_rejects_labels_and_attributes_out_of_range(generator: Generato
 
 
 def test_truncation_redraws_every_entry_beyond_the_threshold() -> None:
-    z = truncated_noise(200, 128, seed=0, truncation=0.5)
+    z = truncated_noise(200, TINY.nz, seed=0, truncation=0.5)
     assert z.abs().max() <= 0.5
     assert z.std() > 0.2  # still spread over the allowed interval
-    assert truncated_noise(200, 128, seed=0, truncation=None).abs().max() > 3
+    assert truncated_noise(200, TINY.nz, seed=0, truncation=None).abs().max() > 3
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -193,13 +243,15 @@ def test_diff_augment_keeps_shape_and_passes_gradients() -> None:
 def test_train_config_refuses_unknown_augmentations() -> None:
     with pytest.raises(ValueError):
         TrainConfig(augment="color,flip")
+    with pytest.raises(ValueError):  # batches are pairs
+        TrainConfig(batch_size=7)
     assert TrainConfig.from_dict(QUICK.to_dict()) == QUICK
 
 
 def test_dry_run_trains_checkpoints_and_resumes() -> None:
     result = dry_run(steps=4)
     assert result.steps_done == 4
-    assert set(result.final_losses) == {"d", "g", "d_real", "d_fake"}
+    assert set(result.final_losses) == {"d", "g", "attributes", "diversity", "d_real", "d_fake"}
     g = Generator(result.gan_config)
     g.load_state_dict(result.g_ema_state)
 
@@ -255,7 +307,7 @@ def test_training_rejects_data_that_does_not_fit_the_config() -> None:
 
 def test_a_short_training_moves_each_class_toward_its_mean_colour() -> None:
     images, labels, attrs = two_colours()
-    config = GanConfig(n_classes=2, ngf=16, ndf=16)
+    config = GanConfig(n_classes=2, resolution=32, ngf=16, ndf=16)
     targets = np.stack([images[labels == c].reshape(-1, 3).mean(0) for c in (0, 1)])
 
     def distances(state: dict[str, torch.Tensor] | None) -> np.ndarray:
@@ -274,3 +326,24 @@ def test_a_short_training_moves_each_class_toward_its_mean_colour() -> None:
     after = distances(result.g_ema_state)
     assert (after < before * 0.6).all(), (before, after)
     assert (after < 50).all(), after  # within 50 of 255 per channel vector of the class's mean colour
+
+
+def test_a_short_training_obeys_the_brightness_it_is_asked_for() -> None:
+    """The attribute loss: asked for dark or bright works of one class, the generator draws them
+    darker or brighter, by most of what was asked."""
+    rng = np.random.default_rng(0)
+    side, n = 32, 256
+    levels = rng.uniform(0.15, 0.85, n)
+    pattern = (np.indices((side, side)).sum(axis=0) // 4 % 2)[None, :, :, None]
+    images = np.clip(levels[:, None, None, None] + 0.1 * pattern + rng.normal(0, 0.02, (n, side, side, 3)), 0, 1)
+    images = (images * 255).astype(np.uint8)
+    labels, attrs = np.zeros(n, dtype=np.int64), colour_attributes(images)
+    config = GanConfig(n_classes=1, resolution=side, ngf=8, ndf=8)
+    result = train_gan(images, labels, attrs, config, TrainConfig(steps=150, batch_size=16, checkpoint_every=1000,
+                                                                  sample_every=1000, seed=1))
+    g = Generator(config)
+    g.load_state_dict(result.g_ema_state)
+    asked = {"dark": 0.25, "bright": 0.75}
+    drawn = {name: colour_attributes(generate(g, np.zeros(16, np.int64), np.tile([[level, 0.1, 0.5]], (16, 1)),
+                                              seed=2))[:, 0].mean() for name, level in asked.items()}
+    assert drawn["bright"] - drawn["dark"] > 0.3, drawn

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shared.schedules import parse_cron
-from workers.pipelines.training import split_held_out
+from workers.data.datasets import split_held_out
 from workers.training.promotion import Metric, decide, gate
 
 SWD = Metric("swd", higher_is_better=False)

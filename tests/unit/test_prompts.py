@@ -7,16 +7,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from workers.prompts import ATTRIBUTES, PromptCondition, interpret_prompt
+from workers.data.procedural import STYLES
+from workers.prompts import ABSTRACT_STYLES, ATTRIBUTES, GEOMETRIC_STYLES, PromptCondition, interpret_prompt
 
-DESCRIPTIONS = {
-    "grid": "a grid composition of black lines and primary-colour rectangles on white",
-    "color_field": "large soft fields of colour stacked on a canvas",
-    "circles": "concentric circles of contrasting colours",
-    "drips": "drips and splatters of paint on a dark ground",
-    "stripes": "parallel stripes of colour",
-    "shapes": "scattered geometric shapes on a pale ground",
-}
+DESCRIPTIONS = {style.name: style.description for style in STYLES}
 LABELS = list(DESCRIPTIONS)
 
 
@@ -51,13 +45,22 @@ def top_label(condition: PromptCondition) -> str:
 # --- Chinese ----------------------------------------------------------------------------------
 
 
-def test_chinese_vivid_modern_abstract_prompt_targets_high_saturation_and_no_style() -> None:
+def test_chinese_vivid_modern_abstract_prompt_targets_high_saturation_and_the_abstract_styles() -> None:
     condition = interpret("抽象画，色彩鲜艳，有现代感")
     assert condition.language == "zh"
     assert condition.attributes["saturation"] >= 0.7
     assert set(condition.attributes) == {"saturation"}
-    assert condition.label_weights == {}
-    assert {"抽象", "鲜艳", "现代感"} <= set(condition.matched_terms)
+    assert condition.label_weights == pytest.approx({style: 1 / 6 for style in ABSTRACT_STYLES})
+    assert {"抽象", "鲜艳", "现代感"} <= set(condition.understood)
+
+
+@pytest.mark.parametrize(("prompt", "label"), [("水墨山水", "ink_landscape"), ("一幅国画", "ink_landscape"),
+                                               ("城市夜景", "skyline"), ("天际线", "skyline"),
+                                               ("静物：花瓶和水果", "still_life")])
+def test_chinese_names_of_the_figurative_styles(prompt: str, label: str) -> None:
+    condition = interpret(prompt)
+    assert condition.label_weights == {label: 1.0}
+    assert condition.understood
 
 
 def test_chinese_stripes_names_the_stripes_style() -> None:
@@ -68,8 +71,8 @@ def test_chinese_stripes_names_the_stripes_style() -> None:
 
 def test_chinese_longest_term_wins_over_the_terms_inside_it() -> None:
     assert interpret("几何形状").label_weights == {"shapes": 1.0}
-    assert interpret("几何").label_weights == {"grid": 1.0}
-    assert interpret("黑暗").matched_terms == ["黑暗"]
+    assert interpret("几何").label_weights == pytest.approx({style: 1 / 4 for style in GEOMETRIC_STYLES})
+    assert interpret("黑暗").understood == ["黑暗"]
     assert interpret("同心圆").label_weights == {"circles": 1.0}
 
 
@@ -93,12 +96,12 @@ def test_chinese_styles_the_model_lacks_are_ignored_and_its_own_labels_match_lit
     condition = interpret_prompt("同心圆和森林，条纹", labels, {"forest": "森林"})
     assert_invariants(condition, labels)
     assert condition.label_weights == pytest.approx({"forest": 0.5, "stripes": 0.5})
-    assert "同心圆" not in condition.matched_terms
+    assert "同心圆" not in condition.understood
 
 
 def test_chinese_prompt_about_nothing_known_sets_nothing() -> None:
     condition = interpret("你好")
-    assert (condition.label_weights, condition.attributes, condition.matched_terms) == ({}, {}, [])
+    assert (condition.label_weights, condition.attributes, condition.understood) == ({}, {}, [])
     assert condition.language == "zh"
 
 
@@ -150,6 +153,25 @@ def test_english_prompt_about_nothing_relevant_sets_nothing(prompt: str) -> None
     condition = interpret(prompt)
     assert condition.attributes == {}
     assert condition.label_weights == {}
+
+
+@pytest.mark.parametrize(("prompt", "label"), [("a city skyline at night", "skyline"),
+                                               ("a still life with fruit and a vase", "still_life"),
+                                               ("misty mountains in ink wash", "ink_landscape")])
+def test_english_prompt_naming_a_figurative_style_weights_it_highest(prompt: str, label: str) -> None:
+    assert top_label(interpret(prompt)) == label
+
+
+def test_english_theme_words_pick_a_family_of_styles_and_are_listed_as_understood() -> None:
+    condition = interpret("abstract, vivid and modern")
+    assert condition.label_weights == pytest.approx({style: 1 / 6 for style in ABSTRACT_STYLES})
+    assert condition.attributes["saturation"] >= 0.7
+    assert {"abstract", "modern"} <= set(condition.understood)
+    assert interpret("abstract art").label_weights == pytest.approx({s: 1 / 6 for s in ABSTRACT_STYLES})
+
+
+def test_a_prompt_with_nothing_understood_says_so() -> None:
+    assert interpret("i like turtles").understood == []
 
 
 def test_english_prompt_names_no_style_when_it_only_speaks_of_colour() -> None:

@@ -51,12 +51,13 @@ def test_gan_training_lists_a_loss_log_with_every_step_of_a_short_run() -> None:
     images, labels = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), np.arange(12) % 2
     ctx = JobContext.local()
     run = TrainingRun(ctx, quiet)
-    train_gan(images, labels, rng.random((12, 3), dtype=np.float32), GanConfig(n_classes=2, ngf=4, ndf=4),
+    config = GanConfig(n_classes=2, resolution=32, ngf=4, ndf=4)
+    train_gan(images, labels, rng.random((12, 3), dtype=np.float32), config,
               TrainConfig(steps=5, batch_size=4, checkpoint_every=2, sample_every=100, seed=1),
               on_progress=run.on_progress, save_checkpoint=run.save_checkpoint, save_samples=run.save_samples)
     log = loss_log(ctx)
     assert [point["step"] for point in log] == [1, 2, 3, 4, 5]
-    assert all(set(point) == {"step", "d", "g", "d_real", "d_fake"} for point in log)
+    assert all(set(point) == {"step", "d", "g", "attributes", "diversity", "d_real", "d_fake"} for point in log)
     assert all(isinstance(point["d"], float) for point in log)
 
 

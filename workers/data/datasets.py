@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from shared.dataset_store import PROCEDURAL, PROCEDURAL_RECORD
-from shared.job_params import TrainingParams
+from shared.job_params import GanTrainingParams, TrainingParams
 from workers.data.procedural import STYLES, make_dataset
 from workers.job_context import InvalidJobInput, JobContext
 
 UNLABELED = "all"
 MIN_IMAGES_PER_LABEL = 4
+# The share of a tenant's dataset held out from training to measure the model on.
+HELD_OUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,34 @@ def procedural_fingerprint(per_style: int, resolution: int, seed: int) -> str:
     return f"procedural:per_style={per_style}:size={resolution}:seed={seed}"
 
 
+# Seeds of the procedural images a model is measured against: never the seed of a training set
+# (training seeds are below 2**31, the API's limit).
+HELD_OUT_SEED = 2**31 + 1
+REFERENCE_SEED = 2**31 + 2
+
+
+def reference_sets(params: GanTrainingParams, label_names: list[str]
+                   ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """For the procedural dataset: two fresh sets (held out, reference) of ``eval_per_label``
+    images of every style, rendered from seeds no training set uses; None for other datasets."""
+    if params.dataset != PROCEDURAL or label_names != [s.name for s in STYLES]:
+        return None
+    held = make_dataset(params.eval_per_label, params.resolution, seed=HELD_OUT_SEED)
+    reference = make_dataset(params.eval_per_label, params.resolution, seed=REFERENCE_SEED)
+    return held, reference
+
+
+def procedural_training_data(per_style: int, resolution: int, seed: int) -> TrainingData:
+    """The built-in procedural dataset: ``per_style`` images of every style at ``resolution``."""
+    images, labels = make_dataset(per_style, resolution, seed=seed)
+    return TrainingData(images, labels, [s.name for s in STYLES], {s.name: s.description for s in STYLES},
+                        PROCEDURAL_RECORD.licence, procedural_fingerprint(per_style, resolution, seed))
+
+
 def load_training_images(params: TrainingParams, ctx: JobContext) -> TrainingData:
     resolution = params.resolution
     if params.dataset == PROCEDURAL:
-        images, labels = make_dataset(params.per_style, resolution, seed=params.seed)
-        fingerprint = procedural_fingerprint(params.per_style, resolution, params.seed)
-        return TrainingData(images, labels, [s.name for s in STYLES], {s.name: s.description for s in STYLES},
-                            PROCEDURAL_RECORD.licence, fingerprint)
+        return procedural_training_data(params.per_style, resolution, params.seed)
     manifest = ctx.datasets.manifest(params.dataset)
     if not manifest.get("licence"):
         raise InvalidJobInput("the dataset declares no licence; training on it is refused", code="licence_required")
@@ -65,3 +90,25 @@ def load_training_images(params: TrainingParams, ctx: JobContext) -> TrainingDat
                               f"{dict(zip(names, counts.tolist(), strict=True))}", code="dataset_too_small")
     return TrainingData(np.stack(arrays), np.array(label_ids, dtype=np.int64), names, {n: n for n in names},
                         manifest["licence"], ctx.datasets.manifest_sha256(params.dataset))
+
+
+def split_held_out(images: np.ndarray, labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held_out) of a split decided by each image's content: an image is held
+    out when its hash falls below ``fraction``, so the split stays put as a dataset grows (an
+    image held out once is held out in every later version, and a model never trains on the
+    images a later version is compared with it on). A label the hash gives no held-out image
+    lends its lowest-hashed one."""
+    position = np.array([int.from_bytes(hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()[:8], "big")
+                         / 2.0**64 for image in images])
+    held = position < fraction
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) > 1 and not held[members].any():
+            held[members[np.argmin(position[members])]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def dataset_facts(params: TrainingParams, data: TrainingData, held_out: int) -> dict[str, Any]:
+    """The model card's "dataset" section: the lineage of what the model learned from."""
+    return {"id": params.dataset, "manifest_sha256": data.manifest_sha256, "licence": data.licence,
+            "images": int(len(data.labels)), "held_out": held_out, "builtin": params.dataset == PROCEDURAL}

@@ -36,6 +36,10 @@ STYLES: tuple[ProceduralStyle, ...] = (
     ProceduralStyle("drips", "drips and splatters of paint on a dark ground"),
     ProceduralStyle("stripes", "parallel stripes of colour"),
     ProceduralStyle("shapes", "scattered geometric shapes on a pale ground"),
+    ProceduralStyle("ink_landscape", "a Chinese ink-wash landscape: layered mountains in ink tones, mist, "
+                                     "rice paper and a red seal"),
+    ProceduralStyle("skyline", "a city skyline of buildings against the sky, windows lit at dusk or night"),
+    ProceduralStyle("still_life", "a still life of a vase and fruit on a table, lit from one side"),
 )
 STYLE_NAMES = [s.name for s in STYLES]
 
@@ -255,8 +259,177 @@ def _paint_shapes(rng: random.Random, n: int) -> Image.Image:
     return image
 
 
+# --- ink_landscape: layered mountains in ink tones on rice paper, mist, a red seal -------------
+
+def _ridge(rng: random.Random, n: int, base: float, height: float) -> list[float]:
+    """A mountain ridge's height above ``base`` at every column: a few overlapping peaks plus
+    small roughness, so that ridges differ but always read as mountains."""
+    xs = np.arange(n, dtype=np.float64)
+    profile = np.zeros(n)
+    for _ in range(rng.randint(2, 4)):
+        centre, width = n * rng.uniform(-0.1, 1.1), n * rng.uniform(0.12, 0.35)
+        peak = height * rng.uniform(0.45, 1.0)
+        profile = np.maximum(profile, peak * np.clip(1 - np.abs(xs - centre) / width, 0, None) ** rng.uniform(0.8, 1.6))
+    roughness = np.interp(xs, np.linspace(0, n, 24), [rng.uniform(-1, 1) for _ in range(24)])
+    return list(base - profile - roughness * height * 0.06)
+
+
+def _paint_ink_landscape(rng: random.Random, n: int) -> Image.Image:
+    paper = np.array(hsv(rng.uniform(0.08, 0.12), rng.uniform(0.08, 0.18), rng.uniform(0.86, 0.95)), np.float64)
+    canvas = np.ones((n, n, 3)) * paper
+    fibre = np.asarray(Image.frombytes("L", (n, n), rng.randbytes(n * n)).filter(ImageFilter.GaussianBlur(0.6)))
+    canvas += ((fibre - 128.0) * 0.08)[:, :, None]
+    ink = np.array(hsv(rng.uniform(0.55, 0.65), rng.uniform(0.05, 0.2), 0.08), np.float64)
+    layers = rng.randint(3, 5)
+    rows = np.arange(n, dtype=np.float64)[:, None]
+    for layer in range(layers):
+        depth = layer / (layers - 1)  # 0: farthest, 1: nearest
+        base = n * (0.42 + 0.55 * depth + rng.uniform(-0.04, 0.04))
+        ridge = np.array(_ridge(rng, n, base, n * rng.uniform(0.2, 0.5) * (1.2 - 0.5 * depth)))
+        below = rows - ridge[None, :]  # how far under the ridge line, in pixels
+        # Ink is densest at the ridge and thins downwards into mist, as with a wash.
+        fall = n * rng.uniform(0.12, 0.22)
+        density = np.clip(1 - below / fall, 0, 1) * (below >= 0)
+        strength = 0.25 + 0.7 * depth
+        alpha = np.asarray(Image.fromarray((density * 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(n * 0.006 * (2 - depth))), np.float64) / 255 * strength
+        canvas = canvas * (1 - alpha[:, :, None]) + ink * alpha[:, :, None]
+        if depth == 1:  # trees: dark dots along the nearest ridge
+            for _ in range(rng.randint(4, 10)):
+                column = rng.randrange(n)
+                row, r = ridge[column], n * rng.uniform(0.006, 0.014)
+                yy, xx = np.ogrid[:n, :n]
+                dot = ((yy - row) ** 2 + (xx - column) ** 2 <= r * r)
+                canvas[dot] = canvas[dot] * 0.3 + ink * 0.7
+    image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    # A column of calligraphy and the red seal below it, in an upper corner.
+    right = rng.random() < 0.6
+    side = n * rng.uniform(0.06, 0.085)
+    x = n - side * 1.6 if right else side * 0.6
+    y = n * rng.uniform(0.06, 0.12)
+    for _ in range(rng.randint(3, 5)):
+        stroke = (x + side * 0.15, y, x + side * 0.85, y + side * 0.18)
+        draw.rectangle(stroke, fill=tuple(int(c) for c in ink))
+        y += side * 0.45
+    seal = hsv(rng.uniform(-0.01, 0.02), rng.uniform(0.75, 0.9), rng.uniform(0.65, 0.8))
+    draw.rectangle((x, y + side * 0.3, x + side, y + side * 1.3), fill=seal)
+    draw.rectangle((x + side * 0.3, y + side * 0.55, x + side * 0.7, y + side * 1.05), outline=tuple(paper.astype(int)),
+                   width=max(1, round(side * 0.1)))
+    return image
+
+
+# --- skyline: a city's buildings against the sky, lit windows at dusk and night ---------------
+
+def _gradient(n: int, top: RGB, bottom: RGB) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None, None]
+    return np.broadcast_to(np.array(top) * (1 - t) + np.array(bottom) * t, (n, n, 3)).copy()
+
+
+def _paint_skyline(rng: random.Random, n: int) -> Image.Image:
+    time_of_day = rng.choice(("dusk", "night", "day"))
+    if time_of_day == "dusk":
+        sky = _gradient(n, hsv(rng.uniform(0.7, 0.8), 0.6, 0.45), hsv(rng.uniform(0.03, 0.09), 0.75, 0.98))
+        far, near, lit = hsv(0.75, 0.35, 0.35), hsv(0.72, 0.4, 0.15), 0.6
+    elif time_of_day == "night":
+        sky = _gradient(n, hsv(0.64, 0.8, 0.12), hsv(0.62, 0.6, 0.35))
+        far, near, lit = hsv(0.63, 0.4, 0.22), hsv(0.65, 0.4, 0.08), 0.75
+    else:
+        sky = _gradient(n, hsv(0.58, 0.55, 0.95), hsv(0.56, 0.15, 0.98))
+        far, near, lit = hsv(0.6, 0.15, 0.72), hsv(0.6, 0.25, 0.45), 0.0
+    image = Image.fromarray(sky.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    if rng.random() < 0.6:  # the sun or the moon
+        cx, cy, r = n * rng.uniform(0.15, 0.85), n * rng.uniform(0.12, 0.35), n * rng.uniform(0.04, 0.09)
+        glow = hsv(0.13, 0.1, 0.98) if time_of_day == "night" else hsv(0.1, 0.6, 1.0)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=glow)
+    horizon = n * rng.uniform(0.78, 0.92)
+    window_colour = hsv(rng.uniform(0.11, 0.15), 0.6, 0.95)
+    for row, colour in ((0, far), (1, near)):
+        x = -n * rng.uniform(0, 0.05)
+        while x < n:
+            width = n * rng.uniform(0.06, 0.16)
+            height = n * rng.uniform(0.15, 0.45) * (0.8 if row == 0 else 1.0)
+            top = horizon - height - (n * 0.05 if row == 0 else 0)
+            draw.rectangle((x, top, x + width, horizon), fill=colour)
+            roof = rng.random()
+            if roof < 0.2:  # a spire
+                draw.rectangle((x + width * 0.45, top - height * 0.25, x + width * 0.55, top), fill=colour)
+            elif roof < 0.4:  # a stepped top
+                draw.rectangle((x + width * 0.2, top - height * 0.1, x + width * 0.8, top), fill=colour)
+            if row == 1 and lit > 0:
+                cell = n * rng.uniform(0.025, 0.04)
+                for wy in np.arange(top + cell * 0.6, horizon - cell, cell):
+                    for wx in np.arange(x + cell * 0.4, x + width - cell * 0.6, cell):
+                        if rng.random() < lit * 0.6:
+                            draw.rectangle((wx, wy, wx + cell * 0.45, wy + cell * 0.5), fill=window_colour)
+            x += width + n * rng.uniform(0.0, 0.03)
+    water = hsv(0.62, 0.4, 0.18 if time_of_day != "day" else 0.55)
+    draw.rectangle((0, horizon, n, n), fill=water)
+    # The city's reflection: the band above the horizon, flipped, darkened and blurred.
+    band = round(min(n - horizon, horizon))
+    if band > 0:
+        above = image.crop((0, round(horizon) - band, n, round(horizon))).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        above = Image.blend(above, Image.new("RGB", above.size, water), 0.55)
+        above = above.filter(ImageFilter.GaussianBlur(n * 0.006))
+        image.paste(above, (0, round(horizon)))
+    return image
+
+
+# --- still_life: a vase, fruit and a bowl on a table, lit from one side -----------------------
+
+def _shaded(n: int, box: Box, colour: RGB, light: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """An ellipse in ``box`` as (mask, shaded colours): brightest towards ``light`` (a unit 2-D
+    direction), darker on the far side, as a sphere lit from there would be."""
+    x0, y0, x1, y1 = box
+    yy, xx = np.mgrid[:n, :n].astype(np.float64)
+    u, v = (xx - (x0 + x1) / 2) / max((x1 - x0) / 2, 1), (yy - (y0 + y1) / 2) / max((y1 - y0) / 2, 1)
+    mask = u * u + v * v <= 1
+    lit = np.clip(-(u * light[0] + v * light[1]) * 0.5 + 0.6, 0.25, 1.15)
+    return mask, np.clip(np.array(colour, np.float64)[None, None, :] * lit[:, :, None], 0, 255)
+
+
+def _paint_still_life(rng: random.Random, n: int) -> Image.Image:
+    wall = hsv(rng.uniform(0.05, 0.6), rng.uniform(0.1, 0.35), rng.uniform(0.35, 0.75))
+    table = hsv(rng.uniform(0.05, 0.1), rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.6))
+    edge = n * rng.uniform(0.55, 0.68)
+    canvas = np.empty((n, n, 3))
+    canvas[:] = wall
+    canvas[round(edge):] = table
+    light = (-1.0, -0.6) if rng.random() < 0.5 else (1.0, -0.6)
+    norm = math.hypot(*light)
+    light = (light[0] / norm, light[1] / norm)
+    objects: list[tuple[Box, RGB]] = []
+    if rng.random() < 0.8:  # a tall vase: body and neck
+        cx, width = n * rng.uniform(0.3, 0.7), n * rng.uniform(0.22, 0.32)
+        height = n * rng.uniform(0.42, 0.58)
+        colour = hsv(rng.random(), rng.uniform(0.3, 0.8), rng.uniform(0.5, 0.9))
+        bottom = edge + n * 0.06
+        objects.append(((cx - width / 2, bottom - height * 0.7, cx + width / 2, bottom), colour))
+        objects.append(((cx - width * 0.18, bottom - height, cx + width * 0.18, bottom - height * 0.45), colour))
+    fruit_hues = (0.0, 0.03, 0.08, 0.14, 0.25)
+    for _ in range(rng.randint(2, 5)):
+        r = n * rng.uniform(0.065, 0.11)
+        cx, cy = n * rng.uniform(0.12, 0.88), edge + n * rng.uniform(0.02, 0.18)
+        colour = hsv(rng.choice(fruit_hues) + rng.uniform(-0.02, 0.02), rng.uniform(0.65, 0.95), rng.uniform(0.7, 0.95))
+        objects.append(((cx - r, cy - r, cx + r, cy + r), colour))
+    objects.sort(key=lambda item: item[0][3])  # farther (higher on the table) first
+    shadow_dx = -light[0] * n * 0.05
+    for (x0, _, x1, y1), _ in objects:  # cast shadows on the table
+        yy, xx = np.mgrid[:n, :n]
+        cx, w = (x0 + x1) / 2 + shadow_dx, (x1 - x0) / 2
+        shadow = ((xx - cx) / max(w, 1)) ** 2 + ((yy - y1) / max(n * 0.025, 1)) ** 2 <= 1
+        canvas[shadow & (yy >= edge)] *= 0.7
+    for box, colour in objects:
+        mask, shaded = _shaded(n, box, colour, light)
+        canvas[mask] = shaded[mask]
+    image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(n * 0.004))
+    return _add_texture(rng, image, strength=0.05)
+
+
 PAINTERS: tuple[Callable[[random.Random, int], Image.Image], ...] = (
     _paint_grid, _paint_color_field, _paint_circles, _paint_drips, _paint_stripes, _paint_shapes,
+    _paint_ink_landscape, _paint_skyline, _paint_still_life,
 )
 
 

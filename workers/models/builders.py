@@ -8,22 +8,42 @@ comes back in eval mode with gradients off, prepared for its device (``workers.d
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
 import torch
+from safetensors.torch import load as load_safetensors
 
+from shared.builtin_models import builtin_models
 from workers import devices
-from workers.models.gan import GanConfig, Generator
+from workers.models.gan import ARCHITECTURE, GanConfig, Generator
 from workers.models.restoration import DamageDetector, FadeCorrector, InpaintingNet, RestorationConfig
+from workers.models.upscaler import Upscaler2x, UpscalerConfig
+
+UPSCALER = "upscaler"  # the shipped upscaler's name in shared/assets/models
 
 Net = TypeVar("Net", bound=torch.nn.Module)
 
 
+class UnsupportedArchitecture(ValueError):
+    """A stored model whose network this code no longer builds."""
+
+
+def build_generator(config: GanConfig, state: dict[str, torch.Tensor] | None) -> Generator:
+    """A generator of ``config`` with ``state`` (None: freshly initialised), in eval mode on the CPU."""
+    generator = Generator(config)
+    if state is not None:
+        generator.load_state_dict(state)
+    return generator.eval()
+
+
 def generator_from_card(card: dict[str, Any], state: dict[str, torch.Tensor]) -> Generator:
     """A creation model's generator (the card's ``gan_config``), in eval mode on the CPU."""
-    generator = Generator(GanConfig.from_dict(card["gan_config"]))
-    generator.load_state_dict(state)
-    return generator.eval()
+    if card.get("architecture") != ARCHITECTURE:
+        raise UnsupportedArchitecture(f"model {card.get('name')}@{card.get('version')} is a "
+                                      f"{card.get('architecture')!r} network; this service builds {ARCHITECTURE!r}: "
+                                      "train it again")
+    return build_generator(GanConfig.from_dict(card["gan_config"]), state)
 
 
 def load_inpainter(state: dict[str, torch.Tensor], config: RestorationConfig, device: str = "cpu") -> InpaintingNet:
@@ -61,3 +81,14 @@ def restoration_model_from_card(card: dict[str, Any], state: dict[str, Any]) -> 
     learned_defade = "defade" in card.get("learned_operations", [])
     return RestorationModel(load_inpainter(part("inpainter."), config), load_detector(part("detector."), config),
                             load_fade_corrector(part("fade_corrector."), config) if learned_defade else None)
+
+
+@lru_cache(maxsize=4)
+def shipped_upscaler(device: str = "cpu") -> tuple[Upscaler2x, dict[str, Any]]:
+    """The upscaler that ships with the package (``make models``) and its card, loaded once per
+    process and device."""
+    model = builtin_models().get(UPSCALER)
+    if model is None:
+        raise RuntimeError("no upscaler ships with this build: run `make models`")
+    network = Upscaler2x(UpscalerConfig.from_dict(model.card["upscaler_config"]))
+    return _loaded(network, dict(load_safetensors(model.weights())), device), model.card

@@ -1,14 +1,18 @@
-"""Class-conditional GAN for the "creation" jobs: a DCGAN-family generator with conditional
-batch norm and a projection discriminator with spectral norm, both also conditioned on a
-few continuous attributes in [0, 1].
+"""Class-conditional GAN for the "creation" jobs: a residual generator with conditional batch
+norm and hierarchical noise, and a projection discriminator with spectral norm; both are also
+conditioned on a few continuous colour attributes in [0, 1].
 
-- Generator (Radford et al. 2016, DCGAN): z -> 4x4 -> transposed 4x4 stride-2 convolutions
-  doubling the side, halving the channels, down to RGB and tanh. Every norm is a conditional
-  batch norm (de Vries et al. 2017; Miyato & Koyama 2018): BN without affine, then a
-  per-example gain and bias from a class embedding plus a linear map of the attributes.
-- Discriminator (Miyato & Koyama 2018, projection discriminator): DCGAN's 4x4 stride-2
-  convolutions with LeakyReLU(0.2), every weight spectrally normalised (Miyato et al. 2018),
-  features summed over space to h; logit = w.h + embed(y).h + (V a).h.
+- Generator (BigGAN's layout, Brock et al. 2019, at a CPU's budget): z is split into chunks; the
+  first chunk with the condition makes a 4x4 map, each later chunk with the condition steers one
+  residual up-block (nearest 2x upsampling, two 3x3 convolutions; upsample + conv leaves no
+  checkerboard, as transposed convolutions do). Every norm is a conditional batch norm: BN
+  without affine, then a per-example gain and bias from (noise chunk, class embedding, attributes)
+  (de Vries et al. 2017). Noise reaching every block is what keeps works of one style apart.
+- Discriminator (Miyato & Koyama 2018): strided 4x4 convolutions with LeakyReLU(0.2), every weight
+  spectrally normalised (Miyato et al. 2018); logit = w.h + embed(y).h + (V a).h. Before its last
+  layer it sees the feature spread within pairs of images of one class (the batch is made of
+  such pairs: StyleGAN's minibatch standard deviation, per pair), so a generator that draws one
+  picture per style is told apart from real pairs, which always differ.
 """
 
 from __future__ import annotations
@@ -20,44 +24,49 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from workers.devices import to_device
 
-RESOLUTIONS = (32, 64, 128)
+ARCHITECTURE = "residual-cbn-gan"
+RESOLUTIONS = (32, 64, 128, 256)
 BASE_SIDE = 4  # both networks meet at a 4x4 feature map
-MAX_WIDTH_MULT = 8  # channels never exceed 8 * ngf (or ndf), as in DCGAN
-LEAKY_SLOPE = 0.2  # DCGAN's discriminator activation
-EMBED_INIT_STD = 0.02  # DCGAN's init scale, for the conditional gains and biases around (1, 0)
+MAX_CHANNELS = 256
+LEAKY_SLOPE = 0.2  # the discriminator's activation, as in DCGAN
 
 
 @dataclass(frozen=True)
 class GanConfig:
     """The architecture: everything needed to rebuild the networks from a state_dict.
 
-    The defaults are sized for two CPU cores at 32 px: with TrainConfig's defaults, 1500 steps
-    (about 2 minutes) give samples a style classifier puts in their style ~90 % of the time on
-    the procedural dataset; 48/48 reached the same at 1.5x the time per step.
+    ``ngf`` / ``ndf``: channels at the full resolution; they double at every halving of the
+    side, up to MAX_CHANNELS.
     """
 
     n_classes: int
-    resolution: int = 32
-    nz: int = 128
-    ngf: int = 32
+    resolution: int = 64
+    z_chunk: int = 24
+    embed_dim: int = 64
+    ngf: int = 16
     ndf: int = 32
     n_attrs: int = 3
-    g_spectral_norm: bool = False  # SN in G too (SAGAN/BigGAN); at 32 px: 90.0 % vs 89.7 %, no gain
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {self.resolution}")
-        if self.n_classes < 1 or self.nz < 1 or self.ngf < 1 or self.ndf < 1 or self.n_attrs < 1:
+        if min(self.n_classes, self.z_chunk, self.embed_dim, self.ngf, self.ndf, self.n_attrs) < 1:
             raise ValueError(f"invalid GAN config: {self}")
 
     @property
     def n_stages(self) -> int:
         """Doublings between the 4x4 base and the output side."""
         return int(math.log2(self.resolution // BASE_SIDE))
+
+    @property
+    def nz(self) -> int:
+        """Length of a noise vector: one chunk for the base and one per up-block."""
+        return self.z_chunk * (self.n_stages + 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,28 +77,43 @@ class GanConfig:
 
 
 def _widths(base: int, n_stages: int) -> list[int]:
-    """Channels from the 4x4 map outwards: base * 2^(n-1), ..., base * 2, base (capped)."""
-    return [base * min(2 ** (n_stages - 1 - i), MAX_WIDTH_MULT) for i in range(n_stages)]
+    """Channels from the 4x4 map outwards to the full side: ..., base * 2, base (capped)."""
+    return [min(base * 2 ** (n_stages - i), MAX_CHANNELS) for i in range(n_stages + 1)]
 
 
 class ConditionalBatchNorm2d(nn.Module):
-    """BN without affine; gain and bias per example from its class and attributes.
+    """BN without affine; gain and bias per example from a condition vector, starting at (1, 0).
 
-    Invariant: with equal labels and attributes every example gets the same gain and bias.
+    Invariant: equal condition vectors give equal gains and biases.
     """
 
-    def __init__(self, channels: int, n_classes: int, n_attrs: int):
+    def __init__(self, channels: int, condition: int):
         super().__init__()
         self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.embed = nn.Embedding(n_classes, 2 * channels)
-        self.attrs = nn.Linear(n_attrs, 2 * channels, bias=False)
-        nn.init.normal_(self.embed.weight, 0.0, EMBED_INIT_STD)
-        self.embed.weight.data[:, :channels] += 1.0  # gains start near 1, biases near 0
-        nn.init.normal_(self.attrs.weight, 0.0, EMBED_INIT_STD)
+        self.gain = nn.Linear(condition, channels)
+        self.bias = nn.Linear(condition, channels)
+        for layer, start in ((self.gain, 1.0), (self.bias, 0.0)):
+            nn.init.zeros_(layer.weight)
+            nn.init.constant_(layer.bias, start)
 
-    def forward(self, x: Tensor, labels: Tensor, attrs: Tensor) -> Tensor:
-        gain, bias = (self.embed(labels) + self.attrs(attrs)).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return torch.addcmul(bias, self.norm(x), gain)
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        return torch.addcmul(self.bias(condition)[:, :, None, None], self.norm(x),
+                             self.gain(condition)[:, :, None, None])
+
+
+class UpBlock(nn.Module):
+    """CBN -> ReLU -> 2x nearest -> conv3x3 -> CBN -> ReLU -> conv3x3, plus an upsampled 1x1 skip."""
+
+    def __init__(self, cin: int, cout: int, condition: int):
+        super().__init__()
+        self.norm1, self.norm2 = ConditionalBatchNorm2d(cin, condition), ConditionalBatchNorm2d(cout, condition)
+        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, condition)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), condition)))
+        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class Generator(nn.Module):
@@ -98,41 +122,70 @@ class Generator(nn.Module):
     def __init__(self, config: GanConfig):
         super().__init__()
         self.config = config
-        sn = spectral_norm if config.g_spectral_norm else (lambda m: m)
         widths = _widths(config.ngf, config.n_stages)
-        self.project = sn(nn.Linear(config.nz, widths[0] * BASE_SIDE**2, bias=False))
-        self.ups = nn.ModuleList(sn(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
-                                 for cin, cout in zip(widths, widths[1:], strict=False))
-        self.norms = nn.ModuleList(ConditionalBatchNorm2d(w, config.n_classes, config.n_attrs) for w in widths)
-        self.to_rgb = sn(nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1))
+        condition = config.z_chunk + config.embed_dim
+        self.embed = nn.Embedding(config.n_classes, config.embed_dim)
+        self.attrs = nn.Linear(config.n_attrs, config.embed_dim)
+        self.base = nn.Linear(condition, widths[0] * BASE_SIDE**2)
+        self.blocks = nn.ModuleList(UpBlock(cin, cout, condition)
+                                    for cin, cout in zip(widths, widths[1:], strict=False))
+        self.out_norm = nn.BatchNorm2d(widths[-1])
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
 
     def forward(self, z: Tensor, labels: Tensor, attrs: Tensor) -> Tensor:
-        x = self.project(z).view(z.shape[0], -1, BASE_SIDE, BASE_SIDE)
-        x = torch.relu(self.norms[0](x, labels, attrs))
-        for up, norm in zip(self.ups, self.norms[1:], strict=True):
-            x = torch.relu(norm(up(x), labels, attrs))
-        return torch.tanh(self.to_rgb(x))
+        chunks = z.split(self.config.z_chunk, dim=1)
+        style = self.embed(labels) + self.attrs(attrs * 2 - 1)
+        x = self.base(torch.cat([chunks[0], style], dim=1)).view(len(z), -1, BASE_SIDE, BASE_SIDE)
+        for block, chunk in zip(self.blocks, chunks[1:], strict=True):
+            x = block(x, torch.cat([chunk, style], dim=1))
+        return torch.tanh(self.to_rgb(F.relu(self.out_norm(x))))
+
+
+def pair_spread(h: Tensor) -> Tensor:
+    """[B,C,H,W] -> [B,1,H,W]: the mean standard deviation between the two members of each
+    consecutive pair (rows 0-1, 2-3, ...), the same value for both members."""
+    b, _, height, width = h.shape
+    if b % 2:
+        raise ValueError("the discriminator sees pairs: the batch size must be even")
+    spread = h.view(b // 2, 2, *h.shape[1:]).std(dim=1).mean(dim=(1, 2, 3))
+    return spread.repeat_interleave(2).view(b, 1, 1, 1).expand(b, 1, height, width)
 
 
 class Discriminator(nn.Module):
-    """(images [B,3,R,R], labels [B] long, attrs [B,n_attrs]) -> logits [B] (unbounded, hinge loss)."""
+    """(images [B,3,R,R] as pairs of one class, labels [B], attrs [B,n_attrs]) -> logits [B]."""
 
     def __init__(self, config: GanConfig):
         super().__init__()
         self.config = config
-        widths = _widths(config.ndf, config.n_stages)[::-1]
+        widths = _widths(config.ndf, config.n_stages)[::-1][:-1]  # at half the side ... at 4x4
         self.convs = nn.ModuleList(spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1))
                                    for cin, cout in zip([3, *widths], widths, strict=False))
-        self.linear = spectral_norm(nn.Linear(widths[-1], 1))
-        self.embed = spectral_norm(nn.Embedding(config.n_classes, widths[-1]))
-        self.attrs = spectral_norm(nn.Linear(config.n_attrs, widths[-1], bias=False))
+        last = widths[-1]
+        self.spread_conv = spectral_norm(nn.Conv2d(last + 1, last, 3, 1, 1))
+        self.linear = spectral_norm(nn.Linear(last, 1))
+        self.embed = spectral_norm(nn.Embedding(config.n_classes, last))
+        self.attrs = spectral_norm(nn.Linear(config.n_attrs, last, bias=False))
 
     def forward(self, x: Tensor, labels: Tensor, attrs: Tensor) -> Tensor:
         for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), LEAKY_SLOPE)
+            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+        x = F.leaky_relu(self.spread_conv(torch.cat([x, pair_spread(x)], dim=1)), LEAKY_SLOPE)
         h = x.sum(dim=(2, 3))
         projection = (self.embed(labels) + self.attrs(attrs)) * h
         return self.linear(h).squeeze(1) + projection.sum(dim=1)
+
+
+def image_attributes(images: Tensor) -> Tensor:
+    """Differentiable colour attributes [B,3] of images [B,3,H,W] in [-1,1], defined exactly as
+    ``workers.data.attributes.colour_attributes`` defines them on uint8 pixels (brightness: mean
+    Rec.601 luma; saturation: mean HSV saturation; warmth: (mean(R - B) + 1) / 2)."""
+    pixels = (images.float() + 1) / 2
+    red, green, blue = pixels.unbind(dim=1)
+    brightness = (0.299 * red + 0.587 * green + 0.114 * blue).mean(dim=(1, 2))
+    high, low = pixels.max(dim=1).values, pixels.min(dim=1).values
+    saturation = torch.where(high > 0, (high - low) / high.clamp_min(1e-6), torch.zeros_like(high)).mean(dim=(1, 2))
+    warmth = ((red - blue).mean(dim=(1, 2)) + 1) / 2
+    return torch.stack([brightness, saturation, warmth], dim=1)
 
 
 def to_uint8(images: Tensor) -> np.ndarray:

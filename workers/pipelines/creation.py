@@ -23,16 +23,16 @@ import torch
 from PIL import Image
 
 from shared.job_params import CreationParams
+from shared.models import ResolvedModel
 from workers import faults
 from workers.data.attributes import ATTRIBUTE_NAMES
 from workers.devices import inference, prepare_module, torch_device
 from workers.job_context import CancelCheck, InvalidJobInput, JobContext, ProgressFn
-from workers.models.builders import generator_from_card
+from workers.models.builders import generator_from_card, shipped_upscaler
 from workers.models.gan import GanConfig, Generator, condition_tensors, generate_from_noise, truncated_noise
+from workers.models.upscaler import upscale_images
 from workers.pipelines.registry import Output, PipelineResult, register_pipeline
 from workers.prompts import interpret_prompt
-
-DISPLAY_SIDE = 256
 
 
 def choose_conditions(card: dict[str, Any], params: CreationParams, prompt_weights: dict[str, float],
@@ -62,9 +62,7 @@ class CreationPlan:
     """One job's share of a generator forward, everything drawn from the job's own seed: labels,
     attributes and noise (``count`` rows each)."""
 
-    name: str
-    version: int
-    card: dict[str, Any]
+    model: ResolvedModel
     labels: np.ndarray
     attrs: np.ndarray
     noise: torch.Tensor
@@ -75,9 +73,10 @@ class CreationPlan:
         return len(self.labels)
 
 
-def plan_creation(params: CreationParams, name: str, version: int, card: dict[str, Any]) -> CreationPlan:
-    """What ``params`` asks of model ``name@version`` (already resolved, its ``card``): the prompt
-    read, the style checked, labels, attributes and noise drawn."""
+def plan_creation(params: CreationParams, model: ResolvedModel) -> CreationPlan:
+    """What ``params`` asks of ``model`` (already resolved): the prompt read, the style checked,
+    labels, attributes and noise drawn."""
+    card = model.card
     interpretation: dict[str, Any] = {}
     prompt_weights: dict[str, float] = {}
     prompt_attrs: dict[str, float] = {}
@@ -85,19 +84,19 @@ def plan_creation(params: CreationParams, name: str, version: int, card: dict[st
         condition = interpret_prompt(params.prompt, card["labels"], card.get("label_descriptions", {}))
         prompt_weights, prompt_attrs = dict(condition.label_weights), dict(condition.attributes)
         interpretation = {"language": condition.language, "label_weights": prompt_weights,
-                          "attributes": prompt_attrs, "matched_terms": list(condition.matched_terms)}
+                          "attributes": prompt_attrs, "understood": list(condition.understood)}
     if params.style is not None and params.style not in card["labels"]:
-        raise InvalidJobInput(f"{name}@{version} has no style {params.style!r}", code="unknown_style")
+        raise InvalidJobInput(f"{model.pinned} has no style {params.style!r}", code="unknown_style")
     labels, attrs = choose_conditions(card, params, prompt_weights, prompt_attrs)
     config = GanConfig.from_dict(card["gan_config"])
     condition_tensors(config, labels, attrs)  # a bad label fails this job here, not a shared forward
     noise = truncated_noise(len(labels), config.nz, params.fixed_seed, params.truncation)
-    return CreationPlan(name, version, card, labels, attrs, noise, interpretation)
+    return CreationPlan(model, labels, attrs, noise, interpretation)
 
 
-def load_generator(models: Any, name: str, version: int, device: str) -> Generator:
+def load_generator(models: Any, model: ResolvedModel, device: str) -> Generator:
     """The version's generator (cached by the registry), in eval mode on ``device``."""
-    return cast(Generator, prepare_module(models.load(name, version, generator_from_card), device))
+    return cast(Generator, prepare_module(models.load(model, generator_from_card), device))
 
 
 def generate_in_batches(generator: Generator, plans: list[CreationPlan], device: str,
@@ -136,21 +135,28 @@ def release_cached_memory() -> None:
 
 
 def creation_result(plan: CreationPlan, params: CreationParams, pixels: np.ndarray, batch_size: int,
-                    batched_with: int) -> PipelineResult:
-    """A job's images (enlarged when it asked for ``upscale``) and the facts its provenance
-    records; ``batched_with``: how many jobs shared the forward (1: it ran alone)."""
+                    batched_with: int, device: str = "cpu") -> PipelineResult:
+    """A job's images (enlarged by the learned upscaler to ``params.upscale`` px when it asks) and
+    the facts its provenance records; ``batched_with``: how many jobs shared the forward (1: it
+    ran alone)."""
     images = [Image.fromarray(p) for p in pixels]
-    if params.upscale:
-        factor = -(-DISPLAY_SIDE // images[0].width)  # ceil: at least 256 px
-        images = [im.resize((im.width * factor, im.height * factor), Image.Resampling.LANCZOS) for im in images]
-    card = plan.card
+    upscaled: dict[str, Any] | bool = False
+    if params.upscale is not None and params.upscale != images[0].width:
+        network, upscaler_card = shipped_upscaler(device)
+        with inference(device):
+            images = upscale_images(network, images, params.upscale, device)
+        upscaled = {"side": params.upscale, "method": "learned",
+                    "model": {"name": upscaler_card["name"], "version": upscaler_card["version"],
+                              "weights_sha256": upscaler_card["weights_sha256"]}}
+    card = plan.model.card
     return PipelineResult(outputs=[Output(image) for image in images], metadata={
-        "model": {"name": plan.name, "version": plan.version, "weights_sha256": card.get("weights_sha256"),
-                  "architecture": card.get("architecture"), "dataset": card.get("dataset")},
+        "model": {"name": plan.model.name, "version": plan.model.version, "public": plan.model.public,
+                  "weights_sha256": card.get("weights_sha256"), "architecture": card.get("architecture"),
+                  "dataset": card.get("dataset")},
         "generated_resolution": card["resolution"],
         "batch_size": batch_size,
         "batched_with": batched_with,
-        "upscaled": params.upscale,
+        "upscaled": upscaled,
         "labels": [card["labels"][i] for i in plan.labels],
         "attributes": np.round(plan.attrs, 4).tolist(),
         "prompt": plan.interpretation,
@@ -166,15 +172,15 @@ def create(
     ctx: JobContext,
 ) -> PipelineResult:
     progress(0.05, "loading model", params.model)
-    name, version, card = ctx.models.resolve(params.model)
+    model = ctx.models.resolve(params.model)
     device = torch_device(ctx.device)
-    generator = load_generator(ctx.models, name, version, device)
+    generator = load_generator(ctx.models, model, device)
     check_cancel()
-    plan = plan_creation(params, name, version, card)
+    plan = plan_creation(params, model)
     progress(0.2, "generating", f"{plan.count} images")
     (pixels,), batch = generate_in_batches(generator, [plan], device, progress)
     check_cancel()
-    return creation_result(plan, params, pixels, batch, batched_with=1)
+    return creation_result(plan, params, pixels, batch, batched_with=1, device=device)
 
 
 @dataclass(frozen=True)
@@ -186,22 +192,22 @@ class Member:
     check_cancel: CancelCheck
 
 
-def create_together(members: Sequence[Member], name: str, version: int, card: dict[str, Any],
+def create_together(members: Sequence[Member], model: ResolvedModel,
                     ctx: JobContext) -> Iterator[tuple[int, PipelineResult | Exception]]:
-    """``create`` for several jobs of model ``name@version`` in one generator forward: yields each
+    """``create`` for several jobs of one ``model`` in one generator forward: yields each
     member's position with its result, or with what ended it (a bad style fails that member alone;
     a failed load or forward, every member still in it). Each member's pixels are those ``create``
     makes for it alone."""
     plans: dict[int, CreationPlan] = {}
     for position, member in enumerate(members):
         try:
-            member.progress(0.05, "loading model", f"{name}@{version}")
-            plans[position] = plan_creation(member.params, name, version, card)
+            member.progress(0.05, "loading model", model.pinned)
+            plans[position] = plan_creation(member.params, model)
         except Exception as exc:
             yield position, exc
     try:
         device = torch_device(ctx.device)
-        generator = load_generator(ctx.models, name, version, device)
+        generator = load_generator(ctx.models, model, device)
     except Exception as exc:
         yield from ((position, exc) for position in plans)
         return
@@ -229,4 +235,4 @@ def create_together(members: Sequence[Member], name: str, version: int, card: di
         yield from ((position, exc) for position in live)
         return
     for position, own in zip(live, pixels, strict=True):
-        yield position, creation_result(plans[position], members[position].params, own, batch, len(live))
+        yield position, creation_result(plans[position], members[position].params, own, batch, len(live), device)

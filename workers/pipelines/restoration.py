@@ -60,12 +60,13 @@ class Restorer:
         self.fade_corrector: FadeCorrector | None = None
         self.model_facts: dict[str, Any] = {"method": params.method}
         if params.method == "learned":
-            name, version, card = ctx.models.resolve(params.model)
+            model = ctx.models.resolve(params.model)
+            card = model.card
             if card.get("task") != "restoration":
-                raise InvalidJobInput(f"{name}@{version} is not a restoration model", code="invalid_model")
-            self.inpainter, self.detector, self.fade_corrector = ctx.models.load(name, version,
-                                                                                 restoration_model_from_card)
-            self.model_facts.update({"name": name, "version": version, "weights_sha256": card.get("weights_sha256"),
+                raise InvalidJobInput(f"{model.pinned} is not a restoration model", code="invalid_model")
+            self.inpainter, self.detector, self.fade_corrector = ctx.models.load(model, restoration_model_from_card)
+            self.model_facts.update({"name": model.name, "version": model.version, "public": model.public,
+                                     "weights_sha256": card.get("weights_sha256"),
                                      "architecture": card.get("architecture"), "dataset": card.get("dataset")})
 
     def detect(self, image: np.ndarray) -> np.ndarray:

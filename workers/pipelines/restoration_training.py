@@ -15,21 +15,14 @@ from typing import Any
 from PIL import Image
 
 from shared.job_params import RestorationTrainingParams
-from workers.data.datasets import load_training_images
+from workers.data.datasets import HELD_OUT_FRACTION, dataset_facts, load_training_images, split_held_out
 from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, photo_tiles
 from workers.devices import torch_device
 from workers.job_context import CancelCheck, JobContext, ProgressFn
 from workers.models.builders import load_inpainter, restoration_model_from_card
 from workers.models.restoration import RestorationConfig
 from workers.pipelines.registry import Output, OutputRole, PipelineResult
-from workers.pipelines.training import (
-    HELD_OUT_FRACTION,
-    TrainingRun,
-    dataset_facts,
-    publish_version,
-    split_held_out,
-    starting_weights,
-)
+from workers.pipelines.training import TrainingRun, publish_version, starting_weights
 from workers.training.promotion import GateDecision, Metric, gate
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 from workers.training.restoration_eval import evaluate_restoration, learned_operations, learned_pooled_hole_psnr
@@ -84,7 +77,8 @@ def train_restoration_model(params: RestorationTrainingParams, progress: Progres
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
         progress(0.92, "promotion gate", f"hole PSNR against {params.model}@{incumbent_version}")
         held = list(data.images[held_idx])
-        incumbent = ctx.models.load(params.model, incumbent_version, restoration_model_from_card).inpainter
+        incumbent = ctx.models.load(ctx.models.own(params.model, incumbent_version),
+                                    restoration_model_from_card).inpainter
         challenger = load_inpainter(result.inpainter_state, model_config)
         return gate(Metric("pooled_hole_psnr", higher_is_better=True),
                     lambda net, seed: learned_pooled_hole_psnr(net, held, seed), challenger, incumbent,

@@ -10,7 +10,6 @@ checkpoint first (the training loop does that), then the job ends ``canceled``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -21,20 +20,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from shared.dataset_store import PROCEDURAL
 from shared.job_params import CreationParams, GanTrainingParams, TrainingParams
-from workers.data.attributes import ATTRIBUTE_NAMES, colour_attributes
-from workers.data.datasets import TrainingData, load_training_images
+from workers.data.attributes import colour_attributes
+from workers.data.datasets import load_training_images
 from workers.devices import torch_device
 from workers.job_context import CancelCheck, JobContext, ProgressFn
-from workers.metrics.swd import sliced_wasserstein
-from workers.models.builders import generator_from_card
-from workers.models.gan import GanConfig, Generator, generate
+from workers.metrics.frechet import frechet_distance, pretrained_features
+from workers.models.builders import build_generator, generator_from_card
+from workers.models.gan import ARCHITECTURE, GanConfig, Generator, generate
 from workers.pipelines.creation import choose_conditions
 from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
-from workers.training.evaluation import SAMPLES_PER_LABEL_MIN, build_generator, evaluate_generator
-from workers.training.gan import TrainConfig, train_gan
+from workers.training.creation_model import creation_card, evaluation_sets, gan_configs, gan_split
+from workers.training.evaluation import SAMPLES_PER_LABEL_MIN, evaluate_generator
+from workers.training.gan import train_gan
 from workers.training.promotion import GateDecision, Metric, gate
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -42,25 +41,6 @@ CHECKPOINT = "checkpoint.safetensors"
 # LOSS_LOG_POINTS points whatever the run's length, saved with every checkpoint and sample grid.
 LOSS_LOG = "losses.json"
 LOSS_LOG_POINTS = 500
-HELD_OUT_FRACTION = 0.2
-# Attribute vectors kept per label in the model card; creation samples from them.
-ATTRIBUTE_SAMPLES_PER_LABEL = 64
-
-
-def split_held_out(images: np.ndarray, labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held_out) of a split decided by each image's content: an image is held
-    out when its hash falls below ``fraction``, so the split stays put as a dataset grows (an
-    image held out once is held out in every later version, and a model never trains on the
-    images a later version is compared with it on). A label the hash gives no held-out image
-    lends its lowest-hashed one."""
-    position = np.array([int.from_bytes(hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()[:8], "big")
-                         / 2.0**64 for image in images])
-    held = position < fraction
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        if len(members) > 1 and not held[members].any():
-            held[members[np.argmin(position[members])]] = True
-    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -116,12 +96,6 @@ class TrainingRun:
                 "seconds_this_attempt": round(time.monotonic() - self.started, 1)}
 
 
-def dataset_facts(params: TrainingParams, data: TrainingData, held_out: int) -> dict[str, Any]:
-    """The model card's "dataset" section: the lineage of what the model learned from."""
-    return {"id": params.dataset, "manifest_sha256": data.manifest_sha256, "licence": data.licence,
-            "images": int(len(data.labels)), "held_out": held_out, "builtin": params.dataset == PROCEDURAL}
-
-
 def weights_bytes(state: dict[str, Any]) -> bytes:
     from safetensors.torch import save
 
@@ -144,7 +118,7 @@ def starting_weights(params: TrainingParams, ctx: JobContext,
     problem = incompatibility(ctx.models.index.card(name, version) or {})
     if problem:
         return None, {"from": "scratch", "reason": f"{name}@{version} cannot be fine-tuned: {problem}"}
-    return ctx.models.weights(name, version), {"from": f"{name}@{version}"}
+    return ctx.models.weights(ctx.models.own(name, version)), {"from": f"{name}@{version}"}
 
 
 Challenge = Callable[[int, dict[str, Any]], GateDecision]
@@ -181,12 +155,10 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
     progress(0.0, "loading data", params.dataset)
     data = load_training_images(params, ctx)
     attrs = colour_attributes(data.images)
-    train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
+    train_idx, held_idx, fresh = gan_split(params, data)
     check_cancel()
 
-    gan_config = GanConfig(resolution=params.resolution, n_classes=len(data.label_names))
-    train_config = TrainConfig(steps=params.steps, batch_size=params.batch_size, seed=params.seed,
-                               checkpoint_every=params.checkpoint_every, sample_every=params.sample_every)
+    gan_config, train_config = gan_configs(params, len(data.label_names))
     init_weights, init = starting_weights(params, ctx, lambda card: gan_incompatibility(card, gan_config))
     run = TrainingRun(ctx, progress)
     result = train_gan(
@@ -195,37 +167,25 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
         save_checkpoint=run.save_checkpoint, save_samples=run.save_samples, device=torch_device(ctx.device),
     )
 
-    progress(0.88, "evaluating", "SWD and conditional accuracy on held-out images")
+    progress(0.88, "evaluating", "Fréchet distance, KID, SWD, conditional accuracy and diversity")
     check_cancel()
-    metrics, grid = evaluate_generator(
-        result.g_ema_state, gan_config, data.images, data.labels, attrs, train_idx, held_idx, seed=params.seed)
+    real = evaluation_sets(params, data, attrs, train_idx, held_idx, fresh)
+    metrics, grid = evaluate_generator(result.g_ema_state, gan_config, real, seed=params.seed)
 
     progress(0.97, "registering", params.model)
-    card = {
-        "task": "creation",
-        "architecture": "conditional-dcgan",
-        "gan_config": gan_config.to_dict(),
-        "resolution": gan_config.resolution,
-        "labels": data.label_names,
-        "label_descriptions": data.label_descriptions,
-        "attributes": list(ATTRIBUTE_NAMES),
-        "attribute_samples": attribute_samples(attrs[train_idx], data.labels[train_idx], data.label_names,
-                                               params.seed),
-        "dataset": dataset_facts(params, data, len(held_idx)),
-        "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
-        "metrics": metrics,
-        "created_at": time.time(),
-    }
+    card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics,
+                         {**run.facts(result.steps_done, params, result.final_losses), "init": init})
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
-        progress(0.92, "promotion gate", f"SWD against {params.model}@{incumbent_version}")
-        held = data.images[held_idx]
-        incumbent = ctx.models.load(params.model, incumbent_version, generator_from_card)
+        progress(0.92, "promotion gate", f"Fréchet distance against {params.model}@{incumbent_version}")
+        held_features = pretrained_features(real.held)
+        incumbent = ctx.models.load(ctx.models.own(params.model, incumbent_version), generator_from_card)
         challenger = build_generator(gan_config, result.g_ema_state)
-        return gate(Metric("swd", higher_is_better=False),
-                    lambda model, seed: generated_swd(model[0], model[1], held, seed), (challenger, card),
-                    (incumbent, incumbent_card), incumbent_version,
-                    params.promotion_margin, noise_floor=metrics["swd_real_floor"]["average"])
+        return gate(Metric("frechet_distance", higher_is_better=False),
+                    lambda model, seed: generated_frechet_distance(model[0], model[1], real.held, held_features,
+                                                                   seed),
+                    (challenger, card), (incumbent, incumbent_card), incumbent_version,
+                    params.promotion_margin, noise_floor=metrics["frechet_distance"]["real_floor"])
 
     published = publish_version(ctx, params, result.g_ema_state, card, challenge)
     progress(1.0, "registered", f"{params.model}@{published['version']}")
@@ -236,28 +196,21 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
 def gan_incompatibility(card: dict[str, Any], config: GanConfig) -> str | None:
     if card.get("task") != "creation":
         return f"it is a {card.get('task')} model"
+    if card.get("architecture") != ARCHITECTURE:
+        return f"it is a {card.get('architecture')} network, not {ARCHITECTURE}"
     if GanConfig.from_dict(card["gan_config"]) != config:
         return "its architecture, resolution or number of labels differs from this run's"
     return None
 
 
-def generated_swd(generator: Generator, card: dict[str, Any], real: np.ndarray, seed: int) -> float:
-    """SWD (x1e3) between ``real`` and as many images (at least 64) generated the way creation
-    jobs ask the model for them; generated images are resized to the real ones' size."""
+def generated_frechet_distance(generator: Generator, card: dict[str, Any], real: np.ndarray,
+                               real_features: np.ndarray, seed: int) -> float:
+    """Fréchet distance between ``real`` (whose features are given) and as many images (at least
+    64) generated the way creation jobs ask the model for them, resized to the real ones' size."""
     count = max(SAMPLES_PER_LABEL_MIN, len(real))
     labels, attrs = choose_conditions(card, CreationParams(seed=seed, count=count), {}, {})
     fake = generate(generator, labels, attrs, seed=seed)
     side = real.shape[1]
     if fake.shape[1] != side:
         fake = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.Resampling.LANCZOS)) for f in fake])
-    return float(sliced_wasserstein(real, fake, seed=seed)["average"])
-
-
-def attribute_samples(attrs: np.ndarray, labels: np.ndarray, names: list[str], seed: int) -> dict[str, list]:
-    rng = np.random.default_rng(seed)
-    samples = {}
-    for index, name in enumerate(names):
-        members = attrs[labels == index]
-        chosen = members[rng.permutation(len(members))[:ATTRIBUTE_SAMPLES_PER_LABEL]]
-        samples[name] = np.round(chosen, 4).tolist()
-    return samples
+    return frechet_distance(pretrained_features(fake), real_features)

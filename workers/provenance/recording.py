@@ -149,7 +149,8 @@ class ResultRecorder:
         dataset = model.pop("dataset", None)
         name, version = model.get("name"), model.get("version")
         if isinstance(name, str) and isinstance(version, int) and (dataset is None or "weights_sha256" not in model):
-            card = self.rt.models.card(name, version) or {}
+            # A training job registers into its tenant's own index; the card fills in its facts.
+            card = self.rt.models.for_tenant(self.job.tenant).own.card(name, version) or {}
             for fact in ("weights_sha256", "architecture", "task"):
                 if card.get(fact) is not None:
                     model.setdefault(fact, card[fact])

@@ -4,6 +4,16 @@ Hinge loss (Lim & Ye 2017; Miyato et al. 2018), one D step per G step, Adam, an 
 moving average of G's weights (what is kept and served), and DiffAugment (Zhao et al. 2020)
 on everything D sees, real and fake, so small datasets do not make D memorise.
 
+Batches are made of pairs: two real images of one class, and two generated images asked for
+the same class (each with its own real partner's colour attributes and its own noise). The
+discriminator compares the members of each pair (``workers.models.gan.pair_spread``): a
+generator that draws one picture per style is told apart from real pairs, which always differ.
+
+The generator is also asked to obey the colour attributes it is given: an L1 loss between the
+attributes it was asked for and those of what it drew (``image_attributes``, the same definition
+the data's attributes use), weighted by ``attribute_weight``. Prompts steer brightness,
+saturation and warmth through these attributes, so they must mean what they say.
+
 Each step: one G forward; D on augmented [real, fake.detach()] in one batch; then G through
 D with D's weights frozen, reusing that same fake (as pytorch/examples' DCGAN does).
 
@@ -32,9 +42,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from workers import devices
-from workers.models.gan import Discriminator, GanConfig, Generator, to_uint8
+from workers.models.gan import Discriminator, GanConfig, Generator, image_attributes, to_uint8
 from workers.training.sampling import EpochSampler, montage
 
 EMA_WARMUP = 10  # EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t))
@@ -45,18 +56,18 @@ SAMPLE_COLUMNS = 8
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. The defaults are measured at 32 px on the 6 procedural styles, two CPU
-    cores (~12 steps/s): a style classifier trained on real images puts ~90 % of the samples
-    in their style after 1500 steps (71 % after 600); at DCGAN's lr 2e-4 it was chance (17 %)
-    after 600. Batch 32 learned as much per step as 64 at twice the steps per second."""
+    """How to train. Measured on the 9 procedural styles at 64 px (bench/RESULTS.md): batch 32,
+    lr 2e-4 for both networks with Adam (0, 0.99), as BigGAN-family recipes do."""
 
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 32
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = 0.999
-    augment: str = "color,translation,cutout"  # DiffAugment policy; "" for none
+    augment: str = "translation"  # DiffAugment policy; "" for none
+    attribute_weight: float = 10.0
+    diversity_weight: float = 1.0
     checkpoint_every: int = 500
     sample_every: int = 500
     seed: int = 0
@@ -67,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"unknown DiffAugment policies {sorted(unknown)}; known: {sorted(AUGMENTS)}")
         if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or self.steps < 0:
             raise ValueError(f"invalid training config: {self}")
+        if self.batch_size % 2:
+            raise ValueError(f"batches are made of pairs: batch_size must be even, not {self.batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +163,24 @@ def _validate(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config:
 # -- the loop ---------------------------------------------------------------------------
 
 
+def pair_shortfall(fake: Tensor, real: Tensor) -> Tensor:
+    """How much less the two generated images of a pair differ than the two real ones of a pair,
+    on average, at a quarter of the side (layout and colour, not texture); 0 once they differ as
+    much. A mode-seeking term (after Mao et al. 2019) calibrated by the data itself."""
+    small_fake, small_real = F.avg_pool2d(fake, 4), F.avg_pool2d(real, 4)
+    spread_fake = (small_fake[0::2] - small_fake[1::2]).abs().mean()
+    spread_real = (small_real[0::2] - small_real[1::2]).abs().mean()
+    return torch.relu(spread_real - spread_fake)
+
+
+def _pairs(firsts: np.ndarray, labels: np.ndarray, members: list[Tensor], rng: torch.Generator) -> Tensor:
+    """Indices [2 * len(firsts)]: each first image followed by a random image of its class (itself
+    only when it is its class's one image)."""
+    partners = [members[labels[i]][torch.randint(len(members[labels[i]]), (1,), generator=rng)].item()
+                for i in firsts]
+    return torch.from_numpy(np.stack([firsts, np.asarray(partners, dtype=np.int64)], axis=1).reshape(-1))
+
+
 class _Run:
     """Everything a checkpoint holds: networks, optimizers, step, RNG, sampler position."""
 
@@ -163,7 +194,7 @@ class _Run:
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=train_config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=train_config.lr_d, **adam)
         self.rng = torch.Generator().manual_seed(train_config.seed)
-        self.sampler = EpochSampler(n, train_config.seed)
+        self.sampler = EpochSampler(n, train_config.seed)  # the first member of each pair
         self.step = 0
         self.gan_config, self.train_config = gan_config, train_config
 
@@ -251,6 +282,7 @@ def train_gan(
         run.start_from(init_weights)
     fixed = _sample_inputs(labels, attrs, gan_config, train_config.seed)
     policy, batch = train_config.augment, train_config.batch_size
+    members = [torch.from_numpy(np.flatnonzero(labels == c)) for c in range(gan_config.n_classes)]
 
     while run.step < train_config.steps:
         try:
@@ -258,7 +290,7 @@ def train_gan(
         except BaseException:
             save_checkpoint(run.state(losses))
             raise
-        index = torch.from_numpy(run.sampler.next_batch(batch)).to(dev)
+        index = _pairs(run.sampler.next_batch(batch // 2), labels, members, run.rng).to(dev)
         real = data[index].float().div_(127.5).sub_(1.0)
         y, a = data_labels[index], data_attrs[index]
         z = torch.randn(batch, gan_config.nz, generator=run.rng).to(dev)
@@ -275,7 +307,11 @@ def train_gan(
         run.d.requires_grad_(False)  # G's step needs gradients for the image only
         with devices.autocast(dev, mixed_precision):
             d_on_fake = run.d(diff_augment(fake, policy, run.rng), y, a).float()
-        loss_g = -d_on_fake.mean()
+        loss_adversarial = -d_on_fake.mean()
+        loss_attributes = (image_attributes(fake) - a).abs().mean()
+        loss_diversity = pair_shortfall(fake, real)
+        loss_g = (loss_adversarial + train_config.attribute_weight * loss_attributes
+                  + train_config.diversity_weight * loss_diversity)
         run.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         run.opt_g.step()
@@ -283,7 +319,8 @@ def train_gan(
 
         run.step += 1
         run.update_ema()
-        losses = {"d": loss_d.item(), "g": loss_g.item(),
+        losses = {"d": loss_d.item(), "g": loss_adversarial.item(), "attributes": loss_attributes.item(),
+                  "diversity": loss_diversity.item(),
                   "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
         on_progress(run.step, train_config.steps, losses)
         if run.step % train_config.checkpoint_every == 0:
@@ -334,7 +371,7 @@ def dry_run(steps: int = 4) -> TrainResult:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     labels, attrs = np.arange(16) % 2, rng.random((16, 3), dtype=np.float32)
-    gan_config = GanConfig(n_classes=2, ngf=16, ndf=16)
+    gan_config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
     saved: list[bytes] = []
     first = TrainConfig(steps=steps // 2, batch_size=8, checkpoint_every=steps // 2, sample_every=steps)
     train_gan(images, labels, attrs, gan_config, first, save_checkpoint=lambda s: saved.append(state_to_bytes(s)))

