@@ -11,7 +11,7 @@ those, without any network access:
   the median label score by ``STYLE_MARGIN``; the weights are then a softmax over label scores.
   An attribute is set only when some fragment of the prompt is clearly closer to one pole's
   anchor phrases than to the other's (``ATTRIBUTE_MARGIN``) and close enough to the anchors at
-  all (``ATTRIBUTE_FLOOR``). The thresholds were tuned on ~40 hand-labelled prompts; indirect
+  all (``ATTRIBUTE_FLOOR`` on average, or ``ANCHOR_MATCH`` to one of them). The thresholds were tuned on ~40 hand-labelled prompts; indirect
   references ("a checkerboard", "neon colours") are sometimes missed, and negation ("not dark")
   is not understood.
 - Chinese (any CJK character) uses a small, explicit lexicon. No Chinese or multilingual
@@ -64,6 +64,7 @@ ATTRIBUTE_ANCHORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 ATTRIBUTE_MARGIN = 0.12
 ATTRIBUTE_FLOOR = 0.45
+ANCHOR_MATCH = 0.9  # a fragment this close to one anchor phrase is that phrase
 STYLE_MARGIN = 0.16
 STYLE_TEMPERATURE = 0.05
 MIN_LABEL_WEIGHT = 0.01
@@ -321,11 +322,14 @@ def _attribute_targets(fragments: list[str]) -> tuple[dict[str, float], list[str
     matched: list[str] = []
     for name in ATTRIBUTES:
         high, low = ATTRIBUTE_ANCHORS[name]
-        high_score = (embedded @ _embed_fixed(high).T).mean(axis=1)
-        low_score = (embedded @ _embed_fixed(low).T).mean(axis=1)
-        margin = high_score - low_score
+        high_sims, low_sims = embedded @ _embed_fixed(high).T, embedded @ _embed_fixed(low).T
+        margin = high_sims.mean(axis=1) - low_sims.mean(axis=1)
         best = int(np.argmax(np.abs(margin)))
-        if abs(margin[best]) < ATTRIBUTE_MARGIN or max(high_score[best], low_score[best]) < ATTRIBUTE_FLOOR:
+        leaning = (high_sims if margin[best] > 0 else low_sims)[best]
+        # Close enough to the anchors at all: to the pole's phrases on average, or to one of them
+        # almost exactly (the mean would dilute the anchor word "muted" with the other phrases).
+        close = leaning.mean() >= ATTRIBUTE_FLOOR or leaning.max() >= ANCHOR_MATCH
+        if abs(margin[best]) < ATTRIBUTE_MARGIN or not close:
             continue
         attributes[name] = HIGH_TARGETS[name] if margin[best] > 0 else LOW_TARGETS[name]
         matched.append(fragments[best])

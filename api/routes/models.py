@@ -51,8 +51,22 @@ def get_model(name: str) -> dict[str, Any]:
         return {**summary, "cards": [own.card(name, v) for v in summary["versions"]],
                 "promotion_history": own.history(name)}
     if name in builtin_models():
-        return {**public_summary(name), "cards": [builtin_models()[name].card], "promotion_history": []}
+        return public_model(name)
     raise ApiError(404, "not_found", f"no model {name}; train one with a 'training' job")
+
+
+@blp.route("/public/<name>", methods=["GET"])
+@blp.response(200, ModelSchema)
+@blp.alt_response(404, description="no public model of that name")
+def get_public_model(name: str) -> dict[str, Any]:
+    """A model shipped with the service, even where the tenant has its own of that name."""
+    if name not in builtin_models():
+        raise ApiError(404, "not_found", f"no public model {name}; GET /v1/models lists them")
+    return public_model(name)
+
+
+def public_model(name: str) -> dict[str, Any]:
+    return {**public_summary(name), "cards": [builtin_models()[name].card], "promotion_history": []}
 
 
 @blp.route("/<name>/promote", methods=["POST"])

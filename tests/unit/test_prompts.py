@@ -139,6 +139,8 @@ def test_english_prompt_naming_two_styles_splits_the_weight() -> None:
         ("cheerful and bright", "brightness", True),
         ("vivid colours", "saturation", True),
         ("muted grey tones", "saturation", False),
+        ("muted", "saturation", False),  # one anchor word alone
+        ("vivid", "saturation", True),
         ("a warm orange sunset", "warmth", True),
         ("an icy blue composition", "warmth", False),
     ],
