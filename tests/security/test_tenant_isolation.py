@@ -44,6 +44,7 @@ NOT_TENANT_SCOPED = {
     "GET /docs/<path:path>": "Swagger UI's static files, public",
     "GET /static/<path:filename>": "the gallery page's static files, public",
     "GET /v1/styles/<name>/thumbnail": "the named styles are built in, the same for every tenant",
+    "GET /v1/models/public/<name>": "the models shipped with the service, the same for every tenant",
     "GET /v1/protected-works/<work_id>": "the operator's protected list, applied to every tenant's inputs "
                                          "(admin keys manage it)",
     "DELETE /v1/protected-works/<work_id>": "the same operator list",
