@@ -78,6 +78,17 @@ class RestorationParams(_Params):
     inpaint_method: InpaintMethod = "telea"
 
 
+AnalysisLanguage = Literal["en", "zh", "both"]
+ANALYSIS_LANGUAGES: tuple[AnalysisLanguage, ...] = ("en", "zh", "both")
+ANALYSIS_MAX_SIMILAR = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisParams(_Params):
+    similar: int = 8  # how many of the tenant's most similar works the report lists (0..50)
+    language: AnalysisLanguage = "both"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingParams(_Params):
     """What every training target takes; each target's class adds its own and its defaults."""
@@ -132,6 +143,6 @@ def training_params(raw: Mapping[str, Any]) -> TrainingParams:
     return TRAINING_TARGETS[target].from_dict(raw)
 
 
-JobParams: TypeAlias = StyleTransferParams | CreationParams | RestorationParams | TrainingParams
+JobParams: TypeAlias = StyleTransferParams | CreationParams | RestorationParams | AnalysisParams | TrainingParams
 # How a job kind reads its stored parameters (``shared.contract.JobKind.params``).
 ParamsParser: TypeAlias = Callable[[Mapping[str, Any]], JobParams]
