@@ -7,6 +7,7 @@ only their works; ``dave`` is the other tenant, who must never see them.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,3 +179,24 @@ def test_a_lost_or_corrupt_index_is_rebuilt(stack: Stack, carol: ApiClient, work
     remade = WorkEntry.unpack(WorkRef("upload", original), redis.hget("af:works:carol", f"upload:{original}"))
     assert np.linalg.norm(remade.embedding) == pytest.approx(1.0, abs=1e-3)
     assert similar(carol, works["copies"]["jpeg"])["works"][0]["id"] == original
+
+
+def test_the_cli_analyzes_a_file(carol: ApiClient, works: dict[str, Any], tmp_path: Path) -> None:
+    from tests.integration.test_cli import answer, artforge
+
+    work = tmp_path / "work.png"
+    work.write_bytes(image_bytes(Image.fromarray(render(1, 5, 256))))
+    report = answer(artforge("analyze", str(work), "--json", "--similar", "2", "-o", str(tmp_path / "out"),
+                             client=carol, cwd=tmp_path))
+    assert report["schema"] == "artforge.analysis/1" and len(report["similar_works"]) == 2
+    saved = sorted(p.suffix for p in (tmp_path / "out").iterdir())
+    assert saved == [".json", ".json", ".json", ".png"]  # report, annotated picture, two records
+
+    human = artforge("analyze", str(work), "--language", "zh", "--similar", "0", client=carol, cwd=tmp_path)
+    assert human.returncode == 0, human.stderr
+    assert "色盘" in human.stdout and "palette:" in human.stdout and "nearest styles:" in human.stdout
+
+    listed = answer(artforge("similar", works["copies"]["jpeg"], "-k", "1", "--json", client=carol, cwd=tmp_path))
+    assert listed["works"][0]["id"] == works["expected"]["jpeg"]
+    missing = artforge("analyze", str(tmp_path / "nope.png"), client=carol, cwd=tmp_path)
+    assert missing.returncode == 1 and "nope.png" in missing.stderr
