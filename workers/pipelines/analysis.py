@@ -8,6 +8,7 @@ from PIL import Image
 
 from shared.job_params import AnalysisParams
 from workers.analysis.annotate import annotate
+from workers.analysis.model_labels import model_label_scores
 from workers.analysis.pixels import MIN_SIDE
 from workers.analysis.report import REPORT_SCHEMA, analyse, build_report
 from workers.job_context import CancelCheck, InvalidJobInput, JobContext, ProgressFn
@@ -30,13 +31,15 @@ def appreciate(
     progress(0.1, "measuring", f"{image.width}x{image.height}")
     analysis = analyse(image, ctx.device)
     check_cancel()
+    models = model_label_scores(ctx.models, ctx.datasets, analysis.embedding) if ctx.models is not None else []
+    check_cancel()
     similar = []
     if params.similar > 0 and ctx.works is not None:
         progress(0.6, "searching", "similar works")
         similar = [work.to_dict() for work in ctx.works.similar(image, analysis.embedding, params.similar)]
     check_cancel()
     progress(0.8, "writing", "report and annotated picture")
-    report = build_report(analysis, language=params.language, similar=similar)
+    report = build_report(analysis, language=params.language, similar=similar, models=models)
     annotated = annotate(image, report)
     data = json.dumps(report, ensure_ascii=False, indent=1).encode()
     return PipelineResult(
