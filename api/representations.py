@@ -35,6 +35,7 @@ def job_to_json(job: Job, base_url: str, svc: Services) -> dict[str, Any]:
             "height": result["height"],
             "content_type": result.get("content_type") or "image/png",
             "role": result.get("role") or "result",
+            **({"describes": result["describes"]} if result.get("describes") is not None else {}),
         })
     return {
         "id": job.id,

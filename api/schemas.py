@@ -184,12 +184,19 @@ JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
 # -- per-kind parameters: the defaults are those of shared.job_params' classes -----------
 
 
+def analyze_field(default: bool) -> fields.Boolean:
+    return fields.Boolean(load_default=default, metadata={
+        "description": "also analyse each image result: one more result per image, its analysis report "
+                       "(JSON, role report, with the index of the result it describes)"})
+
+
 class StyleTransferParamsSchema(StrictSchema):
     style = fields.String(validate=validate.OneOf(list_styles()),
                           metadata={"description": "a named style from GET /v1/styles"})
     strength = fields.Float(load_default=StyleTransferParams.strength, validate=validate.Range(0.0, 1.0))
     max_side = fields.Integer(load_default=StyleTransferParams.max_side, validate=validate.Range(32, 2048))
     preserve_colors = fields.Boolean(load_default=StyleTransferParams.preserve_colors)
+    analyze = analyze_field(StyleTransferParams.analyze)
 
 
 class StyleTransferInputsSchema(StrictSchema):
@@ -228,6 +235,7 @@ class CreationParamsSchema(StrictSchema):
                        "generated",
         "oneOf": [{"type": "integer", "minimum": UPSCALE_MIN_SIDE, "maximum": UPSCALE_MAX_SIDE},
                   {"type": "boolean"}]})
+    analyze = analyze_field(CreationParams.analyze)
 
 
 class RestorationParamsSchema(StrictSchema):
@@ -249,6 +257,7 @@ class RestorationParamsSchema(StrictSchema):
     inpaint_method = fields.String(load_default=RestorationParams.inpaint_method,
                                    validate=validate.OneOf(INPAINT_METHODS),
                                    metadata={"description": "classical inpainting algorithm"})
+    analyze = analyze_field(RestorationParams.analyze)
 
 
 class RestorationInputsSchema(StrictSchema):
@@ -352,6 +361,7 @@ class ResultSchema(Schema):
     height = fields.Integer(allow_none=True)
     content_type = fields.String(metadata={"description": "image/png, or application/json for a report"})
     role = fields.String(metadata={"description": "result, restored, mask, report, annotated"})
+    describes = fields.Integer(metadata={"description": "an attached report: the index of the result it is about"})
     provenance_url = fields.String()
 
 

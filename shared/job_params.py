@@ -49,6 +49,7 @@ class StyleTransferParams(_Params):
     strength: float = 1.0
     max_side: int = 1024
     preserve_colors: bool = False
+    analyze: bool = False  # attach an analysis report (JSON) to each image result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,7 @@ class CreationParams(_Params):
     seed: int | None = None  # drawn at submission when absent, so a stored job always has one
     truncation: float | None = None
     upscale: int | None = None  # the side to enlarge to, in px, with the learned upscaler; None: as generated
+    analyze: bool = False  # attach an analysis report (JSON) to each image result
 
     @property
     def fixed_seed(self) -> int:
@@ -76,6 +78,7 @@ class RestorationParams(_Params):
     method: Literal["auto", "learned", "classical"] = "auto"
     model: str | None = None
     inpaint_method: InpaintMethod = "telea"
+    analyze: bool = False  # attach an analysis report (JSON) to the restored image
 
 
 AnalysisLanguage = Literal["en", "zh", "both"]

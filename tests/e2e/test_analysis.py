@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from deploy.devstack import Stack
 from shared.connections import redis_client
 from shared.works_index import WorkEntry, WorkRef
-from tests.conftest import ApiClient, eventually, image_bytes
+from tests.conftest import OWN_RIGHTS, ApiClient, eventually, image_bytes
 from tests.integration.test_bad_input import assert_error
 from workers.data.procedural import render
 
@@ -200,3 +200,30 @@ def test_the_cli_analyzes_a_file(carol: ApiClient, works: dict[str, Any], tmp_pa
     assert listed["works"][0]["id"] == works["expected"]["jpeg"]
     missing = artforge("analyze", str(tmp_path / "nope.png"), client=carol, cwd=tmp_path)
     assert missing.returncode == 1 and "nope.png" in missing.stderr
+
+
+def test_analyze_true_attaches_a_report_to_each_image_result(carol: ApiClient) -> None:
+    photo = carol.upload_image(Image.fromarray(render(8, 2, 96)), rights=OWN_RIGHTS)
+    styled = carol.submit({"kind": "style_transfer", "inputs": {"content": photo["id"]},
+                           "params": {"style": "starry-swirl", "max_side": 96, "analyze": True}})
+    restored = carol.submit({"kind": "restoration", "inputs": {"image": photo["id"]},
+                             "params": {"operations": ["defade"], "analyze": True}})
+    plain = carol.submit({"kind": "style_transfer", "inputs": {"content": photo["id"]},
+                          "params": {"style": "starry-swirl", "max_side": 96}})
+    for response in (styled, restored, plain):
+        assert response.status_code == 202, response.text
+
+    job = carol.wait(styled.json()["id"])
+    assert job["status"] == "succeeded", job
+    image, report = job["results"]
+    assert image["role"] == "result" and report["role"] == "report" and report["describes"] == 0
+    analysed = report_of(carol, {"results": [report]})
+    assert analysed["image"] == {"width": image["width"], "height": image["height"]}
+    assert analysed["style"]["top"][0]["name"] == "starry-swirl"  # it reads the style it was given
+
+    job = carol.wait(restored.json()["id"])
+    assert [r["role"] for r in job["results"]] == ["restored", "mask", "report"]
+    assert job["results"][2]["describes"] == 0
+    assert [r["role"] for r in carol.wait(plain.json()["id"])["results"]] == ["result"]
+    assert_error(carol.submit({"kind": "style_transfer", "inputs": {"content": photo["id"]},
+                               "params": {"style": "starry-swirl", "analyze": "sometimes"}}), 422)

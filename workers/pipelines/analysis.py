@@ -48,3 +48,21 @@ def appreciate(
                   "analysis": {"schema": REPORT_SCHEMA, "language": params.language,
                                "similar_requested": params.similar, "similar_found": len(similar)}},
     )
+
+
+def attach_reports(result: PipelineResult, ctx: JobContext, progress: ProgressFn,
+                   check_cancel: CancelCheck) -> PipelineResult:
+    """``result`` with an analysis report after its images, one per image result (``analyze: true``
+    on a creation, style or restoration job); a restoration's mask and sample grids get none."""
+    images = [(index, output) for index, output in enumerate(result.outputs)
+              if isinstance(output, Output) and output.role in (OutputRole.RESULT, OutputRole.RESTORED)]
+    reports: list[Output | Document] = []
+    for done, (index, output) in enumerate(images):
+        check_cancel()
+        progress(0.85, "analysing", f"result {done + 1}/{len(images)}")
+        analysis = analyse(output.image, ctx.device)
+        models = model_label_scores(ctx.models, ctx.datasets, analysis.embedding) if ctx.models is not None else []
+        report = build_report(analysis, models=models)
+        reports.append(Document(json.dumps(report, ensure_ascii=False, indent=1).encode(), "application/json",
+                                OutputRole.REPORT, describes=index))
+    return PipelineResult(outputs=[*result.outputs, *reports], metadata=result.metadata)

@@ -45,6 +45,7 @@ class Document:
     content_type: str  # e.g. "application/json"; served as it is
     role: OutputRole = OutputRole.REPORT
     suffix: str = ".json"  # of the stored object's key
+    describes: int | None = None  # the index of the result this document is about (an attached report)
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ class ResultRecorder:
     def _prepare_document(self, index: int, document: Document) -> Prepared:
         job = self.job
         output = {"index": index, "role": str(document.role), "sha256": hashlib.sha256(document.data).hexdigest(),
-                  "bytes": len(document.data), "format": document.content_type, "details": self.details}
+                  "bytes": len(document.data), "format": document.content_type, "details": self.details,
+                  "describes": document.describes}
         reason = "not an image: a document carries no watermark, XMP or C2PA manifest"
         record = build_record(
             record_id=new_record_id(), job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind,
@@ -327,7 +328,7 @@ class ResultRecorder:
         return {"index": index, "role": str(prepared.role), "key": key, "provenance_key": provenance_key,
                 "record_id": sealed["record_id"], "record_sha256": sealed["record_sha256"], "sha256": sha256,
                 "width": None, "height": None, "content_type": document.content_type, "bytes": len(document.data),
-                "created_at": time.time()}
+                "describes": document.describes, "created_at": time.time()}
 
 
 def input_entry(role: str, upload: Upload, tenant: str) -> dict[str, Any]:
