@@ -213,6 +213,21 @@ class WorksIndex:
     def drop(self, tenant: str, ref: WorkRef) -> None:
         self.redis.hdel(self._key(tenant), str(ref))
 
+    def forget_job(self, tenant: str, job_id: str) -> int:
+        """Remove a job's results (their objects expired); processes re-read the index whole."""
+        # HSCAN's NOVALUES needs Redis 7.4; the values are small.
+        refs = [ref for ref, _ in self.redis.hscan_iter(self._key(tenant), match=f"result:{job_id}:*")]
+        if not refs:
+            return 0
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(tenant), *refs)
+            for ref in refs:
+                pipe.lrem(self._log(tenant), 0, ref)
+            pipe.execute()
+        if self.redis.exists(self._built(tenant)):
+            self.mark_built(tenant)  # a new token: cached matrices still hold the removed rows
+        return len(refs)
+
     def similar(self, tenant: str, embedding: np.ndarray, phash: int, k: int,
                 exclude: WorkRef | None = None) -> list[SimilarWork]:
         state = self._refresh(tenant)
