@@ -176,6 +176,41 @@ def search_figures(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
                         "issue goal: p95 <= 50 ms absolute")]
 
 
+def index_load_figures(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
+    """A process's first query over a tenant of ``--works`` works in Redis (it reads every entry once)
+    against its later ones (only the build token and the log's length)."""
+    from shared.connections import redis_client
+    from shared.works_index import WorkEntry, WorkRef, WorksIndex
+
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(args.works, 100)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    with running_stack("works-index") as stack:
+        client = redis_client(stack.settings())
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(args.works):
+                entry = WorkEntry(WorkRef("upload", f"{i:032x}"), matrix[i], int(rng.integers(0, 2**63)))
+                pipe.hset("af:works:bench", str(entry.ref), entry.pack())
+                pipe.rpush("af:works:bench:log", str(entry.ref))
+                if i % 5000 == 4999:
+                    pipe.execute()
+            pipe.execute()
+        index = WorksIndex(client)
+        index.mark_built("bench")
+        started = time.perf_counter()
+        index.similar("bench", matrix[0], 0, 8)
+        cold = time.perf_counter() - started
+        warm = []
+        for i in range(args.queries):
+            started = time.perf_counter()
+            index.similar("bench", matrix[i], 0, 8)
+            warm.append(time.perf_counter() - started)
+    return [Figure(f"similar works, first query of a process, {args.works} works in Redis", cold * 1000,
+                   percentile(warm, 95) * 1000, "ms", "p95 of its later queries (Redis round trip included)",
+                   higher_is_better=False, command=command(MODULE, argv),
+                   note="read in chunks of 5,000; once per process and tenant, and after a rebuild or an expiry")]
+
+
 def copies_figures(argv: list[str]) -> list[Figure]:
     from shared.works_index import WorkRef, phash_of, rank
     from workers.works_indexing import entry_of
@@ -216,7 +251,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(argv: list[str]) -> list[Figure]:
     args = parse_args(argv)
-    return analysis_figures(args, argv) + search_figures(args, argv) + copies_figures(argv)
+    return (analysis_figures(args, argv) + search_figures(args, argv) + index_load_figures(args, argv)
+            + copies_figures(argv))
 
 
 if __name__ == "__main__":

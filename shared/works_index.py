@@ -34,6 +34,7 @@ from shared.jobs import PREFIX
 
 EMBEDDING_DIM = 100
 HASH_MATCH_BITS = 12
+READ_CHUNK = 5000  # log entries read per round trip
 
 
 @dataclass(frozen=True)
@@ -246,9 +247,10 @@ class WorksIndex:
             state = self._cache.get(tenant)
             if state is None or state.token != token or length < state.logged:  # new, or rebuilt: read it whole
                 state = self._cache[tenant] = _TenantMatrix(token)
-            if length > state.logged:
+            while length > state.logged:  # in chunks: one reply never holds a whole large index
+                end = min(length, state.logged + READ_CHUNK)
                 refs = [r.decode() if isinstance(r, bytes) else r
-                        for r in self.redis.lrange(self._log(tenant), state.logged, length - 1)]
+                        for r in self.redis.lrange(self._log(tenant), state.logged, end - 1)]
                 wanted = list(dict.fromkeys(refs))
                 raws = self.redis.hmget(self._key(tenant), wanted) if wanted else []
                 entries = []
@@ -262,7 +264,7 @@ class WorksIndex:
                     except ValueError:
                         state.corrupt.add(text)
                 state.extend(entries)
-                state.logged = length
+                state.logged = end
             return state
 
 
