@@ -88,6 +88,8 @@ def test_an_upload_gets_a_json_report_and_an_annotated_picture(carol: ApiClient,
     report_record = carol.get(report_result["provenance_url"]).json()
     assert report_record["output"]["format"] == "application/json"
     assert report_record["marks"]["watermark"]["applied"] is False
+    chain = carol.get("/v1/provenance/chain").json()  # both records are sealed onto carol's chain
+    assert chain["ok"] is True and chain["length"] >= 2, chain
 
 
 def test_ones_own_result_can_be_analysed_but_not_a_report(carol: ApiClient, analysed: dict[str, Any]) -> None:
