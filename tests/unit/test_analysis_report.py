@@ -85,3 +85,23 @@ def test_the_annotated_picture_has_the_work_and_a_palette_strip(reports: dict[st
     lead = reports["coffee"]["palette"][0]["hex"]
     strip_pixel = annotated.getpixel((2, image.height + STRIP_HEIGHT - 2))
     assert "#{:02x}{:02x}{:02x}".format(*strip_pixel) == lead
+
+
+def disc_at(x: float, y: float) -> Image.Image:
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (300, 300), (240, 236, 225))
+    ImageDraw.Draw(image).ellipse([x * 300 - 30, y * 300 - 30, x * 300 + 30, y * 300 + 30], fill=(30, 60, 170))
+    return image
+
+
+def test_the_words_follow_the_measurements() -> None:
+    off = build_report(analyse(disc_at(0.2, 0.25)))
+    assert off["composition"]["balance"] < 0.85
+    assert "toward the upper left" in off["description"]["en"] and "左上方" in off["description"]["zh"]
+    centred = build_report(analyse(disc_at(0.5, 0.5)))
+    assert "near the centre, and the whole is well balanced" in centred["description"]["en"]
+    assert "smooth, with little visible brushwork" in centred["description"]["en"]
+    assert "ivory" in centred["description"]["en"] or "cream" in centred["description"]["en"]
+    grey = build_report(analyse(Image.new("RGB", (64, 64), (128, 128, 128))))
+    assert "monochrome of greys" in grey["description"]["en"] and grey["colour"]["saturation"] == 0.0

@@ -3,7 +3,8 @@
 Every figure is a plain function of the pixels, on a scale stated here:
 
 - ``brightness``: mean CIELAB lightness L*, as a fraction of 100 (0 black, 1 white).
-- ``saturation``: mean HSV saturation (0 greys only, 1 pure hues).
+- ``saturation``: HSV saturation averaged with HSV value as the weight (0 greys only, 1 pure
+  hues): near-black pixels, whose hue and saturation are noise, count for almost nothing.
 - ``warmth``: -1 (all cool: blues, cyans) to 1 (all warm: reds, oranges); the chroma-weighted mean
   of each hue's warmth on the painter's wheel (``HUE_WARMTH``, HSV hue), scaled by how chromatic
   the work is, so greys are 0.
@@ -85,7 +86,7 @@ def colour_stats(work: WorkImage) -> ColourStats:
     level = next(name for bound, name in COLOURFULNESS_LEVELS if colourfulness < bound)
     return ColourStats(
         brightness=float(lab[:, 0].mean() / 100.0),
-        saturation=float(hsv[:, 1].mean()),
+        saturation=float((hsv[:, 1] * hsv[:, 2]).sum() / hsv[:, 2].sum()) if hsv[:, 2].sum() > 0 else 0.0,
         warmth=warmth(hsv[:, 0] * 360.0, chroma),
         contrast=float(min(1.0, lab[:, 0].std() / 50.0)),
         colourfulness=colourfulness,

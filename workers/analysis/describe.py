@@ -32,6 +32,8 @@ HARMONY_EN = {"monochrome": "a monochrome", "analogous": "an analogous", "comple
 HUE_WORDS = ((15, "red", "红"), (45, "orange", "橙"), (70, "yellow", "黄"), (160, "green", "绿"),
              (200, "cyan", "青"), (255, "blue", "蓝"), (290, "violet", "紫"), (335, "magenta", "品红"),
              (360, "red", "红"))
+OFF_CENTRE = 0.07
+BALANCED = 0.85
 SURFACE_ZH = {"smooth": "平滑", "brushy": "有笔触感", "impasto-like": "近似厚涂"}
 ORIENTATION_ZH = {"horizontal": "水平", "vertical": "垂直", "rising diagonal": "右上斜向",
                   "falling diagonal": "右下斜向"}
@@ -89,9 +91,9 @@ def _sentences(r: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     if harmony["type"] == "varied":
         en = f"The colours are {level} and {sat_en}, with hues spread all round the colour wheel."
         zh = f"画面{COLOURFULNESS_ZH[level]}，{sat_zh}，色相遍布整个色轮。"
-    elif not harmony["hues"]:
-        en = f"The colours are {level} and {sat_en}: almost without hue, a monochrome of greys."
-        zh = f"画面{COLOURFULNESS_ZH[level]}，{sat_zh}，几乎没有色相，是灰色调的单色构成。"
+    elif not harmony["hues"]:  # under 2% of the pixels have a hue at all: saturation would mislead
+        en = f"The colours are {level}: almost without hue, a monochrome of greys."
+        zh = f"画面{COLOURFULNESS_ZH[level]}，几乎没有色相，是灰色调的单色构成。"
     else:
         names = list(dict.fromkeys(hue_words(h) for h in harmony["hues"]))
         en = (f"The colours are {level} and {sat_en}, in {HARMONY_EN[harmony['type']]} harmony of "
@@ -103,29 +105,31 @@ def _sentences(r: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     con_en, con_zh = _word(colour["contrast"], CONTRAST_WORDS)
     out.append((f"Tonal contrast between light and dark is {con_en}.", f"明暗对比{con_zh}。", ["colour.contrast"]))
 
+    # Off-centre by more than OFF_CENTRE of the side names a direction; a balance under
+    # BALANCED is at least 0.075 off on one axis, so an unbalanced work always gets one.
     cx, cy = comp["centre_of_mass"]["x"], comp["centre_of_mass"]["y"]
-    horizontal = ("left", "左") if cx < 0.4 else ("right", "右") if cx > 0.6 else ("", "")
-    vertical = ("upper", "上") if cy < 0.4 else ("lower", "下") if cy > 0.6 else ("", "")
-    place_en = " ".join(w for w in (vertical[0], horizontal[0]) if w)
-    place_zh = vertical[1] + horizontal[1]
-    if place_en:
-        en = f"The visual weight gathers in the {place_en} of the picture"
-        zh = f"视觉重心落在画面的{place_zh}部"
+    vertical = ("upper", "上") if cy < 0.5 - OFF_CENTRE else ("lower", "下") if cy > 0.5 + OFF_CENTRE else ("", "")
+    horizontal = ("left", "左") if cx < 0.5 - OFF_CENTRE else ("right", "右") if cx > 0.5 + OFF_CENTRE else ("", "")
+    if vertical[0] and horizontal[0]:
+        place_en, place_zh = f"the {vertical[0]} {horizontal[0]}", f"{horizontal[1]}{vertical[1]}方"
+    elif vertical[0] or horizontal[0]:
+        place_en = "the " + {"upper": "top", "lower": "bottom"}.get(vertical[0], horizontal[0])
+        place_zh = f"{vertical[1] or horizontal[1]}方"
     else:
-        en, zh = "The visual weight sits near the centre", "视觉重心靠近画面中央"
-    fields = ["composition.centre_of_mass"]
+        place_en = place_zh = ""
+    fields = ["composition.centre_of_mass", "composition.balance"]
+    if comp["balance"] >= BALANCED:
+        en = "The visual weight sits near the centre" + (f", a little toward {place_en}" if place_en else "")
+        zh = "视觉重心靠近画面中央" + (f"，略偏{place_zh}" if place_zh else "")
+        tail_en, tail_zh = ", and the whole is well balanced.", "，整体平衡稳定。"
+    else:
+        en, zh = f"The visual weight gathers toward {place_en}", f"视觉重心偏向画面{place_zh}"
+        tail_en, tail_zh = ", so the picture leans that way.", "，画面因此向那一侧倾斜。"
     if comp["rule_of_thirds"] >= 0.5:
         en += ", close to a rule-of-thirds point"
         zh += "，接近三分法的交点"
         fields.append("composition.rule_of_thirds")
-    if comp["balance"] >= 0.85:
-        en += ", and the whole is well balanced."
-        zh += "，整体平衡稳定。"
-    else:
-        en += ", so the picture leans to one side."
-        zh += "，画面重心偏向一侧。"
-    fields.append("composition.balance")
-    out.append((en, zh, fields))
+    out.append((en + tail_en, zh + tail_zh, fields))
 
     lr, tb = comp["symmetry"]["left_right"], comp["symmetry"]["top_bottom"]
     if max(lr, tb) >= 0.85:
@@ -162,11 +166,15 @@ def _sentences(r: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         out.append(("No line direction stands out.", "没有突出的线条方向。", ["composition.orientations"]))
 
     coherence = tex["coherence"]
-    flow_en, flow_zh = (("strokes running largely one way", "笔触大体朝同一方向") if coherence >= 0.6 else
-                        ("strokes in several directions", "笔触方向多样") if coherence >= 0.3 else
-                        ("marks crossing every way", "笔触纵横交错"))
-    out.append((f"The surface reads as {tex['surface']}, with {flow_en}.",
-                f"表面{SURFACE_ZH[tex['surface']]}，{flow_zh}。", ["texture.surface", "texture.coherence"]))
+    if tex["surface"] == "smooth":  # no strokes to speak of: their direction would be noise
+        out.append(("The surface reads as smooth, with little visible brushwork.", "表面平滑，几乎看不到笔触。",
+                    ["texture.surface", "texture.fine_detail"]))
+    else:
+        flow_en, flow_zh = (("strokes running largely one way", "笔触大体朝同一方向") if coherence >= 0.6 else
+                            ("strokes in several directions", "笔触方向多样") if coherence >= 0.3 else
+                            ("marks crossing every way", "笔触纵横交错"))
+        out.append((f"The surface reads as {tex['surface']}, with {flow_en}.",
+                    f"表面{SURFACE_ZH[tex['surface']]}，{flow_zh}。", ["texture.surface", "texture.coherence"]))
 
     top_styles = r["style"]["top"]
     if top_styles:
