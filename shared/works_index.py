@@ -10,7 +10,7 @@ It is derived data: the workers rebuild it from the objects in S3 when it is los
 Ranking (``rank``): the style cosine, plus a bonus for a near pHash match, 1 - d/12 for a Hamming
 distance d under 12 bits (pHash-8 made no false match at <= 10 among unrelated images). pHash
 finds re-encoded and resized copies, the style vector cropped ones; together a JPEG q75, 0.5x or
-10%-cropped copy ranks its original first (``bench/similar_works.py``). ``score`` is the sum
+10%-cropped copy ranks its original first (``bench/analysis.py``). ``score`` is the sum
 halved, so 1 is an identical work. The search is brute force in numpy: exact, and at 100k works a
 few milliseconds (bench/RESULTS.md), well under what a vector index library would need to repay
 its build and update costs here.
@@ -148,7 +148,9 @@ class WorksIndex:
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._cache: dict[str, _TenantMatrix] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dict of tenant locks
+        # One lock per tenant: a large tenant's first read does not hold up another tenant's query.
+        self._tenant_locks: dict[str, threading.Lock] = {}
 
     @staticmethod
     def _key(tenant: str) -> str:
@@ -237,8 +239,12 @@ class WorksIndex:
                if exclude is None or state.refs[row] != exclude]
         return out[:k]
 
-    def _refresh(self, tenant: str) -> _TenantMatrix:
+    def _tenant_lock(self, tenant: str) -> threading.Lock:
         with self._lock:
+            return self._tenant_locks.setdefault(tenant, threading.Lock())
+
+    def _refresh(self, tenant: str) -> _TenantMatrix:
+        with self._tenant_lock(tenant):
             with self.redis.pipeline(transaction=True) as pipe:
                 pipe.get(self._built(tenant))
                 pipe.llen(self._log(tenant))
