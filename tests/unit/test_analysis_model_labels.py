@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from shared.job_params import AnalysisParams
+from shared.models import PUBLIC, ModelRef, ResolvedModel, UnknownModel
 from workers.analysis.model_labels import model_label_scores, procedural_samples
 from workers.analysis.style import style_embedding
 from workers.data.procedural import STYLES, render
@@ -31,25 +33,22 @@ def test_procedural_paintings_rank_their_own_style_first() -> None:
     assert first / (len(STYLES) * len(HELD_OUT_SEEDS)) >= 0.9, misses
 
 
-class Index:
-    """A tenant's model index as the registry's ``TenantModels.index`` answers it."""
-
-    def __init__(self, cards: dict[str, dict[str, Any]]):
-        self.cards = cards
-
-    def names(self) -> list[str]:
-        return sorted(self.cards)
-
-    def promoted(self, name: str) -> int | None:
-        return 2 if name in self.cards else None
-
-    def card(self, name: str, version: int) -> dict[str, Any] | None:
-        return self.cards.get(name) if version == 2 else None
-
-
 class Models:
-    def __init__(self, cards: dict[str, dict[str, Any]]):
-        self.index = Index(cards)
+    """A tenant's models as ``workers.registry.TenantModels`` answers for them: its own, each at a
+    promoted version 2, and the public ones (version 1)."""
+
+    def __init__(self, own: dict[str, dict[str, Any]], public: dict[str, dict[str, Any]] | None = None):
+        self.own, self.public = own, public or {}
+        self.index = SimpleNamespace(names=lambda: sorted(self.own))
+        self.catalog = SimpleNamespace(public_names=lambda: sorted(self.public))
+
+    def resolve(self, ref: str) -> ResolvedModel:
+        parsed = ModelRef.parse(ref)
+        if not parsed.public and parsed.name in self.own:
+            return ResolvedModel("tenant", parsed.name, 2, self.own[parsed.name])
+        if parsed.name in self.public:
+            return ResolvedModel(PUBLIC, parsed.name, 1, self.public[parsed.name])
+        raise UnknownModel(ref)
 
 
 class MissingDatasets:
@@ -58,14 +57,16 @@ class MissingDatasets:
 
 
 def test_only_labelled_creation_models_are_scored_and_a_lost_dataset_is_skipped() -> None:
+    abstract = {"task": "creation", "labels": ["drips", "stripes", "circles"], "dataset": {"id": "procedural"}}
     models = Models({
-        "abstract": {"task": "creation", "labels": ["drips", "stripes", "circles"], "dataset": {"id": "procedural"}},
+        "abstract": abstract,
         "fixer": {"task": "restoration", "dataset": {"id": "procedural"}},
         "gone": {"task": "creation", "labels": ["a", "b"], "dataset": {"id": "f" * 32}},
-    })
+    }, public={"abstract": {**abstract, "labels": ["grid", "drips"]}, "upscaler": {"task": "upscale"}})
     drips = style_embedding(Image.fromarray(render(3, 1001, 256)))
     scores = model_label_scores(models, MissingDatasets(), drips)
-    assert [entry["model"] for entry in scores] == ["abstract@2"]
+    assert [entry["model"] for entry in scores] == ["abstract@2", "public/abstract@1"]
+    assert set(scores[1]["labels"]) == {"grid", "drips"}
     assert set(scores[0]["labels"]) == {"drips", "stripes", "circles"}
     assert scores[0]["top"][0]["name"] == "drips"
 

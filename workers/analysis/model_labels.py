@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from shared.models import PUBLIC, UnknownModel
 from workers.analysis.style import StyleScore, style_embedding
 from workers.data.procedural import STYLES, render
 
@@ -34,6 +35,7 @@ NEAREST = 3
 PROCEDURAL = "procedural"
 PROCEDURAL_SIDE = 128
 TOP_LABELS = 3
+PUBLIC_PREFIX = f"{PUBLIC}/"
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,23 +91,27 @@ def dataset_samples(datasets: Any, dataset_id: str) -> LabelSamples:
 
 def model_label_scores(models: Any, datasets: Any, embedding: np.ndarray,
                        procedural: Callable[[], LabelSamples] = procedural_samples) -> list[dict[str, Any]]:
-    """For each of the tenant's own creation models (its promoted version) with labels: every
-    label's score and the top ``TOP_LABELS``. A model whose dataset cannot be read is left out."""
+    """For each creation model with labels the tenant can use (``workers.registry.TenantModels``:
+    its own, at their promoted versions, and the public shipped ones): every label's score and the
+    top ``TOP_LABELS``. A model whose dataset cannot be read is left out."""
+    refs = [*models.index.names(), *(f"{PUBLIC_PREFIX}{name}" for name in models.catalog.public_names())]
     out = []
-    for name in models.index.names():
-        version = models.index.promoted(name)
-        card = models.index.card(name, version) if version is not None else None
-        if not card or card.get("task", "creation") != "creation" or not card.get("labels"):
+    for ref in refs:
+        try:
+            model = models.resolve(ref)
+        except UnknownModel:  # no promoted version yet
+            continue
+        card = model.card
+        if card.get("task", "creation") != "creation" or not card.get("labels"):
             continue
         dataset_id = (card.get("dataset") or {}).get("id")
         try:
             samples = procedural() if dataset_id == PROCEDURAL else dataset_samples(datasets, str(dataset_id))
         except Exception:  # a dataset deleted since, or unreadable: the other models still count
-            log.warning("no label samples for model %s@%s (dataset %s)", name, version, dataset_id, exc_info=True)
+            log.warning("no label samples for model %s (dataset %s)", model.pinned, dataset_id, exc_info=True)
             continue
-        wanted = LabelSamples(tuple(card["labels"]), samples.vectors)
-        ranked = wanted.rank(embedding)
+        ranked = LabelSamples(tuple(card["labels"]), samples.vectors).rank(embedding)
         if ranked:
-            out.append({"model": f"{name}@{version}", "top": [s.to_dict() for s in ranked[:TOP_LABELS]],
+            out.append({"model": model.pinned, "top": [s.to_dict() for s in ranked[:TOP_LABELS]],
                         "labels": {s.name: round(s.score, 3) for s in ranked}})
     return out
