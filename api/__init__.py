@@ -35,6 +35,7 @@ from api.routes import (
     uploads,
     verify,
     webhooks,
+    works,
 )
 from api.schemas import ERROR_EXAMPLES, JOB_REQUEST_EXAMPLES, ErrorSchema, JobRequestSchema
 from api.services import build_services, services
@@ -196,7 +197,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     api = ArtForgeApi(app, spec_kwargs={"extra_plugins": [ErrorDocsPlugin()]})
     for module in (health, uploads, jobs, styles, models, datasets, verify, provenance, protected_works,
-                   schedules, tenants, keys, webhooks):
+                   schedules, tenants, keys, webhooks, works):
         api.register_blueprint(module.blp)
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "ArtForge API"}))
     app.register_blueprint(gallery.blp)

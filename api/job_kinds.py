@@ -17,6 +17,8 @@ from marshmallow import ValidationError
 from api.auth import Principal
 from api.errors import ApiError
 from api.schemas import (
+    AnalysisInputsSchema,
+    AnalysisParamsSchema,
     CreationParamsSchema,
     GanTrainingParamsSchema,
     RestorationInputsSchema,
@@ -49,6 +51,8 @@ STYLE_TRANSFER_INPUTS = StyleTransferInputsSchema()
 CREATION_PARAMS = CreationParamsSchema()
 RESTORATION_PARAMS = RestorationParamsSchema()
 RESTORATION_INPUTS = RestorationInputsSchema()
+ANALYSIS_PARAMS = AnalysisParamsSchema()
+ANALYSIS_INPUTS = AnalysisInputsSchema()
 TRAINING_TARGET = TrainingTargetSchema()
 TRAINING_PARAMS = {"gan": GanTrainingParamsSchema(), "restoration": RestorationTrainingParamsSchema()}
 
@@ -160,9 +164,13 @@ def _hashes_of_stored(upload: Upload, svc: Services) -> dict[str, str]:
 
 
 def _require_min_side(upload: Any, role: str) -> None:
-    if min(upload.width, upload.height) < MIN_CONTENT_SIDE:
+    _require_min_size(upload.width, upload.height, role)
+
+
+def _require_min_size(width: int, height: int, role: str) -> None:
+    if min(width, height) < MIN_CONTENT_SIDE:
         raise ApiError(422, "image_too_small",
-                       f"the {role} image is {upload.width}x{upload.height}; both sides need at least "
+                       f"the {role} image is {width}x{height}; both sides need at least "
                        f"{MIN_CONTENT_SIDE} px", {"fields": {f"inputs.{role}": ["image too small"]}})
 
 
@@ -247,6 +255,41 @@ def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
     if clean["method"] == "classical":
         clean.pop("model", None)
     _refuse_protected_works(uploads, "image", "restoration", who, svc)
+    return clean, clean_inputs
+
+
+@validates("analysis")
+def _analysis(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
+              svc: Services) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The work is an upload (``inputs.image``) or one of the tenant's own image results
+    (``inputs.job`` + ``inputs.result``). Another tenant's upload or job is unknown: 404."""
+    clean = _load(ANALYSIS_PARAMS, params, "params")
+    clean_inputs = _load(ANALYSIS_INPUTS, inputs, "inputs")
+    by_upload, by_result = "image" in clean_inputs, "job" in clean_inputs or "result" in clean_inputs
+    if by_upload == by_result or (by_result and not {"job", "result"} <= set(clean_inputs)):
+        raise ApiError(422, "invalid_parameters",
+                       "give the work as inputs.image (an upload id), or as inputs.job and inputs.result "
+                       "(one of your jobs and the index of its result)",
+                       {"fields": {"inputs": ["exactly one of inputs.image and inputs.job + inputs.result"]}})
+    if by_upload:
+        upload = svc.uploads.get_for_tenant(clean_inputs["image"], who.tenant)
+        if upload is None:
+            raise ApiError(404, "not_found", f"no upload {clean_inputs['image']}",
+                           {"fields": {"inputs.image": ["no such upload"]}})
+        _require_min_side(upload, "image")
+        return clean, clean_inputs
+    job = svc.jobs.get_for_tenant(clean_inputs["job"], who.tenant)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {clean_inputs['job']}", {"fields": {"inputs.job": ["no such job"]}})
+    index = clean_inputs["result"]
+    result = next((r for r in job.results if r.get("index") == index), None)
+    if result is None:
+        raise ApiError(422, "invalid_parameters", f"job {job.id} has no result {index}",
+                       {"fields": {"inputs.result": [f"the job has {len(job.results)} results"]}})
+    if (result.get("content_type") or "image/png") != "image/png" or result.get("width") is None:
+        raise ApiError(422, "invalid_parameters", f"result {index} of job {job.id} is not an image",
+                       {"fields": {"inputs.result": ["not an image"]}})
+    _require_min_size(result["width"], result["height"], "image")
     return clean, clean_inputs
 
 

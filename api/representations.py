@@ -33,6 +33,9 @@ def job_to_json(job: Job, base_url: str, svc: Services) -> dict[str, Any]:
             "sha256": result["sha256"],
             "width": result["width"],
             "height": result["height"],
+            "content_type": result.get("content_type") or "image/png",
+            "role": result.get("role") or "result",
+            **({"describes": result["describes"]} if result.get("describes") is not None else {}),
         })
     return {
         "id": job.id,

@@ -8,12 +8,15 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from shared.contract import MAX_PRIORITY, list_kinds
 from shared.job_params import (
+    ANALYSIS_LANGUAGES,
+    ANALYSIS_MAX_SIMILAR,
     DEFAULT_RESTORATION_MODEL,
     INPAINT_METHODS,
     RESTORATION_OPERATIONS,
     UPSCALE_DEFAULT_SIDE,
     UPSCALE_MAX_SIDE,
     UPSCALE_MIN_SIDE,
+    AnalysisParams,
     CreationParams,
     GanTrainingParams,
     RestorationParams,
@@ -28,6 +31,8 @@ from shared.tenants import MAX_RETENTION_DAYS
 from shared.webhooks import MAX_URL_LENGTH as MAX_WEBHOOK_URL_LENGTH
 
 UPLOAD_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not an upload id")
+JOB_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not a job id")
+MAX_RESULT_INDEX = 1000
 MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
 MODEL_REF = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version")
 DATASET_ID = validate.Regexp(r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id")
@@ -118,10 +123,23 @@ class UploadRequestSchema(RightsDeclarationFormSchema):
     file = fields.Raw(metadata={"type": "string", "format": "binary"}, required=True)
 
 
+class InputRefField(fields.Field):
+    """An input: an upload or job id (32 hex digits), or a result's index (an analysis' ``inputs.result``)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | int:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RESULT_INDEX:
+            return value
+        if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+            return value
+        raise ValidationError("not an upload id")
+
+
 class JobRequestSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(list_kinds()))
     params = fields.Dict(keys=fields.String(), load_default=dict)
-    inputs = fields.Dict(keys=fields.String(), values=fields.String(validate=UPLOAD_ID), load_default=dict)
+    inputs = fields.Dict(keys=fields.String(), values=InputRefField(metadata={
+        "oneOf": [{"type": "string", "pattern": "^[0-9a-f]{32}$"}, {"type": "integer", "minimum": 0}]}),
+        load_default=dict)
     priority = fields.Integer(load_default=0, validate=validate.Range(0, MAX_PRIORITY),
                               metadata={"description": "0..9; higher runs sooner"})
     webhook_url = fields.String(allow_none=True, metadata={
@@ -147,6 +165,12 @@ JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "kind": "restoration",
         "inputs": {"image": "7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d", "mask": "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"},
         "params": {"operations": ["inpaint", "defade", "denoise"], "auto_mask": True}}},
+    "analysis": {"summary": "appreciate an uploaded painting", "value": {
+        "kind": "analysis", "inputs": {"image": "7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"},
+        "params": {"similar": 8, "language": "both"}}},
+    "analysis_result": {"summary": "appreciate one of your own results", "value": {
+        "kind": "analysis", "inputs": {"job": "9a1e2b3c4d5e6f7a8b9c0d1e2f3a4b5c", "result": 0},
+        "params": {"language": "zh"}}},
     "training": {"summary": "train a GAN (admin key)", "value": {
         "kind": "training",
         "params": {"target": "gan", "model": "abstract", "dataset": "procedural", "resolution": 32,
@@ -160,12 +184,19 @@ JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
 # -- per-kind parameters: the defaults are those of shared.job_params' classes -----------
 
 
+def analyze_field(default: bool) -> fields.Boolean:
+    return fields.Boolean(load_default=default, metadata={
+        "description": "also analyse each image result: one more result per image, its analysis report "
+                       "(JSON, role report, with the index of the result it describes)"})
+
+
 class StyleTransferParamsSchema(StrictSchema):
     style = fields.String(validate=validate.OneOf(list_styles()),
                           metadata={"description": "a named style from GET /v1/styles"})
     strength = fields.Float(load_default=StyleTransferParams.strength, validate=validate.Range(0.0, 1.0))
     max_side = fields.Integer(load_default=StyleTransferParams.max_side, validate=validate.Range(32, 2048))
     preserve_colors = fields.Boolean(load_default=StyleTransferParams.preserve_colors)
+    analyze = analyze_field(StyleTransferParams.analyze)
 
 
 class StyleTransferInputsSchema(StrictSchema):
@@ -204,6 +235,7 @@ class CreationParamsSchema(StrictSchema):
                        "generated",
         "oneOf": [{"type": "integer", "minimum": UPSCALE_MIN_SIDE, "maximum": UPSCALE_MAX_SIDE},
                   {"type": "boolean"}]})
+    analyze = analyze_field(CreationParams.analyze)
 
 
 class RestorationParamsSchema(StrictSchema):
@@ -225,12 +257,27 @@ class RestorationParamsSchema(StrictSchema):
     inpaint_method = fields.String(load_default=RestorationParams.inpaint_method,
                                    validate=validate.OneOf(INPAINT_METHODS),
                                    metadata={"description": "classical inpainting algorithm"})
+    analyze = analyze_field(RestorationParams.analyze)
 
 
 class RestorationInputsSchema(StrictSchema):
     image = fields.String(required=True, validate=UPLOAD_ID)
     mask = fields.String(validate=UPLOAD_ID, metadata={
         "description": "upload id of a mask of the same size; white (>= 50% grey) = damaged"})
+
+
+class AnalysisParamsSchema(StrictSchema):
+    similar = fields.Integer(load_default=AnalysisParams.similar, validate=validate.Range(0, ANALYSIS_MAX_SIMILAR),
+                             metadata={"description": "how many of your most similar works to list"})
+    language = fields.String(load_default=AnalysisParams.language, validate=validate.OneOf(ANALYSIS_LANGUAGES),
+                             metadata={"description": "the description's language: en, zh or both"})
+
+
+class AnalysisInputsSchema(StrictSchema):
+    image = fields.String(validate=UPLOAD_ID, metadata={"description": "upload id of the work"})
+    job = fields.String(validate=JOB_ID, metadata={"description": "one of your jobs; with result"})
+    result = fields.Integer(validate=validate.Range(0, MAX_RESULT_INDEX),
+                            metadata={"description": "the index of that job's result to analyse"})
 
 
 class TrainingTargetSchema(Schema):
@@ -307,11 +354,14 @@ class JobErrorSchema(Schema):
 
 class ResultSchema(Schema):
     index = fields.Integer()
-    url = fields.String(metadata={"description": "the PNG; needs the API key"})
+    url = fields.String(metadata={"description": "the PNG (or an analysis' JSON report); needs the API key"})
     download_url = fields.String(metadata={"description": "presigned S3 URL, expires"})
     sha256 = fields.String()
-    width = fields.Integer()
-    height = fields.Integer()
+    width = fields.Integer(allow_none=True, metadata={"description": "null for a document"})
+    height = fields.Integer(allow_none=True)
+    content_type = fields.String(metadata={"description": "image/png, or application/json for a report"})
+    role = fields.String(metadata={"description": "result, restored, mask, report, annotated"})
+    describes = fields.Integer(metadata={"description": "an attached report: the index of the result it is about"})
     provenance_url = fields.String()
 
 
@@ -368,6 +418,27 @@ class JobListQuerySchema(StrictSchema):
     kind = fields.String(validate=validate.OneOf(list_kinds()))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Regexp(r"^\d{1,16}$", error="not a cursor from this API"))
+
+
+class SimilarWorksQuerySchema(StrictSchema):
+    upload = fields.String(required=True, validate=UPLOAD_ID, metadata={"description": "one of your uploads"})
+    k = fields.Integer(load_default=AnalysisParams.similar, validate=validate.Range(1, ANALYSIS_MAX_SIMILAR))
+
+
+class SimilarWorkSchema(Schema):
+    kind = fields.String(metadata={"description": "upload or result"})
+    id = fields.String(metadata={"description": "the upload's id, or the job's"})
+    result = fields.Integer(metadata={"description": "the result's index (results only)"})
+    score = fields.Float(metadata={"description": "1 for the same work: (style cosine + pHash match bonus) / 2"})
+    style_similarity = fields.Float(metadata={"description": "cosine of the style vectors"})
+    hash_distance = fields.Integer(metadata={"description": "pHash Hamming distance, 0-64"})
+
+
+class SimilarWorksSchema(Schema):
+    upload = fields.String()
+    k = fields.Integer()
+    indexed = fields.Integer(metadata={"description": "how many of your works the index holds"})
+    works = fields.List(fields.Nested(SimilarWorkSchema))
 
 
 class JobListSchema(Schema):

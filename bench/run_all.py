@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
+    analysis,
     api_submit,
     creation,
     gan_training,
@@ -46,6 +47,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], list[Figure]], list[str]]] = [
     ("bench.restoration", restoration.run, []),
     ("bench.restoration", restoration.run, ["--side", "1024", "--runs", "2"]),
     ("bench.worker_footprint", worker_footprint.run, []),
+    ("bench.analysis", analysis.run, []),
 ]
 
 

@@ -284,6 +284,48 @@ def cmd_submit(client: ArtForgeClient, args: argparse.Namespace) -> int:
     return _finish_wait(client, job["id"], args, timeout=None)
 
 
+def cmd_analyze(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    """Upload a work, analyse it, print what the report says (``--json``: the report itself)."""
+    upload = client.upload(args.file)
+    job = client.submit("analysis", params={"similar": args.similar, "language": args.language},
+                        inputs={"image": upload["id"]})
+    job = wait_with_progress(client, job["id"], timeout=args.timeout, show_bar=not args.json)
+    if job.get("status") != "succeeded":
+        _note(describe_job(job))
+        return 1
+    report = client.analysis_report(job)
+    if args.output is not None:
+        for path in client.download(job, args.output):
+            _note(f"saved {path}")
+    _emit(args, report, describe_report(report, upload["id"], job["id"]))
+    return 0
+
+
+def describe_report(report: dict[str, Any], upload_id: str, job_id: str) -> str:
+    """The description, then the palette, the nearest styles and similar works, one per line."""
+    description = report.get("description") or {}
+    lines = [text for text in (description.get("en"), description.get("zh")) if text]
+    lines.append("palette: " + ", ".join(f"{c.get('name_en')} {c.get('hex')} {c.get('share', 0):.0%}"
+                                         for c in report.get("palette") or []))
+    lines.append("nearest styles: " + ", ".join(f"{s.get('name')} {s.get('score')}"
+                                                for s in (report.get("style") or {}).get("top") or []))
+    for work in report.get("similar_works") or []:
+        where = f"result {work.get('result')} of job {work.get('id')}" if work.get("kind") == "result" \
+            else f"upload {work.get('id')}"
+        lines.append(f"similar: {where}  score {work.get('score')}")
+    lines.append(f"upload {upload_id}, job {job_id}")
+    return "\n".join(lines)
+
+
+def cmd_similar(client: ArtForgeClient, args: argparse.Namespace) -> int:
+    answer = client.similar_works(args.upload, args.k)
+    works = answer.get("works") or []
+    text = "\n".join(f"{w.get('kind')} {w.get('id')}" + (f" result {w['result']}" if "result" in w else "")
+                     + f"  score {w.get('score')}" for w in works) or "no similar works indexed yet"
+    _emit(args, answer, text)
+    return 0
+
+
 def cmd_status(client: ArtForgeClient, args: argparse.Namespace) -> int:
     job = client.job(args.job)
     _emit(args, job, describe_job_details(job))
@@ -664,6 +706,19 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--webhook-url", help="called (signed) when the job ends")
     submit.add_argument("--wait", action="store_true", help="wait for the job to finish")
     add_rights(submit)
+
+    analyze = add("analyze", cmd_analyze, "appreciate a work: palette, colour, composition, texture, nearest "
+                                          "styles, similar works of yours, and a description (EN and ZH)")
+    analyze.add_argument("file", type=Path)
+    analyze.add_argument("--similar", type=int, default=8, help="how many similar works of yours to list (0-50)")
+    analyze.add_argument("--language", choices=["en", "zh", "both"], default="both")
+    analyze.add_argument("-o", "--output", type=Path, help="also save the report, annotated picture and "
+                                                           "provenance records in this directory")
+    analyze.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+
+    similar = add("similar", cmd_similar, "your uploads and results most like one of your uploads")
+    similar.add_argument("upload")
+    similar.add_argument("-k", type=int, default=8, help="how many (1-50)")
 
     add("status", cmd_status, "show a job").add_argument("job")
 

@@ -202,6 +202,20 @@ class ArtForgeClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._json("POST", "/v1/jobs", json=body, headers=headers)
 
+    def analysis_report(self, job: Mapping[str, Any]) -> dict:
+        """The JSON report of a finished ``analysis`` job (its result with role ``report``)."""
+        for result in job.get("results") or []:
+            if result.get("content_type") == "application/json":
+                response = self._send("GET", self._on_api_origin(result["url"]), auth=True)
+                body = response.json()
+                if isinstance(body, dict):
+                    return body
+        raise ApiError(404, "not_found", f"job {job.get('id')} has no report")
+
+    def similar_works(self, upload_id: str, k: int = 8) -> dict:
+        """``GET /v1/works/similar``: your uploads and results most like one of your uploads."""
+        return self._json("GET", "/v1/works/similar", params={"upload": upload_id, "k": k})
+
     def job(self, job_id: str) -> Job:
         """``GET /v1/jobs/<id>``."""
         return self._json("GET", f"/v1/jobs/{_segment(job_id)}")
@@ -449,9 +463,10 @@ class ArtForgeClient:
     def download(self, job: Mapping[str, Any] | str, directory: str | os.PathLike[str]) -> list[Path]:
         """Save each result of ``job`` (a job record, or an id to fetch) into ``directory``.
 
-        Writes ``<job_id>_<index>.png`` and ``<job_id>_<index>.provenance.json`` per result, in
-        that order, fetched from the authenticated ``url`` / ``provenance_url``. A file appears
-        only once complete. Returns the written paths; a job without results yields [].
+        Writes ``<job_id>_<index>.png`` (``.json`` for a report) and
+        ``<job_id>_<index>.provenance.json`` per result, in that order, fetched from the
+        authenticated ``url`` / ``provenance_url``. A file appears only once complete. Returns the
+        written paths; a job without results yields [].
         """
         record = self.job(job) if isinstance(job, str) else job
         target = Path(directory)
@@ -459,7 +474,8 @@ class ArtForgeClient:
         written: list[Path] = []
         for position, result in enumerate(record.get("results") or []):
             stem = f"{record['id']}_{result.get('index', position)}"
-            written.append(self._save(result["url"], target / f"{stem}.png"))
+            suffix = ".json" if result.get("content_type") == "application/json" else ".png"
+            written.append(self._save(result["url"], target / f"{stem}{suffix}"))
             written.append(self._save(result["provenance_url"], target / f"{stem}.provenance.json"))
         return written
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.job_params import (
+    AnalysisParams,
     CreationParams,
     JobParams,
     ParamsParser,
@@ -38,6 +39,10 @@ TASK_EXPIRE_RESULTS = "artforge.expire_results"
 TASK_RETRAIN = "artforge.retrain"
 # One attempt at POSTing a finished job to its webhook_url (see workers.webhooks).
 TASK_DELIVER_WEBHOOK = "artforge.deliver_webhook"
+# Adding a new upload, or a finished job's image results, to the tenant's works index
+# (shared.works_index; rebuilt from S3 first where it was lost).
+TASK_INDEX_UPLOAD = "artforge.index_upload"
+TASK_INDEX_JOB_RESULTS = "artforge.index_job_results"
 
 MAX_PRIORITY = 9
 
@@ -103,6 +108,17 @@ RESTORATION = register_kind(
         admin_only=False,
         description="Repair damaged or faded artwork: inpaint holes and scratches, de-fade, denoise.",
         params=RestorationParams.from_dict,
+    )
+)
+
+ANALYSIS = register_kind(
+    JobKind(
+        name="analysis",
+        queue=QUEUE_INFERENCE,
+        admin_only=False,
+        description="Appreciate a work: palette, colour, composition, texture, nearest styles, similar works, "
+                    "and a description in English and Chinese; a JSON report and an annotated picture.",
+        params=AnalysisParams.from_dict,
     )
 )
 

@@ -49,6 +49,7 @@ class StyleTransferParams(_Params):
     strength: float = 1.0
     max_side: int = 1024
     preserve_colors: bool = False
+    analyze: bool = False  # attach an analysis report (JSON) to each image result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,7 @@ class CreationParams(_Params):
     seed: int | None = None  # drawn at submission when absent, so a stored job always has one
     truncation: float | None = None
     upscale: int | None = None  # the side to enlarge to, in px, with the learned upscaler; None: as generated
+    analyze: bool = False  # attach an analysis report (JSON) to each image result
 
     @property
     def fixed_seed(self) -> int:
@@ -76,6 +78,18 @@ class RestorationParams(_Params):
     method: Literal["auto", "learned", "classical"] = "auto"
     model: str | None = None
     inpaint_method: InpaintMethod = "telea"
+    analyze: bool = False  # attach an analysis report (JSON) to the restored image
+
+
+AnalysisLanguage = Literal["en", "zh", "both"]
+ANALYSIS_LANGUAGES: tuple[AnalysisLanguage, ...] = ("en", "zh", "both")
+ANALYSIS_MAX_SIMILAR = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisParams(_Params):
+    similar: int = 8  # how many of the tenant's most similar works the report lists (0..50)
+    language: AnalysisLanguage = "both"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +146,6 @@ def training_params(raw: Mapping[str, Any]) -> TrainingParams:
     return TRAINING_TARGETS[target].from_dict(raw)
 
 
-JobParams: TypeAlias = StyleTransferParams | CreationParams | RestorationParams | TrainingParams
+JobParams: TypeAlias = StyleTransferParams | CreationParams | RestorationParams | AnalysisParams | TrainingParams
 # How a job kind reads its stored parameters (``shared.contract.JobKind.params``).
 ParamsParser: TypeAlias = Callable[[Mapping[str, Any]], JobParams]

@@ -79,8 +79,11 @@ def digital_source_type(kind: str, changed_fraction: float | None = None) -> str
     Creation and style transfer make new pixels throughout: ``trainedAlgorithmicMedia``.
     Restoration keeps the input and changes part of it: ``compositeWithTrainedAlgorithmicMedia``
     when ``changed_fraction`` (share of pixels with new content) reaches ``COMPOSITE_THRESHOLD``
-    or is unknown, ``algorithmicallyEnhanced`` below it.
+    or is unknown, ``algorithmicallyEnhanced`` below it. Analysis draws over the work it measured:
+    ``algorithmicMedia``.
     """
+    if kind == "analysis":  # measurements and a drawing over the work: no trained model made pixels
+        return ALGORITHMIC_MEDIA
     if kind == "restoration":
         if changed_fraction is not None and changed_fraction < COMPOSITE_THRESHOLD:
             return ALGORITHMICALLY_ENHANCED

@@ -33,6 +33,8 @@ from shared.contract import (
     QUEUE_TRAINING,
     TASK_DELIVER_WEBHOOK,
     TASK_EXPIRE_RESULTS,
+    TASK_INDEX_JOB_RESULTS,
+    TASK_INDEX_UPLOAD,
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
     TASK_RENDER_STYLE_THUMBNAILS,
@@ -90,6 +92,8 @@ def make_celery(settings: Settings, main: str = "artforge") -> Celery:
             TASK_EXPIRE_RESULTS: {"queue": QUEUE_MAINTENANCE},
             TASK_RETRAIN: {"queue": QUEUE_MAINTENANCE},
             TASK_DELIVER_WEBHOOK: {"queue": QUEUE_MAINTENANCE},
+            TASK_INDEX_UPLOAD: {"queue": QUEUE_MAINTENANCE},
+            TASK_INDEX_JOB_RESULTS: {"queue": QUEUE_MAINTENANCE},
         },
         broker_transport_options={
             **visibility_options(settings),
@@ -233,3 +237,16 @@ def enqueue_webhook_delivery(app: Celery, job_id: str, attempt: int, delay_s: fl
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
     )
+
+
+def enqueue_upload_indexing(app: Celery, tenant: str, upload_id: str) -> None:
+    """Add an upload to its tenant's works index (``workers.works_indexing``)."""
+    app.send_task(TASK_INDEX_UPLOAD, kwargs={"tenant": tenant, "upload_id": upload_id}, queue=QUEUE_MAINTENANCE,
+                  retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2,
+                                            "interval_max": 0.5})
+
+
+def enqueue_results_indexing(app: Celery, job_id: str) -> None:
+    """Add a finished job's image results to its tenant's works index."""
+    app.send_task(TASK_INDEX_JOB_RESULTS, kwargs={"job_id": job_id}, queue=QUEUE_MAINTENANCE, retry=True,
+                  retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5})

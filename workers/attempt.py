@@ -8,7 +8,9 @@ Every path ends in a state in the job record, and in an ``Outcome`` for logs, me
   delivery: finished, canceled, gone, or
   alive elsewhere)
   begun more often than max_attempts       failed / too_many_attempts            failed:too_many_attempts
-  the pipeline returns                     results stored, then succeeded        succeeded
+  the pipeline returns                     results stored (with an analysis      succeeded
+                                           report per image where params ask
+                                           ``analyze``), then succeeded
   the cancel check fires                   canceled (nothing stored)             canceled
   InvalidJobInput, or params that do not   failed with its code, no other        failed:<code>
   fit the kind's class                     attempt
@@ -61,6 +63,7 @@ from workers.job_context import CancelCheck, InvalidJobInput, JobCanceled, JobCo
 from workers.job_storage import job_context, load_inputs, store_results
 from workers.leases import LeaseKeeper
 from workers.pipelines import get_pipeline
+from workers.pipelines.analysis import attach_reports
 from workers.pipelines.registry import PipelineResult
 from workers.runtime import Runtime
 
@@ -256,6 +259,8 @@ def _store_and_settle(rt: Runtime, ready: ReadyJob, produced: PipelineResult | E
         return settle_failure(rt, job, produced, requeue)
     try:
         ready.check_cancel()
+        if getattr(ready.params, "analyze", False):  # a report per image result (creation, style, restoration)
+            produced = attach_reports(produced, ready.context, ready.progress, ready.check_cancel)
         results = store_results(rt, job, produced, ready.inputs)
         if results:
             # Entered before the transition: should this attempt die now, the stored objects

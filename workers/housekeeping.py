@@ -26,6 +26,7 @@ from minio.deleteobjects import DeleteObject
 
 from shared.jobs import IDEMPOTENCY_TTL_S, PREFIX, RUNNING_SET, JobStore
 from shared.tenants import TenantPolicyStore
+from shared.works_index import WorksIndex
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def expire_results(rt: Runtime, now: float | None = None, batch: int = SWEEP_BAT
                                 job_id, tenant, len(locked), locked[0])
                     break
                 rt.jobs.expire_results(job_id, time.time())
+                WorksIndex(rt.jobs.redis).forget_job(tenant, job_id)  # no similar work points at them
                 ledger.remove(tenant, job_id)
                 done.append(f"{tenant}/{job_id}")
             finally:

@@ -57,7 +57,11 @@ class JobContext:
     models: Any = None
     # The tenant's datasets: manifest(id) -> dict and image(id, key) -> PNG bytes.
     datasets: Any = None
+    # The tenant's indexed works: similar(image, style vector, k) -> [shared.works_index.SimilarWork]
+    # (workers.works_indexing.IndexedWorks); None where there is no index (a local run).
+    works: Any = None
 
     @classmethod
-    def local(cls, device: str = "cpu", models: Any = None, datasets: Any = None) -> JobContext:
-        return cls(job_id="local", device=device, workspace=MemoryWorkspace(), models=models, datasets=datasets)
+    def local(cls, device: str = "cpu", models: Any = None, datasets: Any = None, works: Any = None) -> JobContext:
+        return cls(job_id="local", device=device, workspace=MemoryWorkspace(), models=models, datasets=datasets,
+                   works=works)

@@ -13,16 +13,23 @@ from shared.dataset_store import DatasetRecord, dataset_prefix
 from shared.images import decode_image
 from shared.jobs import Job
 from shared.objects import ObjectNotFound
+from shared.works_index import WorkRef
 from workers.job_context import InvalidJobInput, JobContext
 from workers.pipelines.registry import PipelineResult
 from workers.provenance.recording import ResultRecorder, parallel_map
 from workers.runtime import Runtime
+from workers.works_indexing import IndexedWorks
 
 
 def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
+    """The job's input images by role. ``job`` + ``result`` (an analysis of one of the tenant's own
+    results) is the ``image`` input."""
     rt.jobs.set_progress(job.id, 0.0, "loading inputs")
     images = {}
-    for role, upload_id in job.inputs.items():
+    roles = dict(job.inputs)
+    if "job" in roles:
+        images["image"] = _result_image(rt, job.tenant, str(roles.pop("job")), int(roles.pop("result", 0)))
+    for role, upload_id in roles.items():
         upload = rt.uploads.get_for_tenant(upload_id, job.tenant)
         if upload is None:
             raise InvalidJobInput(f"input {role!r}: upload {upload_id} no longer exists", code="input_missing")
@@ -31,9 +38,32 @@ def load_inputs(rt: Runtime, job: Job) -> dict[str, Image.Image]:
     return images
 
 
+def _result_image(rt: Runtime, tenant: str, job_id: str, index: int) -> Image.Image:
+    source = rt.jobs.get_for_tenant(job_id, tenant)
+    result = next((r for r in source.results if r.get("index") == index), None) if source is not None else None
+    if result is None:
+        raise InvalidJobInput(f"input: result {index} of job {job_id} no longer exists", code="input_missing")
+    try:
+        data = rt.objects.get_bytes(rt.settings.bucket_results, result["key"])
+    except ObjectNotFound:
+        raise InvalidJobInput(f"input: result {index} of job {job_id} is no longer stored",
+                              code="input_missing") from None
+    return decode_image(data, rt.settings.max_image_pixels).image
+
+
+def analysed_work(job: Job) -> WorkRef | None:
+    """The work a job analyses, as the works index names it."""
+    if "job" in job.inputs:
+        return WorkRef("result", str(job.inputs["job"]), int(job.inputs.get("result", 0)))
+    if "image" in job.inputs:
+        return WorkRef("upload", str(job.inputs["image"]))
+    return None
+
+
 def job_context(rt: Runtime, job: Job) -> JobContext:
+    works = IndexedWorks(rt, job.tenant, analysed_work(job)) if job.kind == "analysis" else None
     return JobContext(job_id=job.id, device=rt.settings.device, workspace=S3Workspace(rt, job),
-                      models=rt.registry.for_tenant(job.tenant), datasets=S3Datasets(rt, job.tenant))
+                      models=rt.registry.for_tenant(job.tenant), datasets=S3Datasets(rt, job.tenant), works=works)
 
 
 class S3Workspace:

@@ -8,6 +8,8 @@ import logging
 from shared.contract import (
     TASK_DELIVER_WEBHOOK,
     TASK_EXPIRE_RESULTS,
+    TASK_INDEX_JOB_RESULTS,
+    TASK_INDEX_UPLOAD,
     TASK_PRUNE_EXPIRED_JOB_KEYS,
     TASK_REAP_LEASES,
     TASK_RENDER_STYLE_THUMBNAILS,
@@ -15,10 +17,18 @@ from shared.contract import (
     TASK_RETRAIN,
     TASK_RUN_JOB,
 )
+from shared.jobs import JobStatus
 from shared.models import identity_of
-from shared.queue import CREATION_KIND, enqueue_job, enqueue_webhook_delivery, job_ids_in_broker
+from shared.queue import (
+    CREATION_KIND,
+    enqueue_job,
+    enqueue_results_indexing,
+    enqueue_webhook_delivery,
+    job_ids_in_broker,
+)
 from shared.schedules import ScheduleStore
-from workers import housekeeping, maintenance, retraining, webhooks
+from shared.works_index import WorkRef
+from workers import housekeeping, maintenance, retraining, webhooks, works_indexing
 from workers.attempt import Batching, execute_job
 from workers.celery_app import app, settings
 from workers.creation_batching import CreationBatching
@@ -42,8 +52,28 @@ def run_job(job_id: str) -> str:
         return str(outcome)
     finally:
         # Whatever the attempt did (finished the job, or found it canceled): a finished job's webhook
-        # is delivered by its own task, never inside this one.
+        # is delivered by its own task, never inside this one; so is indexing its results.
         _request_webhook(rt, job_id)
+        _request_indexing(rt, job_id)
+
+
+def _request_indexing(rt: Runtime, job_id: str) -> None:
+    try:
+        job = rt.jobs.get(job_id)
+        if job is not None and job.status == JobStatus.SUCCEEDED and works_indexing.job_work_refs(job):
+            enqueue_results_indexing(app, job_id)
+    except Exception:  # a Redis blip: the next search rebuilds what the index lacks
+        log.warning("could not start indexing the results of job %s", job_id, exc_info=True)
+
+
+@app.task(name=TASK_INDEX_UPLOAD, ignore_result=True)
+def index_upload(tenant: str, upload_id: str) -> bool:
+    return works_indexing.index_work(runtime(), tenant, WorkRef("upload", upload_id))
+
+
+@app.task(name=TASK_INDEX_JOB_RESULTS, ignore_result=True)
+def index_job_results(job_id: str) -> int:
+    return works_indexing.index_job_results(runtime(), job_id)
 
 
 @app.task(name=TASK_REAP_LEASES, ignore_result=True)

@@ -181,9 +181,10 @@ def _result(job: Job, index: int) -> dict[str, Any]:
 
 
 @blp.route("/<job_id>/results/<int:index>", methods=["GET"])
-@blp.response(200, description="the result image (PNG)")
+@blp.response(200, description="the result: an image (PNG), or a document such as an analysis report (JSON)")
 def get_result(job_id: str, index: int) -> Response:
-    return _stream(_result(own_job(job_id), index)["key"], "image/png")
+    result = _result(own_job(job_id), index)
+    return _stream(result["key"], result.get("content_type") or "image/png")
 
 
 @blp.route("/<job_id>/results/<int:index>/provenance", methods=["GET"])

@@ -6,6 +6,7 @@ shows job inputs with it)."""
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 from flask import Response
@@ -18,6 +19,7 @@ from api.services import principal, services
 from shared.images import decode_image, encode_png
 from shared.marks.perceptual import perceptual_hashes
 from shared.objects import ObjectNotFound
+from shared.queue import enqueue_upload_indexing
 from shared.uploads import (
     RightsDeclaration,
     Upload,
@@ -28,6 +30,7 @@ from shared.uploads import (
 )
 
 THUMBNAIL_SIDE = 256
+log = logging.getLogger(__name__)
 
 blp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images to work on")
 
@@ -69,6 +72,10 @@ def create_upload(form: dict[str, Any], files: dict[str, Any]) -> dict[str, obje
                     created_at=UploadStore.now(), perceptual=perceptual_hashes(decoded.image), rights=declaration,
                     declared_by=who.key_id if declaration.complete else "")
     svc.uploads.save(upload)
+    try:
+        enqueue_upload_indexing(svc.celery, who.tenant, upload_id)
+    except Exception:  # the broker blipped: the upload stands; a search asks for its indexing again
+        log.warning("could not ask for upload %s to be indexed", upload_id, exc_info=True)
     return upload.public()
 
 

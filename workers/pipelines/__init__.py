@@ -26,4 +26,4 @@ def list_pipelines() -> list[str]:
 def _load_all() -> None:
     # Importing a pipeline module registers it; here, not at the top, so that importing one
     # pipeline (or this package) does not import them all. A new job kind adds its module here.
-    from workers.pipelines import creation, restoration, style, training_jobs  # noqa: F401
+    from workers.pipelines import analysis, creation, restoration, style, training_jobs  # noqa: F401

@@ -2,12 +2,14 @@
 
 A pipeline module registers its function with ``register_pipeline(kind)``; ``workers.pipelines``
 looks them up (``get_pipeline``). A pipeline's images come back as ``Output``s: each says its
-role and whether it may carry a watermark, so the store step never guesses from a name.
+role and whether it may carry a watermark, so the store step never guesses from a name. A result
+that is not a picture (an analysis report) comes back as a ``Document``: its bytes and content
+type, recorded and chained like every result, but with no marks (they are for pixels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -24,6 +26,8 @@ class OutputRole(StrEnum):
     RESTORED = "restored"
     MASK = "mask"
     SAMPLE_GRID = "sample_grid"
+    REPORT = "report"
+    ANNOTATED = "annotated"
 
 
 @dataclass(frozen=True)
@@ -36,14 +40,23 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Document:
+    data: bytes
+    content_type: str  # e.g. "application/json"; served as it is
+    role: OutputRole = OutputRole.REPORT
+    suffix: str = ".json"  # of the stored object's key
+    describes: int | None = None  # the index of the result this document is about (an attached report)
+
+
+@dataclass(frozen=True)
 class PipelineResult:
-    outputs: list[Output]
+    outputs: Sequence[Output | Document]
     # Facts for the provenance record: model name/version, effective parameters.
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def images(self) -> list[Image.Image]:
-        return [output.image for output in self.outputs]
+        return [output.image for output in self.outputs if isinstance(output, Output)]
 
 
 class Pipeline(Protocol):

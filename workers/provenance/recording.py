@@ -21,11 +21,17 @@ pixels are data (white = damaged) that must stay exactly 0 or 255, and a mark on
 is mostly clipped away. Its digital source type is ``algorithmicMedia``. Results under
 ``watermark.MIN_SIDE`` px (creation at 32 px without ``upscale``) cannot hold a watermark either;
 C2PA, XMP, sha256 and pHash still identify them.
+
+A ``Document`` output (an analysis report, JSON) has no pixels: no watermark, XMP or C2PA and no
+verify index entries (``/v1/verify`` reads images). It gets a record like every result, chained
+and signed, stored beside it, and its sha256 in the record and in the S3 metadata. An analysis'
+annotated picture shows the analysed work: like a restoration, it stays out of the pHash index.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -63,7 +69,7 @@ from shared.provenance_index import (
 from shared.settings import Settings
 from shared.signing import SigningKeys
 from shared.uploads import Upload
-from workers.pipelines.registry import Output, OutputRole, PipelineResult
+from workers.pipelines.registry import Document, Output, OutputRole, PipelineResult
 from workers.provenance.marking import MarkedResult, mark_result
 from workers.runtime import Runtime
 
@@ -100,11 +106,16 @@ def _checked_object_lock(objects: ObjectStore) -> bool:
     return True
 
 
+# Kinds whose results show an input work (restored, or annotated): any other copy of that work
+# would match them by perceptual hash, so they are found by watermark, C2PA and sha256 only.
+SHOWS_ITS_INPUT = frozenset({"restoration", "analysis"})
+
+
 @dataclass(frozen=True)
 class Prepared:
     index: int
     role: OutputRole
-    marked: MarkedResult
+    marked: MarkedResult | Document
     record: dict[str, Any]
 
 
@@ -170,7 +181,19 @@ class ResultRecorder:
 
     def _input_facts(self) -> tuple[list[dict[str, Any]], list[Ingredient]]:
         facts, ingredients = [], []
-        for role, upload_id in self.job.inputs.items():
+        roles = dict(self.job.inputs)
+        if "job" in roles:  # an analysis of one of the tenant's own results
+            source_id, index = str(roles.pop("job")), int(roles.pop("result", 0))
+            source = self.rt.jobs.get_for_tenant(source_id, self.job.tenant)
+            result = next((r for r in source.results if r.get("index") == index), None) if source else None
+            if result is not None:
+                facts.append({"role": "image", "job_id": source_id, "result_index": index, "sha256": result["sha256"],
+                              "record_id": result.get("record_id"), "width": result.get("width"),
+                              "height": result.get("height"), "perceptual": None, "licence": None,
+                              "rights_holder": None})
+                ingredients.append(Ingredient("image", result["sha256"], f"result {index} of job {source_id}",
+                                              sha256=result["sha256"]))
+        for role, upload_id in roles.items():
             upload = self.rt.uploads.get(upload_id)
             if upload is None:
                 continue
@@ -185,7 +208,9 @@ class ResultRecorder:
 
     # -- 1. mark and build --------------------------------------------------------------------
 
-    def prepare(self, index: int, output: Output) -> Prepared:
+    def prepare(self, index: int, output: Output | Document) -> Prepared:
+        if isinstance(output, Document):
+            return self._prepare_document(index, output)
         job, image, role = self.job, output.image, output.role
         record_id = new_record_id()
         changed: float | None = None
@@ -216,6 +241,20 @@ class ResultRecorder:
             marks=marked.marks(sidecar_key=result_key(job, index, ".c2pa")), source_type=source_type)
         return Prepared(index, role, marked, record)
 
+    def _prepare_document(self, index: int, document: Document) -> Prepared:
+        job = self.job
+        output = {"index": index, "role": str(document.role), "sha256": hashlib.sha256(document.data).hexdigest(),
+                  "bytes": len(document.data), "format": document.content_type, "details": self.details,
+                  "describes": document.describes}
+        reason = "not an image: a document carries no watermark, XMP or C2PA manifest"
+        record = build_record(
+            record_id=new_record_id(), job_id=job.id, tenant=job.tenant, key_id=job.key_id, kind=job.kind,
+            params=job.params, model=self.model, inputs=self.input_facts, output=output,
+            training_data=self.training_data, rights=self.rights, source_type=ALGORITHMIC_MEDIA,
+            marks={"xmp": False, "watermark": {"applied": False, "reason": reason},
+                   "c2pa": {"embedded": False, "reason": reason}})
+        return Prepared(index, document.role, document, record)
+
     # -- 2. chain ---------------------------------------------------------------------------------
 
     def seal(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
@@ -231,6 +270,8 @@ class ResultRecorder:
     # -- 3. store and index -------------------------------------------------------------------
 
     def store(self, prepared: Prepared, sealed: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(prepared.marked, Document):
+            return self._store_document(prepared, prepared.marked, sealed)
         job, objects, bucket = self.job, self.rt.objects, self.rt.settings.bucket_results
         marked, index = prepared.marked, prepared.index
         image_key = result_key(job, index, ".png")
@@ -265,11 +306,29 @@ class ResultRecorder:
                                 if entry.get("perceptual"))),
             # A restoration looks like the artwork it restored, more so than the damaged input
             # did: any other copy of that artwork would match it. Watermark, C2PA and sha256 only.
-            by_perceptual_hash=job.kind != "restoration")
+            by_perceptual_hash=job.kind not in SHOWS_ITS_INPUT)
         return {"index": index, "role": str(prepared.role), "key": image_key, "provenance_key": provenance_key,
                 "sidecar_key": sidecar_key, "record_id": sealed["record_id"],
                 "record_sha256": sealed["record_sha256"], "sha256": marked.sha256, "width": marked.width,
-                "height": marked.height, "created_at": time.time()}
+                "height": marked.height, "content_type": "image/png", "created_at": time.time()}
+
+    def _store_document(self, prepared: Prepared, document: Document, sealed: dict[str, Any]) -> dict[str, Any]:
+        job, objects, bucket, index = self.job, self.rt.objects, self.rt.settings.bucket_results, prepared.index
+        key = result_key(job, index, document.suffix)
+        provenance_key = result_key(job, index, ".provenance.json")
+        sha256 = sealed["output"]["sha256"]
+        metadata = {"artforge-job": job.id, "artforge-sha256": sha256, "artforge-record-id": sealed["record_id"],
+                    "artforge-record-sha256": sealed["record_sha256"], "artforge-ai-generated": "false",
+                    "artforge-model": ascii_header(self.model_label())}
+        parallel_map(lambda write: write(), [
+            lambda: objects.put_bytes(bucket, key, document.data, document.content_type, metadata=metadata,
+                                      retain=True),
+            lambda: objects.put_json(bucket, provenance_key, sealed, retain=True),
+        ])
+        return {"index": index, "role": str(prepared.role), "key": key, "provenance_key": provenance_key,
+                "record_id": sealed["record_id"], "record_sha256": sealed["record_sha256"], "sha256": sha256,
+                "width": None, "height": None, "content_type": document.content_type, "bytes": len(document.data),
+                "describes": document.describes, "created_at": time.time()}
 
 
 def input_entry(role: str, upload: Upload, tenant: str) -> dict[str, Any]:
@@ -283,13 +342,15 @@ def input_entry(role: str, upload: Upload, tenant: str) -> dict[str, Any]:
 
 
 def output_rights(kind: str, tenant: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Who holds the result: the requester, except that a restored work stays its rights holder's."""
-    if kind == "restoration":
+    """Who holds the result: the requester, except that a restored or annotated work stays its rights
+    holder's."""
+    if kind in SHOWS_ITS_INPUT:
         original = next((entry for entry in inputs if entry["role"] == "image"), None)
         if original is not None and original.get("rights_holder"):
+            what = "Restoration" if kind == "restoration" else "Analysis"
             return {"licence": original.get("licence") or DEFAULT_LICENCE,
                     "copyright_holder": original["rights_holder"],
-                    "usage_terms": "Restoration of a work whose rights stay with its rights holder. "
+                    "usage_terms": f"{what} of a work whose rights stay with its rights holder. "
                                    + DEFAULT_USAGE_TERMS,
                     "training_and_mining": NOT_ALLOWED}
     return default_rights(tenant)

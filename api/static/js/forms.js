@@ -37,6 +37,10 @@ const bodies = {
     const operations = [...f.operations].filter((box) => box.checked).map((box) => box.value);
     return { kind: "restoration", inputs, params: { operations, auto_mask: f.auto_mask.checked } };
   },
+  analysis(f) {
+    return { kind: "analysis", inputs: { image: f.image.value },
+             params: { similar: Number(f.similar.value), language: f.language.value } };
+  },
   training(f) {
     const params = { target: f.target.value, model: f.model.value.trim(), dataset: f.dataset.value.trim(),
                      steps: Number(f.steps.value), resolution: Number(f.resolution.value),

@@ -88,6 +88,10 @@ class JobCard {
   showResult(job, result) {
     if (this.shownResults.has(result.index)) return;
     this.shownResults.add(result.index);
+    if (result.content_type === "application/json") {
+      this.showReport(job, result);
+      return;
+    }
     const name = resultName(job, result);
     // Small results (a 32 px creation) are enlarged with crisp pixels, not blurred.
     const picture = el("img", { alt: name, class: `result-image pending${result.width < 128 ? " small-image" : ""}` });
@@ -105,6 +109,21 @@ class JobCard {
     this.results.classList.toggle("many", (job.results || []).length > 2);
     this.results.append(el("figure", { class: "result", "data-index": result.index }, picture,
       el("figcaption", {}, el("span", {}, `${name} · ${result.width}×${result.height}`), provenance, download)));
+  }
+
+  // An analysis report beside the work: its words, palette, nearest styles and similar works.
+  showReport(job, result) {
+    const name = resultName(job, result);
+    const body = el("div", { class: "report pending" }, "reading the report…");
+    getJson(result.url).then((report) => {
+      body.classList.remove("pending");
+      body.replaceChildren(...reportView(report));
+    }, this.onError);
+    const provenance = el("button", { type: "button", class: "small provenance",
+      onclick: () => showProvenance(result.provenance_url, `Provenance of ${name}, job ${job.id.slice(0, 12)}`) },
+      "Provenance");
+    this.results.append(el("figure", { class: "result report-result", "data-index": result.index }, body,
+      el("figcaption", {}, el("span", {}, name), provenance)));
   }
 
   showTraining(job) {
@@ -139,13 +158,39 @@ class JobCard {
   }
 }
 
+function reportView(report) {
+  const words = report.description || {};
+  const parts = [words.en, words.zh].filter(Boolean).map((text) => el("p", { class: "description" }, text));
+  const swatches = (report.palette || []).map((colour) => {
+    const swatch = el("span", { class: "swatch", title: `${colour.name_en} · ${colour.name_zh} · ${colour.hex}` });
+    swatch.style.backgroundColor = colour.hex;  // CSSOM, allowed by the page's style-src policy
+    swatch.style.flexGrow = String(colour.share);
+    return swatch;
+  });
+  parts.push(el("div", { class: "palette-strip" }, swatches));
+  parts.push(el("p", { class: "palette-names" }, (report.palette || [])
+    .map((c) => `${c.name_en} ${Math.round(c.share * 100)}%`).join(" · ")));
+  const styles = (report.style?.top || []).map((s) => `${s.name} ${s.score.toFixed(2)}`).join(" · ");
+  if (styles) parts.push(el("p", { class: "styles" }, `nearest styles: ${styles}`));
+  const similar = (report.similar_works || []).map((w) =>
+    el("li", {}, `${w.kind === "result" ? `result ${w.result} of job ${w.id.slice(0, 12)}` : `upload ${w.id.slice(0, 12)}`}`
+      + ` · ${Math.round(w.score * 100)}%`));
+  if (similar.length) parts.push(el("details", {}, el("summary", {}, "similar works of yours"), el("ol", {}, similar)));
+  return parts;
+}
+
 function resultName(job, result) {
+  if (result.role === "report") return result.describes === undefined ? "report" : `report on result ${result.describes}`;
+  if (result.role === "annotated") return "annotated";
   if (job.kind === "restoration" && result.index === 1) return "mask used";
   if (job.kind === "training") return "evaluation grid";
   return `result ${result.index}`;
 }
 
 function inputFigures(job) {
+  if (job.inputs?.job) {  // an analysis of one of your results
+    return el("p", { class: "asked" }, `result ${job.inputs.result} of job ${String(job.inputs.job).slice(0, 12)}`);
+  }
   const entries = Object.entries(job.inputs || {});
   if (!entries.length) {
     const p = job.params || {};
