@@ -11,9 +11,9 @@ those, without any network access:
   the median label score by ``STYLE_MARGIN``; the weights are then a softmax over label scores.
   An attribute is set only when some fragment of the prompt is clearly closer to one pole's
   anchor phrases than to the other's (``ATTRIBUTE_MARGIN``) and close enough to the anchors at
-  all (``ATTRIBUTE_FLOOR`` on average, or ``ANCHOR_MATCH`` to one of them). The thresholds were tuned on ~40 hand-labelled prompts; indirect
-  references ("a checkerboard", "neon colours") are sometimes missed, and negation ("not dark")
-  is not understood.
+  all (``ATTRIBUTE_FLOOR`` on average, or ``ANCHOR_MATCH`` to one of them). The thresholds were
+  tuned on ~40 hand-labelled prompts; indirect references ("a checkerboard", "neon colours") are
+  sometimes missed, and negation ("not dark") is not understood.
 - Chinese (any CJK character) uses a small, explicit lexicon. No Chinese or multilingual
   embedding model ships inside a registry package we can install offline, and the bundled
   English model maps CJK text to near-random vectors, so a lexicon is the honest choice: what it
