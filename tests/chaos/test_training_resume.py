@@ -28,7 +28,8 @@ def test_killed_training_worker_resumes_from_its_checkpoint(isolated_stack: Stac
     isolated_stack.start_worker("training", name="trainer-1")
     job_id = admin.submit({"kind": "training", "params": {
         "target": "gan", "model": "resumable", "resolution": 32, "steps": STEPS, "per_style": 24,
-        "batch_size": 16, "checkpoint_every": CHECKPOINT_EVERY, "sample_every": 45}}).json()["id"]
+        "batch_size": 16, "checkpoint_every": CHECKPOINT_EVERY, "sample_every": 45,
+        "eval_per_label": 4}}).json()["id"]
 
     def past_two_checkpoints() -> dict[str, Any] | None:
         job = dict(admin.get(f"/v1/jobs/{job_id}").json())

@@ -37,7 +37,8 @@ from workers.data.procedural import make_dataset
 
 GAN = "provenance-gan"
 TRAINING = {"target": "gan", "model": GAN, "dataset": "procedural", "resolution": 32, "steps": 12,
-            "per_style": 8, "batch_size": 8, "checkpoint_every": 1000, "sample_every": 1000, "seed": 3}
+            "per_style": 8, "batch_size": 8, "checkpoint_every": 1000, "sample_every": 1000, "seed": 3,
+            "eval_per_label": 4}
 STYLE_RIGHTS = {"licence": "CC-BY-4.0", "rights_holder": "Jane Painter"}
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 

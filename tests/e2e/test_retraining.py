@@ -26,8 +26,9 @@ from workers.data.procedural import STYLES, make_dataset
 MODEL = "retrain-test"
 LABELS = (0, 4)  # grid, stripes: two styles a GAN tells apart within a few hundred steps
 FIRST = {"target": "gan", "model": MODEL, "resolution": 32, "steps": 40, "batch_size": 16,
-         "checkpoint_every": 100, "sample_every": 100, "seed": 3}
-RETRAIN = {"steps": 400, "batch_size": 16, "checkpoint_every": 200, "sample_every": 200, "seed": 3}
+         "checkpoint_every": 100, "sample_every": 100, "seed": 3, "eval_per_label": 8}
+RETRAIN = {"steps": 400, "batch_size": 16, "checkpoint_every": 200, "sample_every": 200, "seed": 3,
+           "eval_per_label": 8}
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +120,7 @@ def test_schedule_retrains_on_new_data_and_the_gate_decides(admin_client: ApiCli
     better = training_result(admin_client, "nightly", launched["job_id"])
     print("better challenger:", better["gate"]["reason"])
     assert better["version"] == 2 and better["promoted"] and better["serving"], better
-    assert better["gate"]["promote"] and better["gate"]["metric"] == "swd"
+    assert better["gate"]["promote"] and better["gate"]["metric"] == "frechet_distance"
     assert len(better["gate"]["per_seed"]) >= 3
     model = admin_client.get(f"/v1/models/{MODEL}").json()
     assert model["promoted_version"] == 2
@@ -214,11 +215,12 @@ def test_two_beats_send_each_run_once(isolated_stack: Stack) -> None:
     isolated_stack.start_worker("training")
     admin = ApiClient(f"http://127.0.0.1:{isolated_stack.api_port}", isolated_stack.create_key("ops", admin=True))
     train_model(admin, {"target": "gan", "model": "tiny", "dataset": "procedural", "per_style": 8,
-                        "resolution": 32, "steps": 1, "batch_size": 8, "seed": 0}, timeout=300)
+                        "resolution": 32, "steps": 1, "batch_size": 8, "seed": 0, "eval_per_label": 4}, timeout=300)
     isolated_stack.start_beat("beat-1")
     isolated_stack.start_beat("beat-2")
     response = admin.put("/v1/schedules/often", json={"model": "tiny", "dataset": "procedural", "every_s": 2,
-                                                      "training": {"per_style": 8, "steps": 1, "batch_size": 8}})
+                                                      "training": {"per_style": 8, "steps": 1, "batch_size": 8,
+                                                                   "eval_per_label": 4}})
     assert response.status_code == 200, response.text
     started = time.time()
     # Six runs, at least 10 s of beats: two beats sending each run would have doubled some by then.
