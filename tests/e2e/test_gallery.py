@@ -206,6 +206,29 @@ def test_an_input_uploaded_elsewhere_shows_as_its_thumbnail(stack: Stack, client
     assert problems == []
 
 
+def test_an_analysis_report_shows_beside_the_work(stack: Stack, client: ApiClient, photo: Image.Image,
+                                                page: tuple[Any, list[str]]) -> None:
+    upload = client.upload_image(photo.resize((256, 256)))
+    submitted = client.submit({"kind": "analysis", "inputs": {"image": upload["id"]}, "params": {"similar": 3}})
+    assert submitted.status_code == 202, submitted.text
+    job = client.wait(submitted.json()["id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    report = client.get(job["results"][0]["url"]).json()
+
+    tab, problems = page
+    log_in(tab, stack, client)
+    card = tab.locator(f"li.job[data-job-id='{job['id']}']")
+    shown = card.locator("figure.report-result .report:not(.pending)")
+    shown.wait_for(timeout=30_000)
+    # Its words in both languages, a swatch per palette colour, its nearest styles; the work beside it.
+    assert card.locator("p.description").all_inner_texts() == [report["description"]["en"],
+                                                              report["description"]["zh"]]
+    assert card.locator(".palette-strip .swatch").count() == len(report["palette"])
+    assert report["style"]["top"][0]["name"] in card.locator("p.styles").inner_text()
+    assert card.locator("figure.input img").first.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+    assert problems == []
+
+
 # Tofu: a font-less character drawn as the same empty box, whatever the character.
 CJK_NAME = "星空下的宇航员"
 
