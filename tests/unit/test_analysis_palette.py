@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +12,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from workers.analysis.colour_stats import colour_stats, hasler_susstrunk
 from workers.analysis.palette import extract_palette
 from workers.analysis.pixels import grid_sample, work_image
+from workers.data.procedural import PAINTERS, STYLE_NAMES
 
 FOUR = [((200, 40, 30), 0.4), ((30, 60, 170), 0.3), ((240, 220, 180), 0.2), ((20, 20, 20), 0.1)]
 SIX = [((204, 150, 40), 0.30), ((40, 90, 60), 0.22), ((245, 240, 230), 0.18), ((120, 30, 60), 0.12),
@@ -103,3 +106,22 @@ def test_greys_are_monochrome_and_noise_is_varied() -> None:
     assert colour_stats(work_image(bands([((30, 30, 30), 0.5), ((200, 200, 200), 0.5)]))).harmony.type == "monochrome"
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8))
     assert colour_stats(work_image(noise)).harmony.type == "varied"
+
+
+def test_the_colours_a_procedural_grid_painting_was_painted_with_are_found() -> None:
+    """The grid painter fills rectangles with flat colours (no antialiasing), so its canvas holds
+    exactly the colours it painted, in known shares: each colour of at least 3% is found within
+    ΔE2000 5 and 5 points of its share, over twelve paintings."""
+    for seed in range(12):
+        canvas = PAINTERS[STYLE_NAMES.index("grid")](random.Random(f"artforge.procedural:0:{seed}"), 256)
+        colours, counts = np.unique(np.asarray(canvas).reshape(-1, 3), axis=0, return_counts=True)
+        palette = extract_palette(grid_sample(canvas))
+        painted = [(tuple(int(v) for v in rgb), count / counts.sum()) for rgb, count in zip(colours, counts,
+                                                                                         strict=True)]
+        assert sum(share >= 0.03 for _, share in painted) >= 3  # white, ink and at least one colour
+        for rgb, share in painted:
+            if share < 0.03:
+                continue
+            nearest = min(palette, key=lambda c: float(deltaE_ciede2000(np.array(c.lab), lab(rgb))))
+            assert float(deltaE_ciede2000(np.array(nearest.lab), lab(rgb))) <= 5.0, (seed, rgb, nearest)
+            assert abs(nearest.share - share) <= 0.05, (seed, rgb, share, nearest)
