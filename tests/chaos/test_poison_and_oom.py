@@ -137,4 +137,6 @@ def test_creation_out_of_memory_retries_once_at_a_smaller_batch(client: ApiClien
     expected = generate(models.load(model, generator_from_card), labels, attrs, seed=42, batch_size=8)
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(client.get(r["url"]).content)).convert("RGB"))
                        for r in job["results"]])
-    assert np.array_equal(pixels, expected)
+    # Up to float rounding: a batch of 2 and one of 8 may sum a convolution in another order.
+    difference = np.abs(pixels.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.05, (difference.max(), difference.mean())

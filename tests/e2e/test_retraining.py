@@ -120,7 +120,7 @@ def test_schedule_retrains_on_new_data_and_the_gate_decides(admin_client: ApiCli
     better = training_result(admin_client, "nightly", launched["job_id"])
     print("better challenger:", better["gate"]["reason"])
     assert better["version"] == 2 and better["promoted"] and better["serving"], better
-    assert better["gate"]["promote"] and better["gate"]["metric"] == "frechet_distance"
+    assert better["gate"]["promote"] and better["gate"]["metric"] == "swd"  # a 32 px model (gate_metric)
     assert len(better["gate"]["per_seed"]) >= 3
     model = admin_client.get(f"/v1/models/{MODEL}").json()
     assert model["promoted_version"] == 2
