@@ -30,6 +30,7 @@ from workers.metrics.registry import register_metric
 
 INPUT_SIZE = 64
 DEFAULT_STEPS = 600
+MIN_STEPS = 100
 BATCH_SIZE = 64
 HOLDOUT_FRACTION = 0.2
 LEARNING_RATE = 5e-3
@@ -128,6 +129,12 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(holdout))
 
 
+def steps_for(n_real: int) -> int:
+    """Training steps for a classifier of ``n_real`` real images: two per image, within
+    [MIN_STEPS, DEFAULT_STEPS] (a small set is learned long before 600 steps)."""
+    return int(np.clip(2 * n_real, MIN_STEPS, DEFAULT_STEPS))
+
+
 def train_style_classifier(
     images: np.ndarray,
     labels: np.ndarray,
@@ -200,7 +207,8 @@ def conditional_accuracy_metric(
     if len(real_labels) == 0 or len(fake_labels) == 0:
         raise ValueError("conditional accuracy needs real and generated images")
     n_classes = int(max(real_labels.max(), fake_labels.max())) + 1
-    classifier = train_style_classifier(real_images, real_labels, n_classes, seed=seed)
+    classifier = train_style_classifier(real_images, real_labels, n_classes, seed=seed,
+                                        steps=steps_for(len(real_labels)))
     predictions = classifier.predict(fake_images)
     per_class = {
         str(label): float(np.mean(predictions[fake_labels == label] == label)) for label in np.unique(fake_labels)

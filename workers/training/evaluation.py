@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workers.metrics.conditional_accuracy import DEFAULT_STEPS as DEFAULT_CLASSIFIER_STEPS
-from workers.metrics.conditional_accuracy import conditional_accuracy, train_style_classifier
+from workers.metrics.conditional_accuracy import conditional_accuracy, steps_for, train_style_classifier
 from workers.metrics.feature_classifier import train_feature_classifier
 from workers.metrics.frechet import frechet_distance, kernel_distance, pretrained_features, within_style_diversity
 from workers.metrics.swd import sliced_wasserstein
@@ -32,7 +31,6 @@ from workers.models.builders import build_generator
 from workers.models.gan import GanConfig, generate
 
 SAMPLES_PER_LABEL_MIN = 64
-CLASSIFIER_STEPS_MIN = 100
 
 
 def conditions_like(labels: np.ndarray, attrs: np.ndarray, per_label: int, n_labels: int,
@@ -102,7 +100,7 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
     swd_untrained = sliced_wasserstein(real.held, untrained, seed=seed)
 
     # The CNN trains longer when more real images measure the model (a short test run stays short).
-    steps = int(np.clip(2 * len(real.held), CLASSIFIER_STEPS_MIN, DEFAULT_CLASSIFIER_STEPS))
+    steps = steps_for(len(real.held))
     cnn = train_style_classifier(real.train, real.train_labels, n_labels, seed=seed, steps=steps)
     cnn_real = conditional_accuracy(cnn, real.held, real.held_labels)
     by_features = train_feature_classifier(real.train, real.train_labels, real.held, real.held_labels)
