@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.analysis import random_composition
 from workers.analysis.composition import composition
 from workers.analysis.pixels import work_image
 from workers.analysis.texture import texture
@@ -34,18 +35,6 @@ def test_a_disc_on_a_thirds_point_scores_high_and_one_in_the_middle_low() -> Non
 def test_negative_space_of_a_disc_is_the_ground_around_it() -> None:
     found = composition(work_image(disc((0.4, 0.5), radius=60))).negative_space
     assert found == pytest.approx(1 - np.pi * 60**2 / (600 * 400), abs=0.03)
-
-
-def random_composition(seed: int, size: int = 256) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.integers(0, size, 2)
-        r = int(rng.integers(10, 50))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x - r, y - r, x + r, y + r], fill=fill)
-    return image
 
 
 @pytest.mark.parametrize("seed", range(4))
