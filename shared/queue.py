@@ -1,6 +1,6 @@
 """The Celery app's configuration, shared by the API (which only sends) and the workers.
 
-Reliability settings (see ARCHITECTURE.md): late acks, reject on worker loss, prefetch 1,
+Reliability settings (RELIABILITY.md shows what each one guards against): late acks, reject on worker loss, prefetch 1,
 a visibility timeout above the longest job, and priorities on the Redis transport. The
 visibility timeout is deliberately long: dead workers are handled by the lease reaper,
 never by early redelivery, which would start a still-running job a second time.

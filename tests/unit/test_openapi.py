@@ -37,7 +37,7 @@ from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
-# The statuses the API's contract names (ARCHITECTURE.md, "Errors, always").
+# The statuses the API's contract names (README.md, "Errors always look like ...").
 CONTRACT_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 
 
