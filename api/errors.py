@@ -55,9 +55,11 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.headers = headers or {}
 
 
 def code_for_status(status: int) -> str:
@@ -95,7 +97,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.errorhandler(ImageRejected)
     def _image_rejected(exc: ImageRejected) -> Any:

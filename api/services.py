@@ -9,6 +9,7 @@ from flask import current_app, g
 
 from api.auth import KeyStore, Principal
 from api.errors import ApiError
+from api.event_streams import StreamSlots
 from shared.connections import Stores
 from shared.queue import make_celery
 from shared.settings import Settings
@@ -18,6 +19,7 @@ from shared.settings import Settings
 class Services(Stores):
     keys: KeyStore
     celery: Celery
+    stream_slots: StreamSlots
 
 
 def build_services(settings: Settings) -> Services:
@@ -31,6 +33,7 @@ def build_services(settings: Settings) -> Services:
         datasets=stores.datasets,
         keys=KeyStore(stores.jobs.redis),
         celery=make_celery(settings, main="artforge-api"),
+        stream_slots=StreamSlots(settings.sse_streams_per_process),
     )
 
 

@@ -9,6 +9,7 @@ Workers, threads and the bind address stay on the command line; this file holds 
 - The errors gunicorn answers itself, before the app sees a request (a request line over
   ``limit_request_line``: 414, a header over ``limit_request_field_size``: 431, a line it cannot
   parse: 400), come in the API's JSON error shape rather than gunicorn's HTML page.
+- Each worker keeps at most half its threads in server-sent event streams (``post_fork``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shared.logs import configure_logging
 from shared.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STREAMS_ENV = "ARTFORGE_SSE_STREAMS_PER_PROCESS"
 
 
 class SharedLogger(Logger):  # type: ignore[misc]
@@ -69,3 +71,10 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """An open event stream holds one of the worker's threads (api/event_streams.py): unless told
+    otherwise, a worker keeps half its threads for the other requests. A sync worker (one
+    thread) keeps no stream open, and its clients poll."""
+    os.environ.setdefault(STREAMS_ENV, str(worker.cfg.threads // 2))

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # client then reconnects with Last-Event-ID) and the keep-alive comment interval.
     sse_max_s: float = 3600.0
     sse_heartbeat_s: float = 15.0
+    # Streams one API process keeps open at once (api/event_streams.py); beyond it the endpoint
+    # answers 503 and clients poll. None: no cap (deploy/gunicorn_conf.py sets half the threads).
+    sse_streams_per_process: int | None = None
     # Retry-After seconds sent with 503 answers.
     retry_after_s: int = 5
     # Provenance. The watermark key is a secret: with the empty default the public development key

@@ -234,7 +234,11 @@ status events add `previous_status` and, for failed jobs, `error`; artifact even
 
 A comment line (`: keep-alive`) comes every ~15 s without events. A stream lasts at most
 `ARTFORGE_SSE_MAX_S` seconds (default 3600) and then closes without `end`: reconnect with
-`Last-Event-ID`. Another tenant's job answers 404 with a JSON error, never a stream."""
+`Last-Event-ID`. Another tenant's job answers 404 with a JSON error, never a stream.
+
+Each API process keeps a bounded number of streams open (half its threads under gunicorn, or
+`ARTFORGE_SSE_STREAMS_PER_PROCESS`); beyond it the answer is 503 `streams_busy` with Retry-After,
+and the client polls `GET /v1/jobs/{job_id}` instead."""
 
 EVENTS_EXAMPLE = """retry: 2000
 
@@ -268,6 +272,8 @@ data: {"id":"5f0c...","status":"succeeded","results":[...],...}
               example=EVENTS_EXAMPLE)
 @blp.alt_response(400, description="Last-Event-ID is not an event id")
 @blp.alt_response(404, description="unknown, expired, or another tenant's job")
+@blp.alt_response(503, description="this API process holds as many streams as it may (`streams_busy`), or a "
+                  "dependency is down; poll the job or retry after Retry-After")
 def job_events(job_id: str) -> Response:
     svc = services()
     job = own_job(job_id)
@@ -275,6 +281,10 @@ def job_events(job_id: str) -> Response:
     if not ENTRY_ID.fullmatch(after):
         raise ApiError(400, "malformed_request", "Last-Event-ID must be an event id such as 1700000000000-0")
     base, max_s, heartbeat_s = base_url(svc), svc.settings.sse_max_s, svc.settings.sse_heartbeat_s
+    if not svc.stream_slots.take():
+        raise ApiError(503, "streams_busy", "this server holds all the event streams it can; "
+                       f"poll GET /v1/jobs/{job.id} or try the stream again after Retry-After",
+                       headers={"Retry-After": str(svc.settings.retry_after_s)})
 
     def stream() -> Iterator[str]:
         # When the client goes away, the next write fails and the server closes this generator.
@@ -291,6 +301,8 @@ def job_events(job_id: str) -> Response:
             yield server_sent_event(job_to_json(final, base, svc), "end")
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    # The server closes the response when the stream ends or its client is gone, started or not.
+    response.call_on_close(svc.stream_slots.give_back)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # no proxy buffering
     return response

@@ -90,10 +90,7 @@ def test_a_bad_key_shows_the_apis_error_message(stack: Stack, page: tuple[Any, l
 def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
         stack: Stack, client: ApiClient, photo: Image.Image, page: tuple[Any, list[str]], tmp_path: Path) -> None:
     tab, problems = page
-    tab.goto(base_url(stack) + "/")
-    tab.fill("#api-key", client.key)
-    tab.click("#login button[type=submit]")
-    tab.locator("#app").wait_for(state="visible")
+    log_in(tab, stack, client)
 
     tab.set_input_files("#upload-form input[type=file]", files=[
         {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(photo, "JPEG")}])
@@ -105,9 +102,10 @@ def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
     tab.click("label.style-choice:has(input[value=starry-swirl])")
     assert tab.is_checked("input[name=style][value=starry-swirl]")
     tab.fill("#form-style_transfer input[name=max_side]", "384")
+    listed = job_ids(tab, "style_transfer")
     tab.click("#form-style_transfer button[type=submit]")
 
-    card = tab.locator("li.job.kind-style_transfer").first
+    card = new_card(tab, "style_transfer", listed)
     result = card.locator(".results img.result-image:not(.pending)")
     result.wait_for(timeout=90_000)
     assert card.get_attribute("data-status") == "succeeded"
@@ -157,11 +155,10 @@ def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
     tab.on("response", lambda response: answers.append(response) if "/v1/jobs/" in response.url else None)
     tab.click("label.style-choice:has(input[value=rust-oil])")
     tab.fill("#form-style_transfer input[name=max_side]", "128")
+    listed = job_ids(tab, "style_transfer")
     tab.click("#form-style_transfer button[type=submit]")
-    tab.locator("li.job.kind-style_transfer").nth(1).wait_for()  # the new card, above the first
-    polled_id = tab.locator("li.job.kind-style_transfer").first.get_attribute("data-job-id")
-    assert polled_id != job_id
-    polled = tab.locator(f"li.job[data-job-id='{polled_id}']")
+    polled = new_card(tab, "style_transfer", listed)
+    polled_id = polled.get_attribute("data-job-id")
     polled.locator(".results img.result-image:not(.pending)").wait_for(timeout=60_000)
     assert polled.get_attribute("data-status") == "succeeded"
     assert any(url.endswith(f"/v1/jobs/{polled_id}/events") for url in asked)
@@ -175,11 +172,24 @@ def test_a_named_style_result_shows_beside_its_photo_with_its_provenance(
     print(f"screenshots: {screenshot} and {tmp_path / 'gallery-provenance.png'}")
 
 
+def job_ids(tab: Any, kind: str) -> list[str]:
+    """The ids of the job cards of ``kind`` on the page (the tenant's earlier jobs among them)."""
+    return [card.get_attribute("data-job-id") for card in tab.locator(f"li.job.kind-{kind}").all()]
+
+
+def new_card(tab: Any, kind: str, listed: list[str]) -> Any:
+    """The card of the one job of ``kind`` that is on the page now and was not in ``listed``."""
+    tab.locator(f"li.job.kind-{kind}").nth(len(listed)).wait_for()
+    (new,) = set(job_ids(tab, kind)) - set(listed)
+    return tab.locator(f"li.job[data-job-id='{new}']")
+
+
 def log_in(tab: Any, stack: Stack, client: ApiClient) -> None:
     tab.goto(base_url(stack) + "/")
     tab.fill("#api-key", client.key)
     tab.click("#login button[type=submit]")
-    tab.locator("#app").wait_for(state="visible")
+    tab.locator("#app:not([hidden]), #notice:not([hidden])").first.wait_for()
+    assert tab.locator("#notice").is_hidden(), f"the page refused the key: {tab.locator('#notice').inner_text()}"
 
 
 def test_an_input_uploaded_elsewhere_shows_as_its_thumbnail(stack: Stack, client: ApiClient, photo: Image.Image,

@@ -254,6 +254,40 @@ def test_a_stream_stops_reading_when_its_client_goes_away(
         store.finish(job_id, JobStatus.CANCELED, message="canceled by the test")
 
 
+def test_streams_past_half_the_threads_get_503_and_leave_the_rest_of_the_api_answering(
+        client: ApiClient, store: JobStore, short_api: str) -> None:
+    # short_api runs one gunicorn worker with 4 threads: it keeps at most 2 streams open.
+    job_id = make_job(store)
+    streams = [open_stream(client, job_id, base=short_api) for _ in range(2)]
+    try:
+        for stream in streams:
+            assert next(events_of(stream)).data["status"] == "queued"
+        refused = open_stream(client, job_id, base=short_api)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "streams_busy" and int(refused.headers["Retry-After"]) > 0
+        # The threads the streams leave answer everything else at once.
+        polled = requests.get(f"{short_api}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {client.key}"},
+                              timeout=3)
+        assert polled.status_code == 200 and polled.json()["status"] == "queued"
+        streams.pop().close()
+
+        def another_stream_opens() -> bool:
+            response = open_stream(client, job_id, base=short_api)
+            if response.status_code == 200:
+                streams.append(response)
+                return True
+            response.close()
+            return False
+
+        # The closed stream's slot comes back once a keep-alive (every 0.5 s) finds its client gone.
+        eventually(another_stream_opens, 4, "a stream slot given back")
+        assert next(events_of(streams[-1])).data["status"] == "queued"
+    finally:
+        for stream in streams:
+            stream.close()
+        store.finish(job_id, JobStatus.CANCELED, message="canceled by the test")
+
+
 def test_the_openapi_document_describes_the_event_format(client: ApiClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/jobs/{job_id}/events"]["get"]
     assert "text/event-stream" in operation["responses"]["200"]["content"]

@@ -1,0 +1,32 @@
+"""How many server-sent event streams one API process keeps open at once.
+
+Under gunicorn's threaded workers an open stream holds one of its process's threads for as long
+as it lasts, and after its client goes away until the next keep-alive write fails. Without a cap,
+a few browser tabs watching running jobs take every thread, and every other request of that
+process waits behind them. Beyond the cap the events endpoint answers 503 with Retry-After, and
+clients poll ``GET /v1/jobs/{id}`` instead (the gallery and the SDK both do).
+
+``deploy/gunicorn_conf.py`` sets the cap to half of each worker's threads unless
+``ARTFORGE_SSE_STREAMS_PER_PROCESS`` says otherwise; outside gunicorn there is none.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class StreamSlots:
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        # None for no cap, and for a cap of 0 (every stream refused) as well: take() tells them apart.
+        self._free = threading.BoundedSemaphore(limit) if limit else None
+
+    def take(self) -> bool:
+        """A slot for one more stream, or False when all are taken."""
+        if self.limit is None:
+            return True
+        return self._free is not None and self._free.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        if self._free is not None:
+            self._free.release()
