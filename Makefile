@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv browser demo up down status test test-fast test-load bench lint models
+.PHONY: venv browser datasets demo up down status test test-fast test-load bench lint models
 
 venv: $(STAMP)
 
@@ -38,6 +38,15 @@ demo: up
 browser:
 	@test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
+
+# The built-in dataset debian-images: photographs and artworks that Debian's wallpaper packages
+# carry (installed once; shared/debian_images.py says why these three), listed with each image's
+# licence in .artforge/datasets/debian-images.json (or ARTFORGE_DEBIAN_IMAGES_MANIFEST).
+DEBIAN_IMAGE_PACKAGES := mate-backgrounds plasma-workspace-wallpapers desktop-base
+datasets: venv
+	@dpkg -s $(DEBIAN_IMAGE_PACKAGES) >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_IMAGE_PACKAGES); }
+	$(PY) -m workers.data.debian_images --packages $(DEBIAN_IMAGE_PACKAGES)
 
 test: venv browser
 	$(PY) -m pytest

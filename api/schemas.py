@@ -35,7 +35,8 @@ JOB_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="not a job id")
 MAX_RESULT_INDEX = 1000
 MODEL_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}$", error="lowercase letters, digits and '-'")
 MODEL_REF = validate.Regexp(r"^[a-z][a-z0-9-]{0,62}(@\d{1,9})?$", error="a model name, or name@version")
-DATASET_ID = validate.Regexp(r"^(procedural|[0-9a-f]{32})$", error="'procedural' or a dataset id")
+DATASET_ID = validate.Regexp(r"^(procedural|debian-images|[0-9a-f]{32})$",
+                             error="'procedural', 'debian-images' or a dataset id")
 
 
 class StrictSchema(Schema):

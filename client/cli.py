@@ -818,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     put = action(schedules, "put", cmd_schedules_put, "create or replace a schedule")
     put.add_argument("name")
     put.add_argument("--model", required=True, help="a model with a promoted version")
-    put.add_argument("--dataset", required=True, help="a dataset id, or 'procedural'")
+    put.add_argument("--dataset", required=True, help="a dataset id, 'procedural' or 'debian-images'")
     timing = put.add_mutually_exclusive_group(required=True)
     timing.add_argument("--every", type=int, metavar="SECONDS", help="run every this many seconds")
     timing.add_argument("--cron", metavar="EXPR", help="five-field cron expression, UTC")

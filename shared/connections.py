@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.dataset_store import DatasetStore
+from shared.debian_images import manifest_path
 from shared.jobs import JobStore
 from shared.models import ModelCatalogs
 from shared.objects import ObjectStore
@@ -40,4 +41,4 @@ class Stores:
         client = redis_client(settings)
         return cls(settings=settings, jobs=JobStore(client, settings.finished_job_ttl_s),
                    uploads=UploadStore(client), objects=ObjectStore(settings), models=ModelCatalogs(client),
-                   datasets=DatasetStore(client))
+                   datasets=DatasetStore(client, manifest_path(settings.debian_images_manifest)))

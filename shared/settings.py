@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     signing_cert: str = ""
     signing_key: str = Field(default="", repr=False)
     trust_anchors: str = ""
+    # The built-in debian-images corpus's manifest (``make datasets``); empty: the repository's
+    # .artforge/datasets/debian-images.json (shared.debian_images).
+    debian_images_manifest: str = ""
     # Object lock on the results bucket: results, their C2PA sidecars and provenance records are
     # stored with this many days of retention (0 = off); mode GOVERNANCE or COMPLIANCE. Needs a
     # bucket created with object lock (ObjectStore.ensure_buckets does so when this is set).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -114,6 +115,11 @@ class S3Datasets:
 
     def manifest_sha256(self, dataset_id: str) -> str:
         return self._record(dataset_id).manifest_sha256
+
+    @property
+    def debian_images_manifest(self) -> Path:
+        """Where this worker has the built-in debian-images corpus's manifest."""
+        return self.rt.datasets.debian_images_manifest
 
     def image(self, dataset_id: str, key: str) -> bytes:
         return self.rt.objects.get_bytes(self.rt.settings.bucket_datasets,

@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from api.services import Services, principal, services
 from shared.dataset_store import (
-    PROCEDURAL,
+    BUILTIN_DATASETS,
     DatasetBusy,
     DatasetRecord,
     dataset_prefix,
@@ -134,8 +134,8 @@ def get_dataset(dataset_id: str) -> dict[str, object]:
 def add_images(form: dict[str, Any], files: dict[str, Any], dataset_id: str) -> dict[str, object]:
     """Add a zip's images, or one image, to a dataset; images it already holds are skipped."""
     svc = services()
-    if tenant_dataset(dataset_id).id == PROCEDURAL:
-        raise ApiError(409, "builtin_dataset", "the built-in procedural dataset cannot grow; "
+    if tenant_dataset(dataset_id).id in BUILTIN_DATASETS:
+        raise ApiError(409, "builtin_dataset", f"the built-in dataset {dataset_id} cannot grow; "
                        "create a dataset of your own with POST /v1/datasets")
     upload = files["file"]
     with refusals_as_api_errors():

@@ -1,17 +1,22 @@
-"""Training data in memory: the built-in procedural set, or a tenant's uploaded dataset."""
+"""Training data in memory: a built-in set (procedural, or the Debian corpus installed on the
+worker), or a tenant's uploaded dataset."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from shared.dataset_store import PROCEDURAL, PROCEDURAL_RECORD
+from shared.dataset_store import BUILTIN_DATASETS, PROCEDURAL, PROCEDURAL_RECORD
+from shared.datasets import manifest_sha256
+from shared.debian_images import DEBIAN_IMAGES, DEFAULT_MANIFEST_PATH, DatasetNotInstalled, read_manifest
 from shared.job_params import GanTrainingParams, TrainingParams
+from workers.data.debian_images import files_of_split, open_image
 from workers.data.procedural import STYLES, make_dataset
 from workers.job_context import InvalidJobInput, JobContext
 
@@ -69,10 +74,30 @@ def procedural_training_data(per_style: int, resolution: int, seed: int) -> Trai
                         PROCEDURAL_RECORD.licence, procedural_fingerprint(per_style, resolution, seed))
 
 
+def debian_training_data(manifest_path: Path, resolution: int) -> TrainingData:
+    """The Debian corpus's training split, each picture's centre square at ``resolution`` px (its
+    held-out split is for evaluation: workers.data.debian_images.held_out_tiles). The licence is
+    the manifest's summary; each image's own is in the manifest. InvalidJobInput
+    ``dataset_not_installed`` when the corpus is not installed on this worker."""
+    try:
+        manifest = read_manifest(manifest_path)
+        images = [square_resize(open_image(entry), resolution) for entry in files_of_split(manifest, "train")]
+    except DatasetNotInstalled as exc:
+        raise InvalidJobInput(str(exc), code="dataset_not_installed") from None
+    if len(images) < MIN_IMAGES_PER_LABEL:
+        raise InvalidJobInput(f"the {DEBIAN_IMAGES} manifest lists {len(images)} training images",
+                              code="dataset_too_small")
+    return TrainingData(np.stack(images), np.zeros(len(images), dtype=np.int64), [UNLABELED], {UNLABELED: UNLABELED},
+                        manifest["licence"], manifest_sha256(manifest))
+
+
 def load_training_images(params: TrainingParams, ctx: JobContext) -> TrainingData:
     resolution = params.resolution
     if params.dataset == PROCEDURAL:
         return procedural_training_data(params.per_style, resolution, params.seed)
+    if params.dataset == DEBIAN_IMAGES:
+        path = ctx.datasets.debian_images_manifest if ctx.datasets is not None else DEFAULT_MANIFEST_PATH
+        return debian_training_data(path, resolution)
     manifest = ctx.datasets.manifest(params.dataset)
     if not manifest.get("licence"):
         raise InvalidJobInput("the dataset declares no licence; training on it is refused", code="licence_required")
@@ -111,4 +136,4 @@ def split_held_out(images: np.ndarray, labels: np.ndarray, fraction: float) -> t
 def dataset_facts(params: TrainingParams, data: TrainingData, held_out: int) -> dict[str, Any]:
     """The model card's "dataset" section: the lineage of what the model learned from."""
     return {"id": params.dataset, "manifest_sha256": data.manifest_sha256, "licence": data.licence,
-            "images": int(len(data.labels)), "held_out": held_out, "builtin": params.dataset == PROCEDURAL}
+            "images": int(len(data.labels)), "held_out": held_out, "builtin": params.dataset in BUILTIN_DATASETS}

@@ -29,13 +29,17 @@ def photo_tiles(names: tuple[str, ...] = HELD_OUT_PHOTOS, tile: int = PHOTO_TILE
         raise ValueError(f"tile must be in [8, {PHOTO_SIDE}] px, not {tile}")
     tiles = []
     for name in names:
-        pixels = getattr(data, name)()[..., :3]
-        height, width = pixels.shape[:2]
-        side = min(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
-        square = Image.fromarray(pixels[top:top + side, left:left + side])
-        resized = np.asarray(square.resize((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.BICUBIC))
-        for y in range(0, PHOTO_SIDE - tile + 1, tile):
-            for x in range(0, PHOTO_SIDE - tile + 1, tile):
-                tiles.append(np.ascontiguousarray(resized[y:y + tile, x:x + tile]))
+        tiles += centre_square_tiles(getattr(data, name)()[..., :3], PHOTO_SIDE, tile)
     return tiles
+
+
+def centre_square_tiles(pixels: np.ndarray, side: int, tile: int) -> list[np.ndarray]:
+    """uint8 [tile, tile, 3] tiles of ``pixels`` (uint8 [H, W, 3]): its centre square resized to
+    ``side`` px and cut into a grid, row by row."""
+    height, width = pixels.shape[:2]
+    square_side = min(height, width)
+    top, left = (height - square_side) // 2, (width - square_side) // 2
+    square = Image.fromarray(pixels[top:top + square_side, left:left + square_side])
+    resized = np.asarray(square.resize((side, side), Image.Resampling.BICUBIC))
+    return [np.ascontiguousarray(resized[y:y + tile, x:x + tile])
+            for y in range(0, side - tile + 1, tile) for x in range(0, side - tile + 1, tile)]
