@@ -69,6 +69,9 @@ TEST_ENV = {
     "ARTFORGE_LEASE_S": "6",
     "ARTFORGE_HEARTBEAT_S": "1",
     "ARTFORGE_MAX_UPLOAD_BYTES": str(12 * 1024 * 1024),
+    # The machine's debian-images corpus (make datasets) is never seen: the tests' workers are
+    # workers without it, wherever they run.
+    "ARTFORGE_DEBIAN_IMAGES_MANIFEST": "/nonexistent/artforge/debian-images.json",
 }
 
 

@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from deploy.devstack import Stack
+from shared.debian_images import MIXED_LICENCE
 from tests.conftest import ApiClient, image_bytes
 from workers.data.procedural import make_dataset
 from workers.job_storage import S3Datasets
@@ -207,6 +208,21 @@ def test_an_addition_without_a_file_is_invalid(client: ApiClient, dataset: dict[
 def test_the_builtin_dataset_cannot_grow(client: ApiClient) -> None:
     response = add_images(client, "procedural", pngs(1)[0], "one.png", label="grid")
     assert response.status_code == 409 and response.json()["error"]["code"] == "builtin_dataset"
+
+
+def test_the_debian_corpus_is_built_in_and_a_worker_without_it_fails_training_clearly(
+        client: ApiClient, admin_client: ApiClient) -> None:
+    listed = client.get("/v1/datasets/debian-images")
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {**listed.json(), "id": "debian-images", "licence": MIXED_LICENCE, "images": 0}
+    response = add_images(client, "debian-images", pngs(1)[0], "one.png")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "builtin_dataset"
+    job = admin_client.submit({"kind": "training", "params": {
+        "target": "restoration", "model": "debian-restoration", "dataset": "debian-images", "steps": 4}})
+    assert job.status_code == 202, job.text
+    done = admin_client.wait(job.json()["id"], timeout=120)
+    assert done["status"] == "failed" and done["attempts"] == 1, done
+    assert done["error"]["code"] == "dataset_not_installed" and "make datasets" in done["error"]["message"]
 
 
 def test_another_tenants_dataset_is_not_found(client: ApiClient, other_client: ApiClient,
