@@ -59,8 +59,9 @@ test-load: venv
 	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
 
 # Train the default models that ship inside the package (shared/assets/models/): the creation model
-# "abstract" (hours on 2 cores; resumable: run it again after an interruption) and the upscaler.
-models: venv
+# "abstract" (hours on 2 cores; resumable: run it again after an interruption), the upscaler and
+# the restoration model.
+models: venv datasets
 	$(PY) -m workers.training.default_models all
 
 bench: venv

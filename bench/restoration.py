@@ -82,11 +82,11 @@ def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
     ctx = JobContext.local("cpu", models=registry)
     inputs = {"image": Image.fromarray(image), "mask": Image.fromarray((mask * 255).astype(np.uint8))}
     name, version, card = registry.resolve(MODEL)
-    inpainter = registry.load(name, version, restoration_model_from_card).inpainter
-    # A short training run's fade corrector seldom beats the classical de-fade, so jobs would not
-    # use it; its speed does not depend on its training, and is measured here directly.
-    fade_corrector = restoration_model_from_card({**card, "learned_operations": ["defade"]},
-                                             registry.weights(name, version)).fade_corrector
+    # A short training run's networks seldom all beat the classical methods, so jobs would not use
+    # them all; their speed does not depend on their training, and is measured here directly.
+    every = restoration_model_from_card({**card, "learned_operations": ["inpaint", "detect", "defade"]},
+                                        registry.weights(name, version))
+    inpainter, fade_corrector = every.inpainter, every.fade_corrector
     runners: dict[str, Callable[[], object]] = {
         "bare": lambda: inpaint_learned(inpainter, image, mask, "cpu"),
         "defade, learned (fade corrector)": lambda: defade_learned(fade_corrector, image, "cpu"),

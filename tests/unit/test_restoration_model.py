@@ -14,7 +14,13 @@ from workers.data.damage import DamageConfig, simulate_damage
 from workers.data.photos import photo_tiles
 from workers.data.procedural import make_dataset
 from workers.metrics.restoration import psnr
-from workers.models.builders import load_detector, load_fade_corrector, load_inpainter
+from workers.models.builders import (
+    load_detector,
+    load_fade_corrector,
+    load_inpainter,
+    restoration_inpainter_from_card,
+    restoration_model_from_card,
+)
 from workers.models.restoration import (
     DamageDetector,
     FadeCorrector,
@@ -287,6 +293,9 @@ def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> N
                    for name in ("telea", "navier_stokes", "biharmonic", "pull_push"))
         assert inpainting["learned_minus_best_classical_pooled_hole_psnr"] == pytest.approx(
             inpainting["learned"]["pooled_hole_psnr"] - inpainting[best]["pooled_hole_psnr"], abs=1e-3)
+        # the holes left as they are look farther from the pictures than any repair does
+        assert all(inpainting["damaged"]["perceptual_distance"] > inpainting[name]["perceptual_distance"] > 0
+                   for name in ("telea", "navier_stokes", "biharmonic", "pull_push", "learned"))
     assert set(report["detection"]["learned"]) == {"precision", "recall", "f1", "iou"}
     assert set(report["detection"]["classical"]) == {"precision", "recall", "f1", "iou"}
     for defading, images in ((report["defading"], 3), (report["defading_photos"], 2)):
@@ -296,6 +305,35 @@ def test_evaluation_reports_every_method_and_is_json(art: list[np.ndarray]) -> N
         assert defading["learned"]["unfaded_psnr"] == 100.0
         assert defading["classical"]["psnr"] > defading["faded"]["psnr"]
         assert defading["learned_minus_classical_psnr"] < 0
-    assert learned_operations(report) == ["inpaint", "detect"]
-    better = {**report, "defading": {**report["defading"], "learned_minus_classical_psnr": 0.5}}
-    assert learned_operations(better) == ["inpaint", "detect", "defade"]
+
+
+def card_metrics(inpaint: tuple[float, float] = (0.5, 0.2), f1: tuple[float, float] = (0.8, 0.6),
+                 defade: tuple[float, float] = (1.0, 0.3)) -> dict:
+    """A card's measures, cut to what learned_operations reads: margins over the classical
+    methods on the held-out paintings and photos, and both detectors' F1."""
+    return {"inpainting": {"learned_minus_best_classical_pooled_hole_psnr": inpaint[0]},
+            "inpainting_photos": {"learned_minus_best_classical_pooled_hole_psnr": inpaint[1]},
+            "detection": {"learned": {"f1": f1[0]}, "classical": {"f1": f1[1]}},
+            "defading": {"learned_minus_classical_psnr": defade[0]},
+            "defading_photos": {"learned_minus_classical_psnr": defade[1]}}
+
+
+def test_jobs_use_a_network_only_where_it_beat_the_classical_method_on_every_held_out_set() -> None:
+    assert learned_operations(card_metrics()) == ["inpaint", "detect", "defade"]
+    assert learned_operations(card_metrics(inpaint=(0.5, -0.1))) == ["detect", "defade"]
+    assert learned_operations(card_metrics(inpaint=(-0.1, 0.5))) == ["detect", "defade"]
+    assert learned_operations(card_metrics(f1=(0.6, 0.6))) == ["inpaint", "defade"]
+    assert learned_operations(card_metrics(defade=(1.0, -0.2))) == ["inpaint", "detect"]
+    paintings_only = {k: v for k, v in card_metrics(inpaint=(0.5, -1), defade=(1, -1)).items()
+                      if not k.endswith("_photos")}
+    assert learned_operations(paintings_only) == ["inpaint", "detect", "defade"]
+
+    # A job loads the networks of the operations its card lists, and the classical methods do the rest.
+    state = {**{f"inpainter.{k}": v for k, v in InpaintingNet(TINY).state_dict().items()},
+             **{f"detector.{k}": v for k, v in DamageDetector(TINY).state_dict().items()},
+             **{f"fade_corrector.{k}": v for k, v in FadeCorrector(TINY).state_dict().items()}}
+    card = {"restoration_config": TINY.to_dict(), "learned_operations": ["detect", "defade"]}
+    model = restoration_model_from_card(card, state)
+    assert model.inpainter is None and isinstance(model.detector, DamageDetector)
+    assert isinstance(model.fade_corrector, FadeCorrector)
+    assert isinstance(restoration_inpainter_from_card(card, state), InpaintingNet)  # the gate scores it anyway

@@ -91,13 +91,17 @@ def debian_training_data(manifest_path: Path, resolution: int) -> TrainingData:
                         manifest["licence"], manifest_sha256(manifest))
 
 
+def debian_manifest_path(ctx: JobContext) -> Path:
+    """Where this worker keeps the debian-images manifest (the default path outside a worker)."""
+    return Path(ctx.datasets.debian_images_manifest) if ctx.datasets is not None else DEFAULT_MANIFEST_PATH
+
+
 def load_training_images(params: TrainingParams, ctx: JobContext) -> TrainingData:
     resolution = params.resolution
     if params.dataset == PROCEDURAL:
         return procedural_training_data(params.per_style, resolution, params.seed)
     if params.dataset == DEBIAN_IMAGES:
-        path = ctx.datasets.debian_images_manifest if ctx.datasets is not None else DEFAULT_MANIFEST_PATH
-        return debian_training_data(path, resolution)
+        return debian_training_data(debian_manifest_path(ctx), resolution)
     manifest = ctx.datasets.manifest(params.dataset)
     if not manifest.get("licence"):
         raise InvalidJobInput("the dataset declares no licence; training on it is refused", code="licence_required")

@@ -41,6 +41,7 @@ from debian.copyright import Error as CopyrightError
 from debian.deb822 import Deb822
 from PIL import Image, UnidentifiedImageError
 
+from shared.datasets import manifest_sha256
 from shared.debian_images import (
     DEBIAN_IMAGE_PACKAGES,
     DEBIAN_IMAGES,
@@ -49,8 +50,9 @@ from shared.debian_images import (
     DatasetNotInstalled,
     licence_summary,
     manifest_path,
+    read_manifest,
 )
-from workers.data.photos import PHOTO_SIDE, PHOTO_TILE, centre_square_tiles
+from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, centre_square_tiles, photo_tiles
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_SIDE = 256  # px: thumbnails, icons and previews are smaller
@@ -281,14 +283,37 @@ def open_image(entry: dict[str, Any]) -> Image.Image:
         return image.convert("RGB")
 
 
-def held_out_tiles(manifest: dict[str, Any], tile: int = PHOTO_TILE, side: int = PHOTO_SIDE) -> list[np.ndarray]:
-    """uint8 [tile, tile, 3] tiles of the held-out pictures, for scoring restoration as
-    ``workers.data.photos.photo_tiles`` does: each centre square at ``side`` px cut into a grid
-    (four 128 px tiles by default), in the manifest's order."""
+def tiles_of_split(manifest: dict[str, Any], split: str, tile: int = PHOTO_TILE,
+                   side: int = PHOTO_SIDE) -> list[np.ndarray]:
+    """uint8 [tile, tile, 3] tiles of the pictures of ``split``, as ``workers.data.photos.photo_tiles``
+    cuts them: each centre square at ``side`` px cut into a grid (four 128 px tiles by default),
+    in the manifest's order."""
     tiles: list[np.ndarray] = []
-    for entry in files_of_split(manifest, "held_out"):
+    for entry in files_of_split(manifest, split):
         tiles += centre_square_tiles(np.asarray(open_image(entry)), side, tile)
     return tiles
+
+
+def held_out_tiles(manifest: dict[str, Any], tile: int = PHOTO_TILE, side: int = PHOTO_SIDE) -> list[np.ndarray]:
+    """The held-out pictures' tiles, for scoring restoration (``tiles_of_split``)."""
+    return tiles_of_split(manifest, "held_out", tile, side)
+
+
+def restoration_photos(path: Path) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The photos restoration models are scored on, and the model card's account of them:
+    scikit-image's held-out four, and the corpus's held-out pictures where it is installed."""
+    tiles = photo_tiles()
+    facts: dict[str, Any] = {"source": "scikit-image sample data", "names": list(HELD_OUT_PHOTOS),
+                             "resized_to": PHOTO_SIDE, "tile": PHOTO_TILE, "tiles": len(tiles)}
+    try:
+        manifest = read_manifest(path)
+        held = held_out_tiles(manifest)
+    except DatasetNotInstalled:
+        return tiles, facts
+    corpus = {"manifest_sha256": manifest_sha256(manifest), "pictures": len(files_of_split(manifest, "held_out")),
+              "tiles": len(held)}
+    return tiles + held, {**facts, "source": f"scikit-image sample data and the held-out pictures of {DEBIAN_IMAGES}",
+                          "tiles": len(tiles) + len(held), DEBIAN_IMAGES: corpus}
 
 
 def main(argv: list[str] | None = None) -> None:

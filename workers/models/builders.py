@@ -66,21 +66,32 @@ def _loaded(net: Net, state: dict[str, torch.Tensor], device: str) -> Net:
 
 
 class RestorationModel(NamedTuple):
-    inpainter: InpaintingNet
-    detector: DamageDetector
-    fade_corrector: FadeCorrector | None  # None where the card does not list "defade" among its learned operations
+    """Each network, or None where the card does not list its operation among the learned ones
+    (the job uses the classical method there)."""
+
+    inpainter: InpaintingNet | None
+    detector: DamageDetector | None
+    fade_corrector: FadeCorrector | None
+
+
+def _part(state: dict[str, Any], network: str) -> dict[str, Any]:
+    """One network's weights from a restoration version's file (keys prefixed by network)."""
+    prefix = f"{network}."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def restoration_model_from_card(card: dict[str, Any], state: dict[str, Any]) -> RestorationModel:
-    """The networks of one restoration version, from its weights (keys prefixed by network)."""
+    """The networks of one restoration version that its card lets jobs use."""
     config = RestorationConfig.from_dict(card["restoration_config"])
+    learned = set(card.get("learned_operations", []))
+    fade = load_fade_corrector(_part(state, "fade_corrector"), config) if "defade" in learned else None
+    return RestorationModel(load_inpainter(_part(state, "inpainter"), config) if "inpaint" in learned else None,
+                            load_detector(_part(state, "detector"), config) if "detect" in learned else None, fade)
 
-    def part(prefix: str) -> dict[str, Any]:
-        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
-    learned_defade = "defade" in card.get("learned_operations", [])
-    return RestorationModel(load_inpainter(part("inpainter."), config), load_detector(part("detector."), config),
-                            load_fade_corrector(part("fade_corrector."), config) if learned_defade else None)
+def restoration_inpainter_from_card(card: dict[str, Any], state: dict[str, Any]) -> InpaintingNet:
+    """A restoration version's inpainter, whether or not jobs use it: what the promotion gate scores."""
+    return load_inpainter(_part(state, "inpainter"), RestorationConfig.from_dict(card["restoration_config"]))
 
 
 @lru_cache(maxsize=4)

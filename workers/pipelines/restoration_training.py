@@ -13,18 +13,25 @@ import time
 from typing import Any
 
 from PIL import Image
+from torch import Tensor
 
 from shared.job_params import RestorationTrainingParams
-from workers.data.datasets import HELD_OUT_FRACTION, dataset_facts, load_training_images, split_held_out
-from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, photo_tiles
+from workers.data.datasets import (
+    HELD_OUT_FRACTION,
+    dataset_facts,
+    debian_manifest_path,
+    load_training_images,
+    split_held_out,
+)
+from workers.data.debian_images import restoration_photos
 from workers.devices import torch_device
 from workers.job_context import CancelCheck, JobContext, ProgressFn
-from workers.models.builders import load_inpainter, restoration_model_from_card
+from workers.models.builders import load_inpainter, restoration_inpainter_from_card
 from workers.models.restoration import RestorationConfig
 from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.pipelines.training import TrainingRun, publish_version, starting_weights
 from workers.training.promotion import GateDecision, Metric, gate
-from workers.training.restoration import RestorationTrainConfig, train_restoration
+from workers.training.restoration import RestorationTrainConfig, RestorationTrainResult, train_restoration
 from workers.training.restoration_eval import evaluate_restoration, learned_operations, learned_pooled_hole_psnr
 
 ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector+affine-fade-corrector"
@@ -51,34 +58,20 @@ def train_restoration_model(params: RestorationTrainingParams, progress: Progres
 
     progress(0.88, "evaluating", "inpainting, detection and de-fading against the classical methods")
     check_cancel()
+    photos, photo_facts = restoration_photos(debian_manifest_path(ctx))
     metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
-                                   data.images[held_idx], seed=params.seed, photos=photo_tiles())
+                                   data.images[held_idx], seed=params.seed, photos=photos)
 
     progress(0.97, "registering", params.model)
-    card = {
-        "task": "restoration",
-        "architecture": ARCHITECTURE,
-        "restoration_config": model_config.to_dict(),
-        "train_config": train_config.to_dict(),
-        "resolution": params.resolution,
-        "labels": [],
-        "dataset": dataset_facts(params, data, len(held_idx)),
-        "held_out_photos": {"source": "scikit-image sample data", "names": list(HELD_OUT_PHOTOS),
-                            "resized_to": PHOTO_SIDE, "tile": PHOTO_TILE},
-        "training": {**run.facts(result.steps_done, params, result.final_losses), "init": init},
-        "metrics": metrics,
-        "learned_operations": learned_operations(metrics),
-        "created_at": time.time(),
-    }
-    weights = {**{f"inpainter.{k}": v for k, v in result.inpainter_state.items()},
-               **{f"detector.{k}": v for k, v in result.detector_state.items()},
-               **{f"fade_corrector.{k}": v for k, v in result.fade_state.items()}}
+    card = restoration_card(params, model_config, train_config, dataset_facts(params, data, len(held_idx)),
+                            photo_facts, metrics, {**run.facts(result.steps_done, params, result.final_losses),
+                                                   "init": init})
+    weights = restoration_weights(result)
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
         progress(0.92, "promotion gate", f"hole PSNR against {params.model}@{incumbent_version}")
         held = list(data.images[held_idx])
-        incumbent = ctx.models.load(ctx.models.own(params.model, incumbent_version),
-                                    restoration_model_from_card).inpainter
+        incumbent = ctx.models.load(ctx.models.own(params.model, incumbent_version), restoration_inpainter_from_card)
         challenger = load_inpainter(result.inpainter_state, model_config)
         return gate(Metric("pooled_hole_psnr", higher_is_better=True),
                     lambda net, seed: learned_pooled_hole_psnr(net, held, seed), challenger, incumbent,
@@ -90,6 +83,34 @@ def train_restoration_model(params: RestorationTrainingParams, progress: Progres
     grid = ctx.workspace.load(f"samples-step-{result.steps_done:06d}.png")
     outputs = [Output(Image.open(io.BytesIO(grid)).convert("RGB"), OutputRole.SAMPLE_GRID)] if grid else []
     return PipelineResult(outputs=outputs, metadata={"model": published, "metrics": metrics})
+
+
+def restoration_card(params: RestorationTrainingParams, model_config: RestorationConfig,
+                     train_config: RestorationTrainConfig, dataset: dict[str, Any], photos: dict[str, Any],
+                     metrics: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+    """The model card of a restoration model: its recipe, its data's lineage, its measures
+    against the classical methods, and the operations jobs run with it."""
+    return {
+        "task": "restoration",
+        "architecture": ARCHITECTURE,
+        "restoration_config": model_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "resolution": params.resolution,
+        "labels": [],
+        "dataset": dataset,
+        "held_out_photos": photos,
+        "training": training,
+        "metrics": metrics,
+        "learned_operations": learned_operations(metrics),
+        "created_at": time.time(),
+    }
+
+
+def restoration_weights(result: RestorationTrainResult) -> dict[str, Tensor]:
+    """The three networks' weights in one file, each under its own prefix."""
+    return {**{f"inpainter.{k}": v for k, v in result.inpainter_state.items()},
+            **{f"detector.{k}": v for k, v in result.detector_state.items()},
+            **{f"fade_corrector.{k}": v for k, v in result.fade_state.items()}}
 
 
 def restoration_incompatibility(card: dict[str, Any], config: RestorationConfig) -> str | None:

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from shared.builtin_models import builtin_models
 from shared.job_params import CreationParams, GanTrainingParams, TrainingParams
+from shared.models import PUBLIC
 from workers.data.attributes import colour_attributes
 from workers.data.datasets import load_training_images
 from workers.devices import torch_device
@@ -107,19 +109,24 @@ def starting_weights(params: TrainingParams, ctx: JobContext,
                      incompatibility: Callable[[dict[str, Any]], str | None]) -> tuple[dict[str, Any] | None, dict]:
     """The weights a run starts from, and the model card's "init" section.
 
-    ``params.init_from`` "promoted" fine-tunes the promoted version of ``params.model`` when
-    ``incompatibility(its card)`` finds nothing in the way (say, a GAN whose labels changed);
-    otherwise, and by default ("scratch"), the run starts from random weights."""
+    ``params.init_from`` "promoted" fine-tunes the promoted version of ``params.model`` (the
+    tenant's own, or else the shipped model of that name) when ``incompatibility(its card)``
+    finds nothing in the way (say, a GAN whose labels changed); otherwise, and by default
+    ("scratch"), the run starts from random weights."""
     if params.init_from != "promoted":
         return None, {"from": "scratch"}
     name = params.model
     version = ctx.models.index.promoted(name)
-    if version is None:
+    if version is not None:
+        model = ctx.models.own(name, version)
+    elif name in builtin_models():
+        model = ctx.models.resolve(f"{PUBLIC}/{name}")
+    else:
         return None, {"from": "scratch", "reason": f"{name} has no promoted version yet"}
-    problem = incompatibility(ctx.models.index.card(name, version) or {})
+    problem = incompatibility(model.card)
     if problem:
-        return None, {"from": "scratch", "reason": f"{name}@{version} cannot be fine-tuned: {problem}"}
-    return ctx.models.weights(ctx.models.own(name, version)), {"from": f"{name}@{version}"}
+        return None, {"from": "scratch", "reason": f"{model.pinned} cannot be fine-tuned: {problem}"}
+    return ctx.models.weights(model), {"from": model.pinned}
 
 
 Challenge = Callable[[int, dict[str, Any]], GateDecision]

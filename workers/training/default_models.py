@@ -3,6 +3,7 @@
     make models                                            # every default model (resumable)
     python -m workers.training.default_models abstract     # the creation model
     python -m workers.training.default_models upscaler     # the 2x upscaler
+    python -m workers.training.default_models restoration  # the restoration model
 
 Each run writes ``shared/assets/models/<name>/weights.safetensors`` and ``card.json``. The card
 records the command, the seed and the whole recipe, and the metrics measured the same way a
@@ -11,7 +12,9 @@ the built-in ``procedural`` dataset with ``DEFAULT_CREATION_PARAMS`` would train
 functions: ``gan_configs``, ``gan_split``, ``train_gan``, ``evaluate_generator``,
 ``creation_card``). Training checkpoints its whole state to ``--workdir`` every 500 steps, so an
 interrupted run continues where it stopped when the command is run again (the same weights as a
-run straight through: ``tests/unit/test_gan.py``).
+run straight through: ``tests/unit/test_gan.py``). The restoration model is trained as a
+``training`` job with target ``restoration`` and ``DEFAULT_RESTORATION_PARAMS`` would train it
+(``train_restoration``, ``evaluate_restoration``, ``restoration_card``), resumable the same way.
 """
 
 from __future__ import annotations
@@ -30,13 +33,21 @@ import torch
 from safetensors.torch import save_file
 
 from shared.builtin_models import BUILTIN_MODELS_DIR
-from shared.job_params import GanTrainingParams
+from shared.datasets import manifest_sha256
+from shared.debian_images import DEBIAN_IMAGES, manifest_path, read_manifest
+from shared.job_params import GanTrainingParams, RestorationTrainingParams, TrainingParams
+from shared.settings import Settings
 from workers.data.attributes import colour_attributes
-from workers.data.datasets import procedural_training_data
+from workers.data.datasets import HELD_OUT_FRACTION, dataset_facts, procedural_training_data, split_held_out
+from workers.data.debian_images import files_of_split, restoration_photos, tiles_of_split
+from workers.models.restoration import RestorationConfig
+from workers.pipelines.restoration_training import restoration_card, restoration_weights
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.creation_model import creation_card, evaluation_sets, gan_configs, gan_split
 from workers.training.evaluation import evaluate_generator
 from workers.training.gan import train_gan
+from workers.training.restoration import RestorationTrainConfig, train_restoration
+from workers.training.restoration_eval import evaluate_restoration
 from workers.training.upscaler import TRAINING_PHOTOS, evaluate_upscaler, train_upscaler
 from workers.training.upscaler import TrainConfig as UpscalerTrainConfig
 from workers.training.upscaler import evaluation_sets as upscaler_evaluation_sets
@@ -47,11 +58,27 @@ SEED = 0
 DEFAULT_CREATION_PARAMS = GanTrainingParams(model="abstract", dataset="procedural", per_style=1000, resolution=64,
                                             steps=10000, batch_size=32, seed=SEED, checkpoint_every=500,
                                             sample_every=500, eval_per_label=36)
+# The training job's params that make the shipped restoration model: 6.6x a training job's images
+# and 8x its steps (bench/RESULTS.md: on paintings the gain is all in by about 4,000 steps).
+DEFAULT_RESTORATION_PARAMS = RestorationTrainingParams(model="restoration", dataset="procedural", per_style=120,
+                                                       resolution=128, patch=64, batch_size=8, steps=8000, seed=SEED,
+                                                       checkpoint_every=500, sample_every=1000)
+# Photographs for the restoration model: each training picture of debian-images at this side,
+# cut into tiles of the recipe's resolution (16 of 128 px), about as many as the paintings.
+DEBIAN_TILE_SIDE = 512
 
 
 def _machine() -> dict[str, Any]:
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def _training_facts(params: TrainingParams, steps_done: int, final_losses: dict[str, float],
+                    seconds: float) -> dict[str, Any]:
+    """The card's "training" section: what was run, how long it took, and how to run it again."""
+    return {"steps": steps_done, "batch_size": params.batch_size, "seed": params.seed, "final_losses": final_losses,
+            "seconds": round(seconds), "machine": _machine(),
+            "reproduce": {"command": COMMAND, "seed": SEED, "params": params.to_dict()}}
 
 
 def _write(name: str, weights: dict[str, torch.Tensor], card: dict[str, Any]) -> Path:
@@ -62,46 +89,91 @@ def _write(name: str, weights: dict[str, torch.Tensor], card: dict[str, Any]) ->
     return folder
 
 
+class Checkpoints:
+    """A default model's training state in ``workdir``: an interrupted run resumes from it, and
+    the seconds spent before the interruption count in the card."""
+
+    def __init__(self, workdir: Path):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir, self.path = workdir, workdir / "checkpoint.bin"
+        self.resume = state_from_bytes(self.path.read_bytes()) if self.path.exists() else None
+        self.first_step = int(self.resume["step"]) if self.resume else 0
+        self.started = time.monotonic()
+
+    def save(self, state: dict[str, Any]) -> None:
+        partial = self.path.with_suffix(".partial")
+        partial.write_bytes(state_to_bytes(state))
+        partial.replace(self.path)
+
+    def save_samples(self, step: int, grid: Any) -> None:
+        grid.save(self.workdir / f"samples-step-{step:06d}.png")
+
+    def report(self, step: int, total: int, losses: dict[str, float]) -> None:
+        if step % 100 == 0 or step == total:
+            rate = (step - self.first_step) / max(time.monotonic() - self.started, 1e-6)
+            print(f"step {step}/{total} " + " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                  + f" ({rate:.2f} steps/s)", flush=True)
+
+    def total_seconds(self, steps_done: int) -> float:
+        """Training seconds over every run that led to ``steps_done``."""
+        ledger = self.workdir / "seconds.json"
+        previous = json.loads(ledger.read_text()) if ledger.exists() else {}
+        total = previous.get(str(self.first_step), 0.0) + time.monotonic() - self.started
+        ledger.write_text(json.dumps({str(steps_done): total}))
+        return total
+
+
 def train_creation_model(workdir: Path, steps: int | None = None) -> Path:
     params = dataclasses.replace(DEFAULT_CREATION_PARAMS, steps=steps) if steps else DEFAULT_CREATION_PARAMS
     data = procedural_training_data(params.per_style, params.resolution, params.seed)
     attrs = colour_attributes(data.images)
     train_idx, held_idx, fresh = gan_split(params, data)
     gan_config, train_config = gan_configs(params, len(data.label_names))
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint = workdir / "checkpoint.bin"
-    resume = state_from_bytes(checkpoint.read_bytes()) if checkpoint.exists() else None
-    first_step = int(resume["step"]) if resume else 0
-    started = time.monotonic()
-
-    def save(state: dict[str, Any]) -> None:
-        partial = checkpoint.with_suffix(".partial")
-        partial.write_bytes(state_to_bytes(state))
-        partial.replace(checkpoint)
-
-    def report(step: int, total: int, losses: dict[str, float]) -> None:
-        if step % 100 == 0 or step == total:
-            rate = (step - first_step) / max(time.monotonic() - started, 1e-6)
-            print(f"step {step}/{total} " + " ".join(f"{k} {v:.3f}" for k, v in losses.items())
-                  + f" ({rate:.2f} steps/s)", flush=True)
-
+    run = Checkpoints(workdir)
     result = train_gan(data.images[train_idx], data.labels[train_idx], attrs[train_idx], gan_config, train_config,
-                       resume=resume, on_progress=report, save_checkpoint=save,
-                       save_samples=lambda step, grid: grid.save(workdir / f"samples-step-{step:06d}.png"))
-    seconds = time.monotonic() - started
+                       resume=run.resume, on_progress=run.report, save_checkpoint=run.save,
+                       save_samples=run.save_samples)
+    total_seconds = run.total_seconds(result.steps_done)
     print("evaluating", flush=True)
     real = evaluation_sets(params, data, attrs, train_idx, held_idx, fresh)
     metrics, grid = evaluate_generator(result.g_ema_state, gan_config, real, seed=params.seed)
     grid.save(workdir / "evaluation-grid.png")
-    previous = json.loads((workdir / "seconds.json").read_text()) if (workdir / "seconds.json").exists() else {}
-    total_seconds = previous.get(str(first_step), 0.0) + seconds
-    (workdir / "seconds.json").write_text(json.dumps({str(result.steps_done): total_seconds}))
-    card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics, {
-        "steps": result.steps_done, "batch_size": params.batch_size, "seed": params.seed,
-        "final_losses": result.final_losses, "seconds": round(total_seconds), "machine": _machine(),
-        "reproduce": {"command": COMMAND, "seed": SEED, "params": params.to_dict()},
-    })
+    training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
+    card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics, training)
     return _write(params.model, result.g_ema_state, {**card, "name": params.model, "version": 1})
+
+
+def train_restoration_default(workdir: Path, steps: int | None = None) -> Path:
+    """Half paintings, half photographs: the procedural training split, and tiles of the
+    debian-images corpus's training pictures (``make datasets`` installs it)."""
+    params = dataclasses.replace(DEFAULT_RESTORATION_PARAMS, steps=steps) if steps else DEFAULT_RESTORATION_PARAMS
+    data = procedural_training_data(params.per_style, params.resolution, params.seed)
+    train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
+    corpus_path = manifest_path(Settings().debian_images_manifest)
+    manifest = read_manifest(corpus_path)
+    photo_tiles = tiles_of_split(manifest, "train", tile=params.resolution, side=DEBIAN_TILE_SIDE)
+    images = list(data.images[train_idx]) + photo_tiles
+    model_config = RestorationConfig()
+    train_config = RestorationTrainConfig(steps=params.steps, batch_size=params.batch_size, patch=params.patch,
+                                          seed=params.seed, checkpoint_every=params.checkpoint_every,
+                                          sample_every=params.sample_every)
+    run = Checkpoints(workdir)
+    result = train_restoration(images, model_config, train_config, resume=run.resume,
+                               on_progress=run.report, save_checkpoint=run.save, save_samples=run.save_samples)
+    total_seconds = run.total_seconds(result.steps_done)
+    print("evaluating", flush=True)
+    photos, photo_facts = restoration_photos(corpus_path)
+    metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
+                                   data.images[held_idx], seed=params.seed, photos=photos)
+    dataset = {"id": f"{params.dataset}+{DEBIAN_IMAGES}", "builtin": True, "images": len(images),
+               "parts": [dataset_facts(params, data, len(held_idx)),
+                         {"id": DEBIAN_IMAGES, "manifest_sha256": manifest_sha256(manifest),
+                          "licence": manifest["licence"], "pictures": len(files_of_split(manifest, "train")),
+                          "tiles": len(photo_tiles), "tile": params.resolution, "resized_to": DEBIAN_TILE_SIDE,
+                          "held_out_pictures": len(files_of_split(manifest, "held_out"))}]}
+    training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
+    card = restoration_card(params, model_config, train_config, dataset, photo_facts, metrics, training)
+    return _write(params.model, restoration_weights(result), {**card, "name": params.model, "version": 1})
 
 
 def train_default_upscaler(steps: int | None = None) -> Path:
@@ -125,7 +197,7 @@ def train_default_upscaler(steps: int | None = None) -> Path:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.training.default_models",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=["abstract", "upscaler", "all"])
+    parser.add_argument("model", choices=["abstract", "upscaler", "restoration", "all"])
     parser.add_argument("--steps", type=int,
                         help="override the recipe's step count (a quick look, not the shipped model)")
     parser.add_argument("--workdir", type=Path, default=Path(".models-work"),
@@ -137,6 +209,8 @@ def main(argv: list[str]) -> int:
         print("wrote", train_default_upscaler(args.steps))
     if args.model in ("abstract", "all"):
         print("wrote", train_creation_model(args.workdir / "abstract", args.steps))
+    if args.model in ("restoration", "all"):
+        print("wrote", train_restoration_default(args.workdir / "restoration", args.steps))
     return 0
 
 
