@@ -9,11 +9,9 @@ the same stratified one the GAN trainer uses.
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 from PIL import Image
-from torch import Tensor
 
 from shared.job_params import RestorationTrainingParams
 from workers.data.datasets import (
@@ -31,10 +29,9 @@ from workers.models.restoration import RestorationConfig
 from workers.pipelines.registry import Output, OutputRole, PipelineResult
 from workers.pipelines.training import TrainingRun, publish_version, starting_weights
 from workers.training.promotion import GateDecision, Metric, gate
-from workers.training.restoration import RestorationTrainConfig, RestorationTrainResult, train_restoration
-from workers.training.restoration_eval import evaluate_restoration, learned_operations, learned_pooled_hole_psnr
-
-ARCHITECTURE = "gated-conv-unet-inpainter+unet-detector+affine-fade-corrector"
+from workers.training.restoration import RestorationTrainConfig, train_restoration
+from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
+from workers.training.restoration_model import restoration_card, restoration_weights
 
 
 def train_restoration_model(params: RestorationTrainingParams, progress: ProgressFn, check_cancel: CancelCheck,
@@ -83,34 +80,6 @@ def train_restoration_model(params: RestorationTrainingParams, progress: Progres
     grid = ctx.workspace.load(f"samples-step-{result.steps_done:06d}.png")
     outputs = [Output(Image.open(io.BytesIO(grid)).convert("RGB"), OutputRole.SAMPLE_GRID)] if grid else []
     return PipelineResult(outputs=outputs, metadata={"model": published, "metrics": metrics})
-
-
-def restoration_card(params: RestorationTrainingParams, model_config: RestorationConfig,
-                     train_config: RestorationTrainConfig, dataset: dict[str, Any], photos: dict[str, Any],
-                     metrics: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
-    """The model card of a restoration model: its recipe, its data's lineage, its measures
-    against the classical methods, and the operations jobs run with it."""
-    return {
-        "task": "restoration",
-        "architecture": ARCHITECTURE,
-        "restoration_config": model_config.to_dict(),
-        "train_config": train_config.to_dict(),
-        "resolution": params.resolution,
-        "labels": [],
-        "dataset": dataset,
-        "held_out_photos": photos,
-        "training": training,
-        "metrics": metrics,
-        "learned_operations": learned_operations(metrics),
-        "created_at": time.time(),
-    }
-
-
-def restoration_weights(result: RestorationTrainResult) -> dict[str, Tensor]:
-    """The three networks' weights in one file, each under its own prefix."""
-    return {**{f"inpainter.{k}": v for k, v in result.inpainter_state.items()},
-            **{f"detector.{k}": v for k, v in result.detector_state.items()},
-            **{f"fade_corrector.{k}": v for k, v in result.fade_state.items()}}
 
 
 def restoration_incompatibility(card: dict[str, Any], config: RestorationConfig) -> str | None:

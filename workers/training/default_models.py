@@ -41,13 +41,13 @@ from workers.data.attributes import colour_attributes
 from workers.data.datasets import HELD_OUT_FRACTION, dataset_facts, procedural_training_data, split_held_out
 from workers.data.debian_images import files_of_split, restoration_photos, tiles_of_split
 from workers.models.restoration import RestorationConfig
-from workers.pipelines.restoration_training import restoration_card, restoration_weights
 from workers.training.checkpoint import state_from_bytes, state_to_bytes
 from workers.training.creation_model import creation_card, evaluation_sets, gan_configs, gan_split
 from workers.training.evaluation import evaluate_generator
 from workers.training.gan import train_gan
 from workers.training.restoration import RestorationTrainConfig, train_restoration
 from workers.training.restoration_eval import evaluate_restoration
+from workers.training.restoration_model import restoration_card, restoration_weights
 from workers.training.upscaler import TRAINING_PHOTOS, evaluate_upscaler, train_upscaler
 from workers.training.upscaler import TrainConfig as UpscalerTrainConfig
 from workers.training.upscaler import evaluation_sets as upscaler_evaluation_sets
