@@ -13,6 +13,10 @@ CUDA device, each figure against a baseline measured in the same run.
 - Restoration ms per image through ``workers.restoration.learned`` (a randomly initialised
   InpaintingNet and DamageDetector: speed only) at 512/1024/2048 px: bf16 vs fp32, the GPU vs
   the CPU where the CPU is cheap, channels_last vs contiguous.
+- The restoration recipe for a GPU (issue 20): the three restoration networks trained on 256 px
+  paintings (and the debian-images corpus's pictures where it is installed) for a share of the
+  budget; at every checkpoint, the served fill's pooled hole PSNR on held-out paintings and photos
+  (32-64 px holes) against the best classical method on the same holes: a learning curve.
 - Style transfer ms per image through ``workers.models.style_networks.engine(device)`` at
   512/1024/2048 px against ``engine("cpu")``. Where onnxruntime has no CUDA provider the engine
   runs on the CPU: 2048 px is then skipped, with the reason printed.
@@ -71,7 +75,7 @@ class Row:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.unit.endswith("/s")
+        return self.unit.endswith("/s") or self.unit == "dB"
 
 
 @dataclass
@@ -221,6 +225,66 @@ def training(report: Report, sizes: dict[str, Any]) -> None:
     report.rows.append(Row(f"restoration training {patch} px patches, batch {batch}: bf16 autocast", bf16, plain,
                            "img/s", fp32_label(dev), dev, "train_restoration, RestorationConfig() defaults; the damage "
                            "is simulated on the CPU each step, which bounds what the GPU can gain"))
+
+
+class TimeIsUp(Exception):
+    pass
+
+
+def restoration_curve(report: Report, sizes: dict[str, Any]) -> None:
+    """Train the restoration networks at ``side`` px for ``seconds`` (at most), checkpointing every
+    ``every`` steps; each checkpoint's inpainter is scored as jobs serve it."""
+    from shared.debian_images import DEFAULT_MANIFEST_PATH, DatasetNotInstalled, read_manifest
+    from workers.data.datasets import HELD_OUT_SEED
+    from workers.data.debian_images import tiles_of_split
+    from workers.data.photos import photo_tiles
+    from workers.data.procedural import make_dataset
+    from workers.models.builders import load_inpainter
+    from workers.models.restoration import InpaintingNet, RestorationConfig
+    from workers.training.restoration import RestorationTrainConfig, train_restoration
+    from workers.training.restoration_eval import compare_inpainting, learned_pooled_hole_psnr
+
+    dev, (side, per_style, batch, seconds, every) = report.device, sizes["curve"]
+    if sizes["budget"].left() < seconds + 20:
+        report.skipped.append(f"restoration recipe: {sizes['budget'].left():.0f} s of the budget left, "
+                              f"it takes {seconds + 20} s")
+        return
+    images = list(make_dataset(per_style, side, seed=0)[0])
+    corpus = "no debian-images corpus here"
+    try:
+        pictures = tiles_of_split(read_manifest(DEFAULT_MANIFEST_PATH), "train", tile=side, side=2 * side)
+        images += pictures
+        corpus = f"{len(pictures)} debian-images tiles"
+    except DatasetNotInstalled:
+        pass
+    held = {"paintings": list(make_dataset(2, side, seed=HELD_OUT_SEED)[0]), "photos": photo_tiles(tile=side)}
+    config = RestorationConfig()
+    classical = {name: compare_inpainting(InpaintingNet(config), cleans, "large_holes", np.random.default_rng([0, 1]))
+                 for name, cleans in held.items()}
+    train = RestorationTrainConfig(steps=100_000, batch_size=batch, patch=side, seed=0, checkpoint_every=every,
+                                   sample_every=10**9, cosine_decay=False)
+    started = time.monotonic()
+
+    def stop_when_time_is_up() -> None:
+        if time.monotonic() - started > seconds:
+            raise TimeIsUp
+
+    def score(state: dict[str, Any]) -> None:
+        step, at = int(state["step"]), time.monotonic() - started
+        inpainter = load_inpainter(state["inpainter"], config, device=dev)
+        for name, cleans in held.items():
+            learned = learned_pooled_hole_psnr(inpainter, cleans, 0, "large_holes", dev)
+            best = classical[name]["best_classical"]
+            report.rows.append(Row(f"restoration recipe {side} px, step {step} ({at:.0f} s): served fill, held-out "
+                                   f"{name}", learned, classical[name][best]["pooled_hole_psnr"], "dB",
+                                   f"best classical: {best}", dev,
+                                   f"train_restoration, RestorationConfig() defaults, batch {batch} of {side} px "
+                                   f"patches, constant lr; {len(images)} training images ({per_style} procedural "
+                                   f"per style, {corpus}); pooled hole PSNR on 32-64 px holes, {len(cleans)} images"))
+
+    with contextlib.suppress(TimeIsUp):
+        train_restoration(images, config, train, save_checkpoint=score, check_cancel=stop_when_time_is_up,
+                          device=dev)
 
 
 # -- generation ---------------------------------------------------------------------------
@@ -473,18 +537,21 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
                 "gan": [(32, 8)], "restoration_train": (2, 32),
                 "gen_resolutions": [32], "gen_batches": [(1, 4), (8, 32), (32, 64)], "gen_cpu": (8, 32),
                 "forward": (32, 16), "restore_sides": [64, 96], "restore_cpu_sides": [64],
-                "channels_last_side": 64, "style_sides": [64, 96], "style_cpu_max": 96}
+                "channels_last_side": 64, "style_sides": [64, 96], "style_cpu_max": 96,
+                "curve": (64, 1, 2, 4, 3)}
     return {"budget": budget, "compile": args.compile, "compile_needs_s": 150, "warmup": 3, "runs": 7,
             "cpu_runs": 3, "train_steps": 30, "train_warm": 5, "train_rounds": 2, "cpu_train_steps": 10,
             "gan": [(32, 32), (128, 128)], "restoration_train": (16, 64),
             "gen_resolutions": [32, 128], "gen_batches": [(1, 64), (64, 1024), (1024, 4096)], "gen_cpu": (64, 1024),
             "forward": (128, 1024), "restore_sides": [512, 1024, 2048], "restore_cpu_sides": [512, 1024],
-            "channels_last_side": 1024, "style_sides": [512, 1024, 2048], "style_cpu_max": 1024}
+            "channels_last_side": 1024, "style_sides": [512, 1024, 2048], "style_cpu_max": 1024,
+            # side, paintings per style, batch, seconds, checkpoint every
+            "curve": (256, 40, 16, 150, 500)}
 
 
 SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
     "training": training, "generation": generation, "restoration": restoration, "style": style,
-    "compile": compiled,
+    "compile": compiled, "restoration_recipe": restoration_curve,
 }
 
 
