@@ -224,6 +224,19 @@ def cancel_before_step(step: int) -> Callable[[], None]:
     return check
 
 
+def test_the_perceptual_loss_trains_the_inpainter_alone(art: list[np.ndarray]) -> None:
+    """With ``perceptual_weight`` the inpainter learns from one more loss (reported with the
+    others); the batches, the damage and the other networks stay exactly as without it."""
+    plain = train_restoration(art, TINY, QUICK)
+    perceptual = train_restoration(art, TINY, RestorationTrainConfig(**{**QUICK.to_dict(), "perceptual_weight": 0.5}))
+    assert perceptual.final_losses["perceptual"] > 0 and "perceptual" not in plain.final_losses
+    assert not tensors_equal(perceptual.inpainter_state, plain.inpainter_state)
+    assert tensors_equal(perceptual.detector_state, plain.detector_state)
+    assert tensors_equal(perceptual.fade_state, plain.fade_state)
+    with pytest.raises(ValueError):
+        RestorationTrainConfig(perceptual_weight=-1)
+
+
 @pytest.mark.parametrize("adversarial", [False, True])
 def test_resuming_from_a_checkpoint_gives_the_same_weights_as_training_straight(
         art: list[np.ndarray], adversarial: bool) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from workers.models.efficientnet_lite import shared_pretrained
+from workers.models.efficientnet_lite import EfficientNetLite0, shared_pretrained
 
 STAGES = ("s4", "s8", "s16", "s32")
 BATCH = 32
@@ -26,16 +26,21 @@ def _unit(features: torch.Tensor) -> torch.Tensor:
     return features / (features.norm(dim=1, keepdim=True) + 1e-10)
 
 
-@torch.inference_mode()
-def _batch_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    network = shared_pretrained()
-    x = torch.from_numpy(np.concatenate([a, b])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    maps = network.stages(x.contiguous(memory_format=torch.channels_last), last=STAGES[-1])
-    total = torch.zeros(len(a), dtype=torch.float64)
+def feature_distance(network: EfficientNetLite0, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[N]: the distance between images ``a[i]`` and ``b[i]`` ([N, 3, H, W] in [-1, 1]), through
+    ``network`` (a frozen pretrained copy). Differentiable: restoration training uses it as a loss."""
+    maps = network.stages(torch.cat([a, b]).contiguous(memory_format=torch.channels_last), last=STAGES[-1])
+    total = a.new_zeros(len(a))
     for stage in STAGES:
         fa, fb = _unit(maps[stage][:len(a)]), _unit(maps[stage][len(a):])
-        total += ((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2)).double()
-    return total.numpy()
+        total = total + ((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2))
+    return total
+
+
+@torch.inference_mode()
+def _batch_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.concatenate([a, b])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return feature_distance(shared_pretrained(), x[:len(a)], x[len(a):]).double().numpy()
 
 
 def perceptual_distances(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> np.ndarray:

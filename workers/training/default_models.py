@@ -26,9 +26,11 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -143,36 +145,56 @@ def train_creation_model(workdir: Path, steps: int | None = None) -> Path:
     return _write(params.model, result.g_ema_state, {**card, "name": params.model, "version": 1})
 
 
-def train_restoration_default(workdir: Path, steps: int | None = None) -> Path:
+@dataclass(frozen=True)
+class RestorationData:
+    """What the shipped restoration model learns from and is measured on."""
+
+    train: list[np.ndarray]
+    held_out_paintings: list[np.ndarray]
+    photos: list[np.ndarray]  # held out: scikit-image's and debian-images'
+    photo_facts: dict[str, Any]
+    dataset_facts: dict[str, Any]
+
+
+def restoration_data(params: RestorationTrainingParams) -> RestorationData:
     """Half paintings, half photographs: the procedural training split, and tiles of the
     debian-images corpus's training pictures (``make datasets`` installs it)."""
-    params = dataclasses.replace(DEFAULT_RESTORATION_PARAMS, steps=steps) if steps else DEFAULT_RESTORATION_PARAMS
     data = procedural_training_data(params.per_style, params.resolution, params.seed)
     train_idx, held_idx = split_held_out(data.images, data.labels, HELD_OUT_FRACTION)
     corpus_path = manifest_path(Settings().debian_images_manifest)
     manifest = read_manifest(corpus_path)
     photo_tiles = tiles_of_split(manifest, "train", tile=params.resolution, side=DEBIAN_TILE_SIDE)
     images = list(data.images[train_idx]) + photo_tiles
-    model_config = RestorationConfig()
-    train_config = RestorationTrainConfig(steps=params.steps, batch_size=params.batch_size, patch=params.patch,
-                                          seed=params.seed, checkpoint_every=params.checkpoint_every,
-                                          sample_every=params.sample_every)
-    run = Checkpoints(workdir)
-    result = train_restoration(images, model_config, train_config, resume=run.resume,
-                               on_progress=run.report, save_checkpoint=run.save, save_samples=run.save_samples)
-    total_seconds = run.total_seconds(result.steps_done)
-    print("evaluating", flush=True)
     photos, photo_facts = restoration_photos(corpus_path)
-    metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
-                                   data.images[held_idx], seed=params.seed, photos=photos)
     dataset = {"id": f"{params.dataset}+{DEBIAN_IMAGES}", "builtin": True, "images": len(images),
                "parts": [dataset_facts(params, data, len(held_idx)),
                          {"id": DEBIAN_IMAGES, "manifest_sha256": manifest_sha256(manifest),
                           "licence": manifest["licence"], "pictures": len(files_of_split(manifest, "train")),
                           "tiles": len(photo_tiles), "tile": params.resolution, "resized_to": DEBIAN_TILE_SIDE,
                           "held_out_pictures": len(files_of_split(manifest, "held_out"))}]}
+    return RestorationData(images, list(data.images[held_idx]), photos, photo_facts, dataset)
+
+
+def restoration_train_config(params: RestorationTrainingParams) -> RestorationTrainConfig:
+    return RestorationTrainConfig(steps=params.steps, batch_size=params.batch_size, patch=params.patch,
+                                  seed=params.seed, checkpoint_every=params.checkpoint_every,
+                                  sample_every=params.sample_every)
+
+
+def train_restoration_default(workdir: Path, steps: int | None = None) -> Path:
+    params = dataclasses.replace(DEFAULT_RESTORATION_PARAMS, steps=steps) if steps else DEFAULT_RESTORATION_PARAMS
+    data = restoration_data(params)
+    model_config, train_config = RestorationConfig(), restoration_train_config(params)
+    run = Checkpoints(workdir)
+    result = train_restoration(data.train, model_config, train_config, resume=run.resume,
+                               on_progress=run.report, save_checkpoint=run.save, save_samples=run.save_samples)
+    total_seconds = run.total_seconds(result.steps_done)
+    print("evaluating", flush=True)
+    metrics = evaluate_restoration(result.inpainter_state, result.detector_state, result.fade_state, model_config,
+                                   data.held_out_paintings, seed=params.seed, photos=data.photos)
     training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
-    card = restoration_card(params, model_config, train_config, dataset, photo_facts, metrics, training)
+    card = restoration_card(params, model_config, train_config, data.dataset_facts, data.photo_facts, metrics,
+                            training)
     return _write(params.model, restoration_weights(result), {**card, "name": params.model, "version": 1})
 
 

@@ -56,6 +56,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from workers import devices
 from workers.data.damage import DamageConfig, simulate_damage
+from workers.metrics.perceptual import feature_distance
+from workers.models.efficientnet_lite import load_pretrained
 from workers.models.gan import to_uint8
 from workers.models.restoration import (
     FADE_THUMBNAIL,
@@ -133,6 +135,10 @@ class RestorationTrainConfig:
     pyramid_levels: int = 4
     adversarial: bool = False
     adversarial_weight: float = 0.01
+    # Weight of a perceptual loss on the composite: its distance from the clean crop in
+    # EfficientNet-Lite0's ImageNet features (workers.metrics.perceptual; Johnson et al. 2016,
+    # LaMa's "high receptive field" loss uses a segmentation network the same way). 0: off.
+    perceptual_weight: float = 0.0
     damage: str = "all"  # a key of DAMAGE_PRESETS
     # The fade corrector: pictures per step, and the share of them faded (the rest teach it to
     # leave a picture that is not faded alone). Measured (3000 steps, fade-only damage, 36 held-
@@ -156,7 +162,7 @@ class RestorationTrainConfig:
             raise ValueError(f"invalid training config: {self}")
         if self.patch < 16 or self.patch % 2**(self.pyramid_levels - 1):
             raise ValueError(f"patch must be >= 16 px and divisible by 2**(pyramid_levels - 1), not {self.patch}")
-        weights = (self.valid_weight, self.pyramid_weight, self.adversarial_weight)
+        weights = (self.valid_weight, self.pyramid_weight, self.adversarial_weight, self.perceptual_weight)
         if min(self.lr, self.inpainter_lr, self.hole_weight) <= 0 or min(weights) < 0:
             raise ValueError(f"invalid training config: {self}")
 
@@ -313,6 +319,8 @@ class _Run:
             self.detector = DamageDetector(model_config).to(device)
             self.critic = PatchDiscriminator().to(device) if train_config.adversarial else None
             self.fade_corrector = FadeCorrector(model_config).to(device)  # last: the others' draws are as before
+        # Frozen and pretrained: not part of the checkpoint.
+        self.features = load_pretrained().to(device) if train_config.perceptual_weight else None
         adam: dict[str, Any] = {"lr": train_config.lr, "betas": train_config.betas, "fused": True}
         self.opt_inpainter = torch.optim.Adam(self.inpainter.parameters(), **{**adam, "lr": train_config.inpainter_lr})
         self.opt_detector = torch.optim.Adam(self.detector.parameters(), **adam)
@@ -446,6 +454,11 @@ def train_restoration(
         loss_l1, loss_pyramid = inpainting_losses(raw, restored, clean, mask, tc)
         loss_inpaint = loss_l1 + tc.pyramid_weight * loss_pyramid
         losses = {"l1": loss_l1.item(), "pyramid": loss_pyramid.item()}
+        if run.features is not None:
+            with devices.autocast(dev, mixed_precision):
+                loss_perceptual = feature_distance(run.features, restored, clean).float().mean()
+            loss_inpaint = loss_inpaint + tc.perceptual_weight * loss_perceptual
+            losses["perceptual"] = loss_perceptual.item()
         if run.critic is not None and run.opt_critic is not None:
             with devices.autocast(dev, mixed_precision):
                 critic_real = run.critic(clean, mask).float()
