@@ -14,12 +14,15 @@ from workers.data.datasets import HELD_OUT_SEED
 from workers.data.procedural import STYLES, make_dataset
 from workers.metrics.feature_classifier import train_feature_classifier
 from workers.metrics.frechet import pretrained_features, within_style_diversity
-from workers.models.builders import generator_from_card, shipped_upscaler
+from workers.models.builders import generator_from_card, restoration_model_from_card, shipped_upscaler
 from workers.models.gan import generate
 from workers.training.evaluation import quality_goals
+from workers.training.restoration_eval import compare_inpainting, learned_operations
 from workers.training.upscaler import evaluate_upscaler, evaluation_sets
 
 MAX_WEIGHTS_BYTES = 25 * 1024 * 1024
+# The served fill's lead over Telea: +0.97 dB measured on these 27 paintings, +1.24 dB on the card's 214.
+RESTORATION_MARGIN_DB = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def abstract() -> tuple[dict, dict[str, torch.Tensor]]:
 
 def test_every_shipped_model_is_small_pinned_public_and_reproducible() -> None:
     models = builtin_models()
-    assert {"abstract", "upscaler"} <= set(models)
+    assert {"abstract", "upscaler", "restoration"} <= set(models)
     for model in models.values():
         assert model.weights_path.stat().st_size <= MAX_WEIGHTS_BYTES, model.name
         assert model.version == 1 and model.card["public"] and model.card["read_only"]
@@ -87,3 +90,43 @@ def test_the_shipped_upscaler_beats_lanczos_on_held_out_paintings_and_photos() -
     again = evaluate_upscaler(network, sets)
     for name, figures in again.items():
         assert figures["psnr_learned"] > figures["psnr_lanczos"] + 0.5, (name, figures)
+
+
+@pytest.fixture(scope="module")
+def restoration() -> tuple[dict, dict[str, torch.Tensor]]:
+    model = builtin_models()["restoration"]
+    return model.card, dict(load_safetensors(model.weights()))
+
+
+def test_the_restoration_models_card_shows_where_jobs_use_its_networks(restoration: tuple[dict, dict]) -> None:
+    """Each network serves the operations where it beat the classical method on every held-out set
+    (paintings, and photos with the debian-images corpus's held-out pictures among them); the
+    margins are the card's, short of issue 20's 1.5 dB inpainting goal (bench/RESULTS.md)."""
+    card, _ = restoration
+    metrics = card["metrics"]
+    assert card["task"] == "restoration" and card["learned_operations"] == learned_operations(metrics)
+    assert card["learned_operations"] == ["inpaint", "detect", "defade"]
+    assert [part["id"] for part in card["dataset"]["parts"]] == ["procedural", "debian-images"]
+    assert all(part["licence"] for part in card["dataset"]["parts"])
+    assert metrics["evaluated_on"]["held_out_images"] >= 200
+    assert card["held_out_photos"]["debian-images"]["tiles"] > 0
+    assert metrics["evaluated_on"]["photos"] == card["held_out_photos"]["tiles"]
+    paintings, photos = metrics["inpainting"], metrics["inpainting_photos"]
+    assert paintings["learned_minus_best_classical_pooled_hole_psnr"] >= 0.8
+    assert photos["learned_minus_best_classical_pooled_hole_psnr"] > 0
+    for scores in (paintings, photos):  # every fill is nearer the picture than the hole it filled
+        assert scores["learned"]["perceptual_distance"] < 0.5 * scores["damaged"]["perceptual_distance"]
+    detection = metrics["detection"]
+    assert detection["learned"]["f1"] >= detection["classical"]["f1"] + 0.15
+    assert min(metrics[name]["learned_minus_classical_psnr"] for name in ("defading", "defading_photos")) >= 5
+
+
+def test_the_shipped_restoration_weights_repair_as_the_card_says(restoration: tuple[dict, dict]) -> None:
+    """Re-measured on the weights in the package, on paintings rendered from the held-out seed:
+    the served fill beats Telea's."""
+    card, state = restoration
+    model = restoration_model_from_card(card, state)
+    assert model.inpainter is not None and model.detector is not None
+    cleans = list(make_dataset(3, 128, seed=HELD_OUT_SEED)[0])
+    scores = compare_inpainting(model.inpainter, cleans, "large_holes", np.random.default_rng([0, 1]))
+    assert scores["learned"]["pooled_hole_psnr"] > scores["telea"]["pooled_hole_psnr"] + RESTORATION_MARGIN_DB, scores

@@ -33,6 +33,10 @@ from workers.training.restoration import RestorationTrainConfig, train_restorati
 from workers.training.restoration_eval import evaluate_restoration, learned_pooled_hole_psnr
 from workers.training.restoration_model import restoration_card, restoration_weights
 
+# A fine-tuning run's learning rates rise over this share of its steps (measured on the shipped
+# model, 60 steps: the served fill lost 0.17 dB pooled hole PSNR without a warm-up, 0.04 with one).
+FINE_TUNE_WARMUP = 0.2
+
 
 def train_restoration_model(params: RestorationTrainingParams, progress: ProgressFn, check_cancel: CancelCheck,
                             ctx: JobContext) -> PipelineResult:
@@ -42,10 +46,11 @@ def train_restoration_model(params: RestorationTrainingParams, progress: Progres
     check_cancel()
 
     model_config = RestorationConfig()
+    init_weights, init = starting_weights(params, ctx, lambda card: restoration_incompatibility(card, model_config))
     train_config = RestorationTrainConfig(
         steps=params.steps, batch_size=params.batch_size, patch=params.patch, seed=params.seed,
-        checkpoint_every=params.checkpoint_every, sample_every=params.sample_every)
-    init_weights, init = starting_weights(params, ctx, lambda card: restoration_incompatibility(card, model_config))
+        checkpoint_every=params.checkpoint_every, sample_every=params.sample_every,
+        warmup_steps=round(FINE_TUNE_WARMUP * params.steps) if init_weights is not None else 0)
     run = TrainingRun(ctx, progress)
     result = train_restoration(
         list(data.images[train_idx]), model_config, train_config,

@@ -125,6 +125,9 @@ class RestorationTrainConfig:
     # detector keeps 2e-3: at 1e-3 its F1 fell from 0.73 to 0.61 in the same run.
     inpainter_lr: float = 1e-3
     cosine_decay: bool = True  # lr falls to 0 at ``steps`` along a half cosine (Loshchilov & Hutter 2017)
+    # The learning rates rise linearly over these first steps: a fine-tuning run's fresh Adam
+    # otherwise moves every weight of a trained network by a full learning rate at once.
+    warmup_steps: int = 0
     betas: tuple[float, float] = (0.9, 0.99)
     hole_weight: float = 6.0  # L1 weight of masked pixels
     # L1 weight of unmasked pixels. The prediction there is the input plus the network's
@@ -158,7 +161,7 @@ class RestorationTrainConfig:
         if self.damage not in DAMAGE_PRESETS:
             raise ValueError(f"unknown damage preset {self.damage!r}; known: {sorted(DAMAGE_PRESETS)}")
         if min(self.batch_size, self.fade_batch, self.checkpoint_every, self.sample_every, self.pyramid_levels) < 1 \
-                or self.steps < 0 or not 0 <= self.fade_probability <= 1:
+                or min(self.steps, self.warmup_steps) < 0 or not 0 <= self.fade_probability <= 1:
             raise ValueError(f"invalid training config: {self}")
         if self.patch < 16 or self.patch % 2**(self.pyramid_levels - 1):
             raise ValueError(f"patch must be >= 16 px and divisible by 2**(pyramid_levels - 1), not {self.patch}")
@@ -397,9 +400,10 @@ class _Run:
 def learning_rate_scale(config: RestorationTrainConfig, step: int) -> float:
     """The share of the configured learning rates that step ``step`` (counted from 0) uses: a
     function of the step alone, so a resumed run follows the same schedule."""
+    warmup = min(1.0, (step + 1) / (config.warmup_steps + 1))
     if not config.cosine_decay:
-        return 1.0
-    return 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
+        return warmup
+    return warmup * 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
 
 
 def train_restoration(
