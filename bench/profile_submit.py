@@ -1,0 +1,120 @@
+"""Where the time of ``POST /v1/jobs`` goes: many submissions of one valid job under a profiler,
+split by what they spend it on (issue 22: "profile first").
+
+A fresh stack's Redis and S3; the API in this process (``api.create_app`` with the stack's
+settings, driven by Flask's test client: no HTTP server, so what is measured is the app's own
+work); no worker consumes. One upload, then ``--count`` submissions of a named-style job on it
+(each with an Idempotency-Key, as the SDK sends), after ``--warmup`` unprofiled ones. Reports
+the mean per submission by bucket (inclusive CPU or wall time, from yappi) and the Redis
+commands each submission sends (from Redis's own counter).
+
+    python -m bench.profile_submit [--count 300] [--clock cpu|wall] [--top]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import yappi
+
+from bench.common import BENCH_RIGHTS, photo, png_bytes, running_stack, style_job
+
+MODULE = "bench.profile_submit"
+# (title, file fragment, function name as yappi names it, or a prefix ending in "."); a bucket
+# may include another's time where its title says "incl.".
+BUCKETS: list[tuple[str, str, str]] = [
+    ("the whole request (Flask, incl. everything below)", "flask/app.py", "Flask.full_dispatch_request"),
+    ("the view, from body parsing on (incl. what follows)", "webargs/core.py", "wrapper"),
+    ("auth: API key lookup (Redis)", "api/auth.py", "KeyStore.verify"),
+    ("rate limit (flask-limiter, Redis)", "flask_limiter/", "Limiter._check_request_limit"),
+    ("body schema (webargs + marshmallow, incl. building the schema)", "webargs/core.py", "FlaskParser.parse"),
+    ("kind validation incl. upload ownership (Redis)", "api/job_kinds.py", "validate_job"),
+    ("idempotency key claim (Redis)", "shared/jobs.py", "JobStore.claim_idempotency_key"),
+    ("quota: active job slot (Redis)", "api/limits.py", "reserve_job_slot"),
+    ("job record + first event (Redis)", "shared/jobs.py", "JobStore.create"),
+    ("enqueue: send_task + lost-message index", "shared/queue.py", "enqueue_job"),
+    ("response: job to JSON", "api/representations.py", "job_to_json"),
+    ("request log line", "api/observability.py", "."),
+    ("Redis: every command's round trip", "redis/client.py", "Redis.execute_command"),
+]
+
+
+def bucket_times(stats: Iterable[Any]) -> dict[str, float]:
+    """Seconds per bucket, summed over calls (``ttot``: inclusive time)."""
+    totals: dict[str, float] = {}
+    for stat in stats:
+        for title, fragment, name in BUCKETS:
+            matches = stat.name.startswith(name) if name.endswith(".") or name == "." else stat.name == name
+            if fragment in stat.module and (name == "." or matches):
+                totals[title] = totals.get(title, 0.0) + stat.ttot
+                break
+    return totals
+
+
+def commands_processed(redis: Any) -> int:
+    return int(redis.info("stats")["total_commands_processed"])
+
+
+def profile(args: argparse.Namespace) -> None:
+    from api import create_app
+    from shared.connections import redis_client
+
+    with running_stack("profile-submit") as stack:
+        key = stack.create_key("bench")
+        app = create_app(stack.settings())
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {key}"}
+        uploaded = client.post("/v1/uploads", headers=headers, content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(png_bytes(photo(256))), "photo.png"), **BENCH_RIGHTS})
+        assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
+        body = style_job(uploaded.get_json()["id"], max_side=256)
+
+        def submit() -> None:
+            response = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+            assert response.status_code == 202, response.get_data(as_text=True)
+
+        for _ in range(args.warmup):
+            submit()
+        started = time.perf_counter()
+        for _ in range(args.count):
+            submit()
+        plain = (time.perf_counter() - started) / args.count
+        redis = redis_client(stack.settings())
+        before = commands_processed(redis)
+        yappi.set_clock_type(args.clock)
+        started = time.perf_counter()
+        yappi.start()
+        for _ in range(args.count):
+            submit()
+        yappi.stop()
+        wall = time.perf_counter() - started
+        sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
+    stats = yappi.get_func_stats()
+    per = 1000 / args.count
+    print(f"{args.count} submissions: {plain * 1000:.2f} ms each without the profiler, {wall * per:.2f} ms under "
+          f"it; {sent / args.count:.1f} Redis commands each")
+    for title, seconds in sorted(bucket_times(stats).items(), key=lambda item: -item[1]):
+        print(f"  {title:<52} {seconds * per:7.3f} ms")
+    print(f"  ({args.clock} time per submission, inclusive: a bucket contains the Redis round trips it waits for)")
+    if args.top:
+        stats.sort("ttot").print_all(columns={0: ("name", 70), 1: ("ncall", 8), 3: ("ttot", 8)})
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: what each step costs the machine; wall: how long it was waited for")
+    parser.add_argument("--top", action="store_true", help="also list every function by inclusive time")
+    profile(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
