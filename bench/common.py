@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -238,3 +238,16 @@ def print_figures(figures: list[Figure]) -> None:
         print(figure.line())
         if figure.note:
             print(f"    {figure.note}")
+
+
+def bucket_times(stats: Iterable[Any], buckets: list[tuple[str, str, str]]) -> dict[str, float]:
+    """Seconds per bucket of a yappi profile, summed over calls (``ttot``: inclusive time). A bucket
+    is (title, file fragment, function name as yappi names it, or a prefix ending in ".")."""
+    totals: dict[str, float] = {}
+    for stat in stats:
+        for title, fragment, name in buckets:
+            matches = stat.name.startswith(name) if name.endswith(".") else stat.name == name
+            if fragment in stat.module and matches:
+                totals[title] = totals.get(title, 0.0) + stat.ttot
+                break
+    return totals

@@ -32,6 +32,7 @@ from bench.common import (
     running_stack,
 )
 
+TENANT = "bench"
 MODULE = "bench.creation"
 MODEL = "bench-creation"
 POLL_S = 0.02
@@ -59,8 +60,8 @@ def bare_generate(stack: Any, job: dict[str, Any], count: int) -> Any:
 
     stores = Stores.from_settings(stack.settings())
     registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
-    name, version, card = registry.resolve(job["params"]["model"])
-    generator = registry.load(name, version, generator_from_card)
+    model = registry.for_tenant(TENANT).resolve(job["params"]["model"])
+    generator, card = registry.load(model, generator_from_card), model.card
     details = job["metadata"]
     labels = np.array([card["labels"].index(label) for label in details["labels"]], dtype=np.int64)
     attrs = np.array(details["attributes"], dtype=np.float32)
@@ -78,7 +79,8 @@ def pipeline_function(stack: Any, body: dict[str, Any]) -> Any:
     from workers.registry import ModelRegistry
 
     stores = Stores.from_settings(stack.settings())
-    ctx = JobContext.local("cpu", models=ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models))
+    registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
+    ctx = JobContext.local("cpu", models=registry.for_tenant(TENANT))
     params = CreationParams.from_dict(body["params"])
     return lambda: create({}, params, lambda *a: None, lambda: None, ctx)
 
@@ -88,7 +90,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     times: dict[str, list[float]] = {"bare": [], "pipeline": [], "service": []}
     phases: list[dict[str, float]] = []
     with running_stack("creation") as stack:
-        admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
+        admin = ApiSession(stack.start_api(), stack.create_key(TENANT, admin=True))
         train_model(stack, admin, args.train_steps)
         stack.start_worker("inference")
         first = admin.wait(admin.submit(body), POLL_S)

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import yappi
 
-from bench.common import ApiSession, photo, running_stack, style_job
+from bench.common import ApiSession, bucket_times, photo, running_stack, style_job
 
 MODULE = "bench.profile_job"
 # What a job's time is spent on: (title, file fragment, function name as yappi names it). The
@@ -41,18 +40,6 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("verify index (Redis)", "shared/provenance_index.py", "ProvenanceIndex.add"),
     ("job record (Redis)", "shared/jobs.py", "JobStore."),
 ]
-
-
-def bucket_times(stats: Iterable[Any]) -> dict[str, float]:
-    """Seconds per bucket, summed over calls and threads (``ttot``: inclusive time)."""
-    totals: dict[str, float] = {}
-    for stat in stats:
-        for title, fragment, name in BUCKETS:
-            matches = stat.name.startswith(name) if name.endswith(".") else stat.name == name
-            if fragment in stat.module and matches:
-                totals[title] = totals.get(title, 0.0) + stat.ttot
-                break
-    return totals
 
 
 def submit_job(admin: ApiSession, stack: Any, kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -90,7 +77,7 @@ def profile(args: argparse.Namespace) -> None:
     assert outcome == SUCCEEDED, outcome
     stats = yappi.get_func_stats()
     print(f"{args.kind}: one attempt took {wall * 1000:.0f} ms (under the profiler)")
-    for title, seconds in sorted(bucket_times(stats).items(), key=lambda item: -item[1]):
+    for title, seconds in sorted(bucket_times(stats, BUCKETS).items(), key=lambda item: -item[1]):
         print(f"  {title:<40} {seconds * 1000:8.1f} ms  {seconds / wall * 100:5.1f} % of the attempt")
     print(f"  ({args.clock} time summed over threads: the store step runs up to 8 results at a time, so a"
           " bucket can exceed the attempt)")

@@ -18,12 +18,11 @@ import io
 import sys
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 import yappi
 
-from bench.common import BENCH_RIGHTS, photo, png_bytes, running_stack, style_job
+from bench.common import BENCH_RIGHTS, bucket_times, photo, png_bytes, running_stack, style_job
 
 MODULE = "bench.profile_submit"
 # (title, file fragment, function name as yappi names it, or a prefix ending in "."); a bucket
@@ -40,21 +39,9 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("job record + first event (Redis)", "shared/jobs.py", "JobStore.create"),
     ("enqueue: send_task + lost-message index", "shared/queue.py", "enqueue_job"),
     ("response: job to JSON", "api/representations.py", "job_to_json"),
-    ("request log line", "api/observability.py", "."),
+    ("request log line and metrics", "api/observability.py", "_finish"),
     ("Redis: every command's round trip", "redis/client.py", "Redis.execute_command"),
 ]
-
-
-def bucket_times(stats: Iterable[Any]) -> dict[str, float]:
-    """Seconds per bucket, summed over calls (``ttot``: inclusive time)."""
-    totals: dict[str, float] = {}
-    for stat in stats:
-        for title, fragment, name in BUCKETS:
-            matches = stat.name.startswith(name) if name.endswith(".") or name == "." else stat.name == name
-            if fragment in stat.module and (name == "." or matches):
-                totals[title] = totals.get(title, 0.0) + stat.ttot
-                break
-    return totals
 
 
 def commands_processed(redis: Any) -> int:
@@ -99,7 +86,7 @@ def profile(args: argparse.Namespace) -> None:
     per = 1000 / args.count
     print(f"{args.count} submissions: {plain * 1000:.2f} ms each without the profiler, {wall * per:.2f} ms under "
           f"it; {sent / args.count:.1f} Redis commands each")
-    for title, seconds in sorted(bucket_times(stats).items(), key=lambda item: -item[1]):
+    for title, seconds in sorted(bucket_times(stats, BUCKETS).items(), key=lambda item: -item[1]):
         print(f"  {title:<52} {seconds * per:7.3f} ms")
     print(f"  ({args.clock} time per submission, inclusive: a bucket contains the Redis round trips it waits for)")
     if args.top:

@@ -14,6 +14,7 @@ card and the tests). All runners alternate, run by run; medians of ``--runs`` ar
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from PIL import Image
 
 from bench.common import ApiSession, Figure, command, median, print_figures, running_stack
 
+TENANT = "bench"
 MODULE = "bench.restoration"
 MODEL = "bench-restoration"
 POLL_S = 0.02
@@ -79,14 +81,16 @@ def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
 
     stores = Stores.from_settings(stack.settings())
     registry = ModelRegistry(stores.objects, stores.models, stores.settings.bucket_models)
-    ctx = JobContext.local("cpu", models=registry)
+    ctx = JobContext.local("cpu", models=registry.for_tenant(TENANT))
     inputs = {"image": Image.fromarray(image), "mask": Image.fromarray((mask * 255).astype(np.uint8))}
-    name, version, card = registry.resolve(MODEL)
+    model = registry.for_tenant(TENANT).resolve(MODEL)
+    name, version = model.name, model.version
     # A short training run's networks seldom all beat the classical methods, so jobs would not use
     # them all; their speed does not depend on their training, and is measured here directly.
-    every = restoration_model_from_card({**card, "learned_operations": ["inpaint", "detect", "defade"]},
-                                        registry.weights(name, version))
+    every = restoration_model_from_card({**model.card, "learned_operations": ["inpaint", "detect", "defade"]},
+                                        registry.weights(model))
     inpainter, fade_corrector = every.inpainter, every.fade_corrector
+    assert inpainter is not None and fade_corrector is not None
     runners: dict[str, Callable[[], object]] = {
         "bare": lambda: inpaint_learned(inpainter, image, mask, "cpu"),
         "defade, learned (fade corrector)": lambda: defade_learned(fade_corrector, image, "cpu"),
@@ -94,14 +98,14 @@ def pipeline_runners(stack: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
     for title, params in OPERATIONS:
         full = RestorationParams.from_dict({**params, **({"model": f"{name}@{version}"}
                                                          if params["method"] == "learned" else {})})
-        runners[title] = (lambda p=full: restore(inputs, p, lambda *a: None, lambda: None, ctx))
+        runners[title] = functools.partial(restore, inputs, full, lambda *a: None, lambda: None, ctx)
     return runners
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     image, mask = test_image(args.side)
     with running_stack("restoration") as stack:
-        admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
+        admin = ApiSession(stack.start_api(), stack.create_key(TENANT, admin=True))
         train_model(stack, admin, args.train_steps)
         stack.start_worker("inference")
         runners = pipeline_runners(stack, image, mask)
