@@ -13,6 +13,10 @@ CUDA device, each figure against a baseline measured in the same run.
 - Restoration ms per image through ``workers.restoration.learned`` (a randomly initialised
   InpaintingNet and DamageDetector: speed only) at 512/1024/2048 px: bf16 vs fp32, the GPU vs
   the CPU where the CPU is cheap, channels_last vs contiguous.
+- The creation recipe for a GPU (issue 18): the conditional GAN trained on 256 px procedural
+  paintings (bf16 autocast on CUDA) for a share of the budget; at every checkpoint, its training
+  images/s and the Fréchet distance of its EMA generator's works from held-out paintings, against
+  the real-vs-real floor: a learning curve.
 - The restoration recipe for a GPU (issue 20): the three restoration networks trained on 256 px
   paintings (and the debian-images corpus's pictures where it is installed) for a share of the
   budget; at every checkpoint, the served fill's pooled hole PSNR on held-out paintings and photos
@@ -229,6 +233,55 @@ def training(report: Report, sizes: dict[str, Any]) -> None:
 
 class TimeIsUp(Exception):
     pass
+
+
+def creation_curve(report: Report, sizes: dict[str, Any]) -> None:
+    """Train the GAN at ``resolution`` px for ``seconds`` (at most), checkpointing every ``every``
+    steps; each checkpoint's EMA generator draws as many works as the held-out set holds, one per
+    held-out painting with its style and colours, scored by the Fréchet distance."""
+    from workers.data.attributes import colour_attributes
+    from workers.data.datasets import HELD_OUT_SEED, REFERENCE_SEED
+    from workers.data.procedural import STYLES, make_dataset
+    from workers.metrics.frechet import frechet_distance, pretrained_features
+    from workers.models.builders import build_generator
+    from workers.models.gan import GanConfig, generate
+    from workers.training.gan import TrainConfig, train_gan
+
+    dev, (resolution, per_style, batch, seconds, every, held) = report.device, sizes["gan_curve"]
+    if sizes["budget"].left() < seconds + 30:
+        report.skipped.append(f"creation recipe: {sizes['budget'].left():.0f} s of the budget left, "
+                              f"it takes {seconds + 30} s")
+        return
+    images, labels = make_dataset(per_style, resolution, seed=0)
+    real, real_labels = make_dataset(held, resolution, seed=HELD_OUT_SEED)
+    real_features = pretrained_features(real)
+    floor = frechet_distance(pretrained_features(make_dataset(held, resolution, seed=REFERENCE_SEED)[0]),
+                             real_features)
+    config = GanConfig(n_classes=len(STYLES), resolution=resolution)
+    train = TrainConfig(steps=10**6, batch_size=batch, checkpoint_every=every, sample_every=10**9)
+    started, scoring = time.monotonic(), 0.0
+
+    def stop_when_time_is_up() -> None:
+        if time.monotonic() - started - scoring > seconds:
+            raise TimeIsUp
+
+    def score(state: dict[str, Any]) -> None:
+        nonlocal scoring
+        began, step = time.monotonic(), int(state["step"])
+        rate = step * batch / max(began - started - scoring, 1e-9)
+        generator = build_generator(config, state["generator_ema"])
+        fake = generate(generator, real_labels, colour_attributes(real), seed=1)
+        fd = frechet_distance(pretrained_features(fake), real_features)
+        report.rows.append(Row(f"creation recipe {resolution} px, step {step} ({rate:,.0f} img/s): Fréchet "
+                               "distance of the EMA generator", fd, floor, "FD", "real-vs-real floor", dev,
+                               f"train_gan, GanConfig(resolution={resolution}) and TrainConfig defaults but batch "
+                               f"{batch}; {len(images)} procedural paintings; {len(real)} held out, against another "
+                               f"{len(real)} for the floor; img/s counts training time only"))
+        scoring += time.monotonic() - began
+
+    with contextlib.suppress(TimeIsUp):
+        train_gan(images, labels, colour_attributes(images), config, train, save_checkpoint=score,
+                  check_cancel=stop_when_time_is_up, device=dev)
 
 
 def restoration_curve(report: Report, sizes: dict[str, Any]) -> None:
@@ -538,7 +591,7 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
                 "gen_resolutions": [32], "gen_batches": [(1, 4), (8, 32), (32, 64)], "gen_cpu": (8, 32),
                 "forward": (32, 16), "restore_sides": [64, 96], "restore_cpu_sides": [64],
                 "channels_last_side": 64, "style_sides": [64, 96], "style_cpu_max": 96,
-                "curve": (64, 1, 2, 4, 3)}
+                "curve": (64, 1, 2, 4, 3), "gan_curve": (32, 2, 4, 2, 8, 2)}
     return {"budget": budget, "compile": args.compile, "compile_needs_s": 150, "warmup": 3, "runs": 7,
             "cpu_runs": 3, "train_steps": 30, "train_warm": 5, "train_rounds": 2, "cpu_train_steps": 10,
             "gan": [(32, 32), (128, 128)], "restoration_train": (16, 64),
@@ -546,12 +599,14 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
             "forward": (128, 1024), "restore_sides": [512, 1024, 2048], "restore_cpu_sides": [512, 1024],
             "channels_last_side": 1024, "style_sides": [512, 1024, 2048], "style_cpu_max": 1024,
             # side, paintings per style, batch, seconds, checkpoint every
-            "curve": (256, 40, 16, 150, 500)}
+            "curve": (256, 40, 16, 120, 500),
+            # resolution, paintings per style, batch, seconds, checkpoint every, held out per style
+            "gan_curve": (256, 40, 64, 120, 300, 24)}
 
 
 SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
     "training": training, "generation": generation, "restoration": restoration, "style": style,
-    "compile": compiled, "restoration_recipe": restoration_curve,
+    "compile": compiled, "creation_recipe": creation_curve, "restoration_recipe": restoration_curve,
 }
 
 

@@ -45,7 +45,7 @@ def test_quick_cpu_run_writes_finite_figures(tmp_path: Path) -> None:
         assert cells[5] == "`python -m bench.gpu_bench --device cpu --quick --threads 1`", "no output paths shown"
     for part in ("GAN training", "restoration training", "generation 32 px", "generator forward",
                  "restoration inpaint", "restoration detect", "inpainter forward", "style transfer",
-                 "restoration recipe 64 px"):
+                 "restoration recipe 64 px", "creation recipe 32 px"):
         assert any(part in row for row in rows), part
     assert "Failed" not in written
 
