@@ -69,6 +69,11 @@ TEST_ENV = {
     "ARTFORGE_LEASE_S": "6",
     "ARTFORGE_HEARTBEAT_S": "1",
     "ARTFORGE_MAX_UPLOAD_BYTES": str(12 * 1024 * 1024),
+    # A session's tenant stands for every test at once, not for one user: the per-tenant limits
+    # that protect a service throttled the suite (a 429 on a gallery page's login). The limiter
+    # still runs; tests/security/test_rate_limits.py tests the limits at values of its own.
+    "ARTFORGE_RATE_LIMIT_DEFAULT": "100000/minute",
+    "ARTFORGE_RATE_LIMIT_SUBMIT": "10000/minute",
     # The machine's debian-images corpus (make datasets) is never seen: the tests' workers are
     # workers without it, wherever they run.
     "ARTFORGE_DEBIAN_IMAGES_MANIFEST": "/nonexistent/artforge/debian-images.json",
