@@ -251,3 +251,10 @@ def bucket_times(stats: Iterable[Any], buckets: list[tuple[str, str, str]]) -> d
                 totals[title] = totals.get(title, 0.0) + stat.ttot
                 break
     return totals
+
+
+def add_profiler_arguments(parser: Any) -> None:
+    """The options both profilers take: which clock, and the full function list."""
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: what each step costs the machine; wall: how long it was waited for")
+    parser.add_argument("--top", action="store_true", help="also list every function by inclusive time")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yappi
 
-from bench.common import ApiSession, bucket_times, photo, running_stack, style_job
+from bench.common import ApiSession, add_profiler_arguments, bucket_times, photo, running_stack, style_job
 
 MODULE = "bench.profile_job"
 # What a job's time is spent on: (title, file fragment, function name as yappi names it). The
@@ -91,9 +91,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
-                        help="cpu: what each step costs the machine; wall: how long it was waited for")
-    parser.add_argument("--top", action="store_true", help="also list every function by inclusive time")
+    add_profiler_arguments(parser)
     profile(parser.parse_args(argv))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yappi
 
-from bench.common import BENCH_RIGHTS, bucket_times, photo, png_bytes, running_stack, style_job
+from bench.common import BENCH_RIGHTS, add_profiler_arguments, bucket_times, photo, png_bytes, running_stack, style_job
 
 MODULE = "bench.profile_submit"
 # (title, file fragment, function name as yappi names it, or a prefix ending in "."); a bucket
@@ -97,9 +97,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
-                        help="cpu: what each step costs the machine; wall: how long it was waited for")
-    parser.add_argument("--top", action="store_true", help="also list every function by inclusive time")
+    add_profiler_arguments(parser)
     profile(parser.parse_args(argv))
 
 
