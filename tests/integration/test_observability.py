@@ -88,7 +88,8 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
     assert response.status_code == 202, response.text
     assert response.headers["X-Request-ID"] == request_id
     job_id = response.json()["id"]
-    assert client.wait(job_id)["status"] == "succeeded"
+    job = client.wait(job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 1
 
     # The attempt is recorded after the job's final transition: give the worker a moment.
     def moved() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
@@ -101,8 +102,10 @@ def test_a_job_is_counted_timed_and_traced_by_its_request_id(stack: Stack, clien
         before, "artforge_job_duration_seconds_count", **labels) == 1
     assert value(after, "artforge_job_duration_seconds_sum", **labels) > value(
         before, "artforge_job_duration_seconds_sum", **labels)
+    # At least this job's attempt: the session's worker may finish attempts of earlier tests' jobs
+    # (requeued, canceled) in the same window, and the counter does not say whose they are.
     assert value(after, "artforge_job_attempts_total", kind="style_transfer") - value(
-        before, "artforge_job_attempts_total", kind="style_transfer") == 1
+        before, "artforge_job_attempts_total", kind="style_transfer") >= 1
     assert ("artforge_queue_depth", frozenset({("queue", "inference")})) in after
 
     # The API's log: every line a JSON record; the submission's line carries our id and the tenant.
