@@ -17,16 +17,14 @@ import threading
 
 class StreamSlots:
     def __init__(self, limit: int | None):
-        self.limit = limit
-        # None for no cap, and for a cap of 0 (every stream refused) as well: take() tells them apart.
-        self._free = threading.BoundedSemaphore(limit) if limit else None
+        """``limit`` streams at once (0: none); None: no cap."""
+        self._free = None if limit is None else threading.BoundedSemaphore(limit)
 
     def take(self) -> bool:
         """A slot for one more stream, or False when all are taken."""
-        if self.limit is None:
-            return True
-        return self._free is not None and self._free.acquire(blocking=False)
+        return self._free is None or self._free.acquire(blocking=False)
 
     def give_back(self) -> None:
+        """Called once for each slot ``take`` gave."""
         if self._free is not None:
             self._free.release()

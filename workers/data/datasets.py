@@ -17,6 +17,7 @@ from shared.datasets import manifest_sha256
 from shared.debian_images import DEBIAN_IMAGES, DEFAULT_MANIFEST_PATH, DatasetNotInstalled, read_manifest
 from shared.job_params import GanTrainingParams, TrainingParams
 from workers.data.debian_images import files_of_split, open_image
+from workers.data.photos import centre_square
 from workers.data.procedural import STYLES, make_dataset
 from workers.job_context import InvalidJobInput, JobContext
 
@@ -38,9 +39,7 @@ class TrainingData:
 
 def square_resize(image: Image.Image, resolution: int) -> np.ndarray:
     """Centre-crop to a square, then resize: the GAN sees square images."""
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
+    square = centre_square(image)
     return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 

@@ -52,7 +52,14 @@ from shared.debian_images import (
     manifest_path,
     read_manifest,
 )
-from workers.data.photos import HELD_OUT_PHOTOS, PHOTO_SIDE, PHOTO_TILE, centre_square_tiles, photo_tiles
+from workers.data.photos import (
+    HELD_OUT_PHOTOS,
+    PHOTO_SIDE,
+    PHOTO_TILE,
+    centre_square,
+    centre_square_tiles,
+    photo_tiles,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_SIDE = 256  # px: thumbnails, icons and previews are smaller
@@ -151,12 +158,6 @@ class PackageLicences:
                            machine_readable=True)
 
 
-def _centre_square(image: Image.Image) -> Image.Image:
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    return image.crop((left, top, left + side, top + side))
-
-
 def _is_cut_out(image: Image.Image) -> bool:
     if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
         return False
@@ -179,7 +180,7 @@ def examine(path: Path, package: InstalledPackage, licences: PackageLicences, in
             image.load()
             if _is_cut_out(image):
                 return None
-            square = _centre_square(image.convert("RGB"))
+            square = centre_square(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return None
     square.thumbnail((HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)

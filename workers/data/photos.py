@@ -33,13 +33,17 @@ def photo_tiles(names: tuple[str, ...] = HELD_OUT_PHOTOS, tile: int = PHOTO_TILE
     return tiles
 
 
+def centre_square(image: Image.Image) -> Image.Image:
+    """The largest square in the middle of ``image``."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
 def centre_square_tiles(pixels: np.ndarray, side: int, tile: int) -> list[np.ndarray]:
     """uint8 [tile, tile, 3] tiles of ``pixels`` (uint8 [H, W, 3]): its centre square resized to
     ``side`` px and cut into a grid, row by row."""
-    height, width = pixels.shape[:2]
-    square_side = min(height, width)
-    top, left = (height - square_side) // 2, (width - square_side) // 2
-    square = Image.fromarray(pixels[top:top + square_side, left:left + square_side])
+    square = centre_square(Image.fromarray(pixels))
     resized = np.asarray(square.resize((side, side), Image.Resampling.BICUBIC))
     return [np.ascontiguousarray(resized[y:y + tile, x:x + tile])
             for y in range(0, side - tile + 1, tile) for x in range(0, side - tile + 1, tile)]
