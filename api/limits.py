@@ -7,6 +7,12 @@ address, so unauthenticated callers share their address's budget. /healthz, /rea
 are never limited. Should Redis be unreachable the limiter lets the request through (the handler
 then answers 503 on its own).
 
+A tenant's submissions are counted by their admission instead (``shared.admission``: the rate
+limits, the quota, the Idempotency-Key and the job's record in one Redis round trip), in the same
+counters flask-limiter keeps for the tenant's other requests (``submission_windows``). A submission
+refused before its admission (a bad body, say) is counted after its answer, and answered 429 in
+place of that answer when it was over a limit: the same answers as counting first.
+
 Quotas: a submission takes a slot in its tenant's active-jobs pool (``shared.quotas``) before its
 record exists; refused -> 429 ``quota_exceeded`` with ``details: {active, limit, pool}``.
 """
@@ -16,14 +22,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, request
+import redis.exceptions
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 
 from api.errors import ApiError, error_response
 from api.services import services
+from shared.admission import Admission, Admissions, Window
+from shared.jobs import NewJob
 from shared.quotas import POOL_TRAINING, ActiveJobQuota
 from shared.settings import Settings
 
@@ -31,6 +41,11 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 SUBMIT_ENDPOINT = "jobs.submit_job"
 _LIMITER = "artforge_limiter"
 _QUOTA = "artforge_quota"
+_ADMISSIONS = "artforge_admissions"
+_SUBMIT_LIMITS = "artforge_submit_limits"
+KEY_PREFIX = "af:ratelimit"
+SCOPE_TENANT, SCOPE_SUBMIT = "tenant", "submit"
+MESSAGE_TENANT, MESSAGE_SUBMIT = "too many requests", "too many job submissions"
 
 
 class TooManyRequests(ApiError):
@@ -57,6 +72,76 @@ def _not_submit() -> bool:
     return request.endpoint != SUBMIT_ENDPOINT
 
 
+def _admitted_submission() -> bool:
+    """A tenant's submission: its admission counts it (flask-limiter counts submissions with bad
+    keys, by address)."""
+    return request.endpoint == SUBMIT_ENDPOINT and rate_limit_key().startswith("tenant:")
+
+
+@dataclass(frozen=True)
+class SubmitLimit:
+    """One limit a tenant's submission counts against, as flask-limiter names its counter."""
+
+    item: RateLimitItem
+    scope: str
+    message: str
+
+
+def submission_windows(tenant: str) -> list[Window]:
+    """The tenant's windows a submission counts in: flask-limiter's own counters (its storage's
+    key for the limit, the key prefix, the tenant and the limit's scope), so that submissions and
+    the tenant's other requests share the default limit."""
+    limits: list[SubmitLimit] = current_app.extensions[_SUBMIT_LIMITS]
+    if not limits:
+        return []
+    storage = current_app.extensions[_LIMITER].limiter.storage
+    return [Window(storage.prefixed_key(limit.item.key_for(KEY_PREFIX, f"tenant:{tenant}", limit.scope)),
+                   limit.item.amount, limit.item.get_expiry())
+            for limit in limits]
+
+
+def _rate_limited(window: int, retry_after_s: int) -> TooManyRequests:
+    limit: SubmitLimit = current_app.extensions[_SUBMIT_LIMITS][window]
+    text = str(limit.item)
+    return TooManyRequests("rate_limited", f"{limit.message}: the limit is {text}; retry after Retry-After seconds",
+                           min(retry_after_s, limit.item.get_expiry()), {"limit": text})
+
+
+def admit_submission(job: NewJob, kind: str, idempotency_key: str | None, body_sha256: str) -> Admission:
+    """Admit a tenant's new job (``shared.admission``); 429 rate_limited or quota_exceeded when
+    refused. A replay of an earlier Idempotency-Key comes back for the caller to answer."""
+    g.submission_counted = True
+    admissions: Admissions = current_app.extensions[_ADMISSIONS]
+    decision = admissions.admit(job, kind, submission_windows(job.record["tenant"]), idempotency_key, body_sha256)
+    if decision.outcome == "rate_limited":
+        raise _rate_limited(decision.window, decision.retry_after_s)
+    if decision.outcome == "quota_exceeded":
+        what = "training jobs" if decision.pool == POOL_TRAINING else "jobs"
+        raise TooManyRequests(
+            "quota_exceeded",
+            f"{decision.active} {what} of this tenant are queued or running, the limit is {decision.limit}; "
+            "submit more when some have finished",
+            current_app.config["ARTFORGE_SETTINGS"].retry_after_s,
+            {"active": decision.active, "limit": decision.limit, "pool": decision.pool})
+    return decision
+
+
+def _count_refused_submission(response: Response) -> Response:
+    """A tenant's submission answered before its admission (400, 403, 422, ...) counts too; over a
+    limit, it is answered 429 instead, as it would have been had it been counted first."""
+    if g.get("submission_counted") or request.endpoint != SUBMIT_ENDPOINT or g.get("principal") is None:
+        return response
+    admissions: Admissions = current_app.extensions[_ADMISSIONS]
+    try:
+        decision = admissions.count(submission_windows(g.principal.tenant))
+    except redis.exceptions.RedisError:  # fail open, as flask-limiter does
+        return response
+    if decision.outcome != "rate_limited":
+        return response
+    exc = _rate_limited(decision.window, decision.retry_after_s)
+    return error_response(429, exc.code, exc.message, exc.details, headers={"Retry-After": str(exc.retry_after_s)})
+
+
 def install_limits(app: Flask, settings: Settings) -> Limiter:
     """Rate limiting and the quota store on ``app``. Call before the auth hook is registered:
     flask-limiter's check then runs first, so failed authentications are limited as well."""
@@ -64,27 +149,37 @@ def install_limits(app: Flask, settings: Settings) -> Limiter:
         if text:
             parse_many(text)  # a typo fails the start, not (silently, failing open) every request
     limits: list[str | Callable[[], str] | ApplicationLimit] = []
+    submit_limits: list[SubmitLimit] = []
     if settings.rate_limit_default:
-        limits.append(ApplicationLimit(settings.rate_limit_default, scope="tenant", error_message="too many requests"))
+        limits.append(ApplicationLimit(settings.rate_limit_default, scope=SCOPE_TENANT, error_message=MESSAGE_TENANT))
+        submit_limits += [SubmitLimit(item, SCOPE_TENANT, MESSAGE_TENANT)
+                          for item in parse_many(settings.rate_limit_default)]
     if settings.rate_limit_submit:
-        limits.append(ApplicationLimit(settings.rate_limit_submit, scope="submit", exempt_when=_not_submit,
-                                       error_message="too many job submissions"))
+        limits.append(ApplicationLimit(settings.rate_limit_submit, scope=SCOPE_SUBMIT, error_message=MESSAGE_SUBMIT,
+                                       exempt_when=_not_submit))
+        submit_limits += [SubmitLimit(item, SCOPE_SUBMIT, MESSAGE_SUBMIT)
+                          for item in parse_many(settings.rate_limit_submit)]
     limiter = Limiter(
         rate_limit_key,
         application_limits=limits,
         storage_uri=settings.redis_url,
         storage_options={"socket_connect_timeout": 2, "socket_timeout": 5},
         strategy="fixed-window",
-        key_prefix="af:ratelimit",
+        key_prefix=KEY_PREFIX,
         # Fail open: with Redis down the request goes on and is answered 503 by what needs Redis.
         swallow_errors=True,
         headers_enabled=False,
         enabled=bool(limits),
     )
-    limiter.request_filter(lambda: request.path in UNLIMITED_PATHS)
+    limiter.request_filter(lambda: request.path in UNLIMITED_PATHS or _admitted_submission())
     limiter.init_app(app)
     app.extensions[_LIMITER] = limiter
-    app.extensions[_QUOTA] = ActiveJobQuota.from_settings(app.extensions["artforge"].jobs.redis, settings)
+    client = app.extensions["artforge"].jobs.redis
+    app.extensions[_QUOTA] = quota = ActiveJobQuota.from_settings(client, settings)
+    app.extensions[_ADMISSIONS] = Admissions(client, quota)
+    # flask-limiter checks its limits in this order and stops at the first one over (so do admissions).
+    app.extensions[_SUBMIT_LIMITS] = sorted(submit_limits, key=lambda limit: limit.item)
+    app.after_request(_count_refused_submission)
 
     @app.errorhandler(TooManyRequests)
     def _too_many(exc: TooManyRequests) -> Any:
@@ -101,20 +196,6 @@ def install_limits(app: Flask, settings: Settings) -> Limiter:
             retry, {"limit": limit}))
 
     return limiter
-
-
-def reserve_job_slot(tenant: str, kind: str, job_id: str) -> None:
-    """Take a slot for a new job of ``tenant`` or answer 429 quota_exceeded."""
-    quota: ActiveJobQuota = current_app.extensions[_QUOTA]
-    decision = quota.claim(tenant, kind, job_id)
-    if not decision.granted:
-        what = "training jobs" if decision.pool == POOL_TRAINING else "jobs"
-        retry = current_app.config["ARTFORGE_SETTINGS"].retry_after_s
-        raise TooManyRequests(
-            "quota_exceeded",
-            f"{decision.active} {what} of this tenant are queued or running, the limit is {decision.limit}; "
-            "submit more when some have finished",
-            retry, {"active": decision.active, "limit": decision.limit, "pool": decision.pool})
 
 
 def release_job_slot(tenant: str, job_id: str) -> None:

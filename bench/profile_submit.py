@@ -4,7 +4,10 @@ split by what they spend it on (issue 22: "profile first").
 A fresh stack's Redis and S3; the API in this process (``api.create_app`` with the stack's
 settings, driven by Flask's test client: no HTTP server, so what is measured is the app's own
 work); no worker consumes. One upload, then ``--count`` submissions of a named-style job on it
-(each with an Idempotency-Key, as the SDK sends), after ``--warmup`` unprofiled ones. Reports
+(each with an Idempotency-Key, as the SDK sends), after ``--warmup`` unprofiled ones. First, without
+the profiler, the service and the minimal peer (``bench.minimal_peer_app``, the same test client)
+take ``--rounds`` turns of ``--count`` submissions each: their ratio is the most the served ratio
+can reach, since HTTP serving adds the same to both. Then, for the service, it reports
 the mean per submission by bucket (inclusive CPU or wall time, from yappi) and the Redis
 commands each submission sends (from Redis's own counter).
 
@@ -31,12 +34,11 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("the whole request (Flask, incl. everything below)", "flask/app.py", "Flask.full_dispatch_request"),
     ("the view, from body parsing on (incl. what follows)", "webargs/core.py", "wrapper"),
     ("auth: API key lookup (Redis)", "api/auth.py", "KeyStore.verify"),
-    ("rate limit (flask-limiter, Redis)", "flask_limiter/", "Limiter._check_request_limit"),
+    ("flask-limiter's hook (a tenant's submission: skipped)", "flask_limiter/", "Limiter._check_request_limit"),
     ("body schema (webargs + marshmallow, incl. building the schema)", "webargs/core.py", "FlaskParser.parse"),
     ("kind validation incl. upload ownership (Redis)", "api/job_kinds.py", "validate_job"),
-    ("idempotency key claim (Redis)", "shared/jobs.py", "JobStore.claim_idempotency_key"),
-    ("quota: active job slot (Redis)", "api/limits.py", "reserve_job_slot"),
-    ("job record + first event (Redis)", "shared/jobs.py", "JobStore.create"),
+    ("admission: rate limits, key, quota, record, first event (one script)", "shared/admission.py",
+     "Admissions.admit"),
     ("enqueue: send_task + lost-message index", "shared/queue.py", "enqueue_job"),
     ("response: job to JSON", "api/representations.py", "job_to_json"),
     ("request log line and metrics", "api/observability.py", "_finish"),
@@ -50,29 +52,46 @@ def commands_processed(redis: Any) -> int:
 
 def profile(args: argparse.Namespace) -> None:
     from api import create_app
+    from bench import minimal_peer_app
     from shared.connections import redis_client
 
     with running_stack("profile-submit") as stack:
         key = stack.create_key("bench")
         app = create_app(stack.settings())
         client = app.test_client()
+        peer = minimal_peer_app.create_app(stack.settings()).test_client()
         headers = {"Authorization": f"Bearer {key}"}
         uploaded = client.post("/v1/uploads", headers=headers, content_type="multipart/form-data",
                                data={"file": (io.BytesIO(png_bytes(photo(256))), "photo.png"), **BENCH_RIGHTS})
         assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
         body = style_job(uploaded.get_json()["id"], max_side=256)
 
-        def submit() -> None:
-            response = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+        def submit(to: Any = client) -> None:
+            response = to.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
             assert response.status_code == 202, response.get_data(as_text=True)
 
+        redis = redis_client(stack.settings())
+        plain, plain_peer, sent_plain, sent_peer = 0.0, 0.0, 0, 0
         for _ in range(args.warmup):
             submit()
-        started = time.perf_counter()
-        for _ in range(args.count):
-            submit()
-        plain = (time.perf_counter() - started) / args.count
-        redis = redis_client(stack.settings())
+            submit(peer)
+        for _ in range(args.rounds):  # the two apps take turns, unprofiled
+            for app_client in (client, peer):
+                before = commands_processed(redis)
+                started = time.perf_counter()
+                for _ in range(args.count):
+                    submit(app_client)
+                seconds = time.perf_counter() - started
+                sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
+                if app_client is client:
+                    plain, sent_plain = plain + seconds, sent_plain + sent
+                else:
+                    plain_peer, sent_peer = plain_peer + seconds, sent_peer + sent
+        n = args.count * args.rounds
+        print(f"unprofiled, in turns: the service {plain / n * 1000:.2f} ms and {sent_plain / n:.1f} Redis commands "
+              f"(a script's own counted) a submission; the minimal peer (bench.minimal_peer_app) "
+              f"{plain_peer / n * 1000:.2f} ms and {sent_peer / n:.1f}: ratio (peer time / service time, as "
+              f"throughput) {plain_peer / plain:.2f}")
         before = commands_processed(redis)
         yappi.set_clock_type(args.clock)
         started = time.perf_counter()
@@ -84,8 +103,8 @@ def profile(args: argparse.Namespace) -> None:
         sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
     stats = yappi.get_func_stats()
     per = 1000 / args.count
-    print(f"{args.count} submissions: {plain * 1000:.2f} ms each without the profiler, {wall * per:.2f} ms under "
-          f"it; {sent / args.count:.1f} Redis commands each")
+    print(f"{args.count} profiled submissions of the service: {wall * per:.2f} ms each; {sent / args.count:.1f} "
+          "Redis commands each (a script's own commands counted)")
     for title, seconds in sorted(bucket_times(stats, BUCKETS).items(), key=lambda item: -item[1]):
         print(f"  {title:<52} {seconds * per:7.3f} ms")
     print(f"  ({args.clock} time per submission, inclusive: a bucket contains the Redis round trips it waits for)")
@@ -97,6 +116,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="unprofiled turns of service and peer")
     add_profiler_arguments(parser)
     profile(parser.parse_args(argv))
 

@@ -251,7 +251,12 @@ class Stack:
         from shared.objects import ObjectStore
 
         store = ObjectStore(self.settings())
-        wait_for(lambda: store.ensure_buckets() is None, timeout, "S3", interval=0.25)
+
+        def buckets_made() -> bool:
+            store.ensure_buckets()  # raises until S3 answers
+            return True
+
+        wait_for(buckets_made, timeout, "S3", interval=0.25)
 
     # -- the service --------------------------------------------------------------------
 

@@ -80,10 +80,6 @@ class TransitionRefused(Exception):
         self.job_id, self.current, self.target, self.reason = job_id, current, target, reason
 
 
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was used before with a different request body."""
-
-
 # Atomic compare-and-set of the status, and the transition's event on the job's stream. The
 # allowed sources come from ALLOWED_TRANSITIONS, so the table above stays the single place where
 # the rules live.
@@ -231,58 +227,31 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-class JobStore:
-    def __init__(self, client: redis.Redis, finished_ttl_s: int = 7 * 24 * 3600):
-        self.redis = client
-        self.finished_ttl_s = finished_ttl_s
-        self._transition = client.register_script(_TRANSITION_LUA)
-        self._progress = client.register_script(_PROGRESS_LUA)
-        self._expire_results = client.register_script(_EXPIRE_RESULTS_LUA)
+# What a new job writes: its record, its place in its tenant's index and in the queued index (where
+# the lost-message sweep looks), and its first event. A Lua function, so that ``JobStore.create``
+# and a submission's admission (``shared.admission``) write a new job the one same way.
+NEW_JOB_LUA = """
+local function write_new_job(job, tenant_index, queued, events, id, created_ms, created_s, maxlen, record, event)
+  redis.call('HSET', job, unpack(record))
+  redis.call('ZADD', tenant_index, created_ms, id)
+  redis.call('ZADD', queued, created_s, id)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(event))
+end
+"""
 
-    @staticmethod
-    def job_key(job_id: str) -> str:
-        return f"{PREFIX}job:{job_id}"
 
-    @staticmethod
-    def events_key(job_id: str) -> str:
-        return f"{PREFIX}job:{job_id}:events"
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be written: its record and first event, and the script arguments that
+    ``write_new_job`` takes (``keys()``, then ``args()``: id, created ms and s, maxlen, the
+    record's field count, then the record's and the event's fields)."""
 
-    @staticmethod
-    def tenant_index(tenant: str) -> str:
-        return f"{PREFIX}tenant:{tenant}:jobs"
+    record: dict[str, str]
+    event: dict[str, str]
 
-    # -- creation --------------------------------------------------------------
-
-    def claim_idempotency_key(self, tenant: str, key: str, job_id: str, body_sha256: str) -> str | None:
-        """Reserve ``key`` for ``job_id``. Returns None if reserved now, else the earlier job's id.
-
-        Raises IdempotencyConflict when the key was used with a different body.
-        """
-        name = f"{PREFIX}idem:{tenant}:{key}"
-        if self.redis.set(name, f"{job_id} {body_sha256}", nx=True, ex=IDEMPOTENCY_TTL_S):
-            return None
-        stored = self.redis.get(name) or ""
-        earlier_id, _, earlier_hash = str(stored).partition(" ")
-        if earlier_hash != body_sha256:
-            raise IdempotencyConflict(key)
-        return earlier_id
-
-    def release_idempotency_key(self, tenant: str, key: str) -> None:
-        self.redis.delete(f"{PREFIX}idem:{tenant}:{key}")
-
-    def create(
-        self,
-        *,
-        job_id: str,
-        tenant: str,
-        key_id: str,
-        kind: str,
-        params: dict[str, Any],
-        inputs: dict[str, Any],
-        priority: int = 0,
-        request_id: str = "",
-        webhook_url: str | None = None,
-    ) -> Job:
+    @classmethod
+    def of(cls, *, job_id: str, tenant: str, key_id: str, kind: str, params: dict[str, Any],
+           inputs: dict[str, Any], priority: int = 0, request_id: str = "", webhook_url: str | None = None) -> NewJob:
         now = time.time()
         record = {
             "id": job_id,
@@ -300,16 +269,84 @@ class JobStore:
         }
         if webhook_url:
             record["webhook_url"] = webhook_url
-        # MULTI/EXEC: under maxmemory the whole block is refused, so nothing is half-created.
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.job_key(job_id), mapping=record)  # type: ignore[arg-type]
-            pipe.zadd(self.tenant_index(tenant), {job_id: int(now * 1000)})
-            pipe.zadd(QUEUED_INDEX, {job_id: now})
-            pipe.xadd(self.events_key(job_id), {"type": "status", "status": JobStatus.QUEUED.value, "previous": "",
-                                                "progress": record["progress"], "error": "", "at": repr(now)},
-                      maxlen=EVENTS_MAXLEN, approximate=True)
-            pipe.execute()
-        return Job.from_hash(record)
+        event = {"type": "status", "status": JobStatus.QUEUED.value, "previous": "", "progress": record["progress"],
+                 "error": "", "at": record["created_at"]}
+        return cls(record, event)
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    def keys(self) -> list[str]:
+        return [JobStore.job_key(self.id), JobStore.tenant_index(self.record["tenant"]), QUEUED_INDEX,
+                JobStore.events_key(self.id)]
+
+    def args(self) -> list[str]:
+        created = float(self.record["created_at"])
+        flat = [part for pair in self.record.items() for part in pair]
+        return [self.id, str(int(created * 1000)), self.record["created_at"], str(EVENTS_MAXLEN), str(len(flat)),
+                *flat, *(part for pair in self.event.items() for part in pair)]
+
+
+# KEYS: NewJob.keys().  ARGV: NewJob.args().
+_CREATE_LUA = NEW_JOB_LUA + """
+local n = tonumber(ARGV[5])
+local record, event = {}, {}
+for i = 6, 5 + n do record[#record + 1] = ARGV[i] end
+for i = 6 + n, #ARGV do event[#event + 1] = ARGV[i] end
+write_new_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], record, event)
+"""
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, finished_ttl_s: int = 7 * 24 * 3600):
+        self.redis = client
+        self.finished_ttl_s = finished_ttl_s
+        self._transition = client.register_script(_TRANSITION_LUA)
+        self._progress = client.register_script(_PROGRESS_LUA)
+        self._expire_results = client.register_script(_EXPIRE_RESULTS_LUA)
+        self._create = client.register_script(_CREATE_LUA)
+
+    @staticmethod
+    def job_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    @staticmethod
+    def events_key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}:events"
+
+    @staticmethod
+    def tenant_index(tenant: str) -> str:
+        return f"{PREFIX}tenant:{tenant}:jobs"
+
+    # -- creation --------------------------------------------------------------
+
+    @staticmethod
+    def idempotency_key(tenant: str, key: str) -> str:
+        """Where an Idempotency-Key's "{job_id} {body_sha256}" is kept (``shared.admission`` sets it)."""
+        return f"{PREFIX}idem:{tenant}:{key}"
+
+    def release_idempotency_key(self, tenant: str, key: str) -> None:
+        self.redis.delete(self.idempotency_key(tenant, key))
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        tenant: str,
+        key_id: str,
+        kind: str,
+        params: dict[str, Any],
+        inputs: dict[str, Any],
+        priority: int = 0,
+        request_id: str = "",
+        webhook_url: str | None = None,
+    ) -> Job:
+        new = NewJob.of(job_id=job_id, tenant=tenant, key_id=key_id, kind=kind, params=params, inputs=inputs,
+                        priority=priority, request_id=request_id, webhook_url=webhook_url)
+        # One script: under maxmemory its first write is refused, so nothing is half-created.
+        self._create(keys=new.keys(), args=new.args())
+        return Job.from_hash(new.record)
 
     def delete(self, job_id: str, tenant: str) -> None:
         """Remove a job that never reached the queue (its enqueue failed)."""

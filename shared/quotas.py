@@ -29,26 +29,33 @@ POOL_TRAINING = "training"
 POOLS = (POOL_JOBS, POOL_TRAINING)
 PENDING_GRACE_S = 60
 
-# KEYS: the tenant's active set.  ARGV: cap, now (ms), grace (ms), job id, job key prefix.
-# Returns {granted (0/1), active jobs counted (with the new one when granted)}.
-_CLAIM_LUA = """
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local now, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
-local active = 0
-for i = 1, #members, 2 do
-  local id, claimed = members[i], tonumber(members[i + 1])
-  local status = redis.call('HGET', ARGV[5] .. id, 'status')
-  local live
-  if status then
-    live = status == 'queued' or status == 'running'
-  else
-    live = claimed > now - grace
+# A Lua function, shared by the claim below and a submission's admission (``shared.admission``):
+# claim_slot(active set, cap, now (ms), grace (ms), job id, job key prefix) -> granted (0/1), active
+# jobs counted (with the new one when granted).
+CLAIM_SLOT_LUA = """
+local function claim_slot(active_set, cap, now, grace, job_id, job_prefix)
+  local members = redis.call('ZRANGE', active_set, 0, -1, 'WITHSCORES')
+  local active = 0
+  for i = 1, #members, 2 do
+    local id, claimed = members[i], tonumber(members[i + 1])
+    local status = redis.call('HGET', job_prefix .. id, 'status')
+    local live
+    if status then
+      live = status == 'queued' or status == 'running'
+    else
+      live = claimed > now - grace
+    end
+    if live then active = active + 1 else redis.call('ZREM', active_set, id) end
   end
-  if live then active = active + 1 else redis.call('ZREM', KEYS[1], id) end
+  if active >= cap then return 0, active end
+  redis.call('ZADD', active_set, now, job_id)
+  return 1, active + 1
 end
-if active >= tonumber(ARGV[1]) then return {0, active} end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-return {1, active + 1}
+"""
+# KEYS: the tenant's active set.  ARGV: cap, now (ms), grace (ms), job id, job key prefix.
+_CLAIM_LUA = CLAIM_SLOT_LUA + """
+local granted, active = claim_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])
+return {granted, active}
 """
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from flask_smorest import Blueprint
 
 from api.errors import ApiError
 from api.job_kinds import validate_job
-from api.limits import release_job_slot, reserve_job_slot
+from api.limits import admit_submission, release_job_slot
 from api.observability import current_request_id
 from api.representations import job_event_to_json, job_to_json, server_sent_event
 from api.schemas import JobListQuerySchema, JobListSchema, JobRequestSchema, JobSchema
@@ -22,7 +21,7 @@ from api.services import Services, principal, services
 from api.webhooks import checked_webhook_url
 from shared.contract import get_kind
 from shared.job_events import ENTRY_ID, START, follow_job_events
-from shared.jobs import IdempotencyConflict, Job, JobStatus, TransitionRefused, new_job_id
+from shared.jobs import Job, JobStatus, NewJob, TransitionRefused, new_job_id
 from shared.models import identity_of
 from shared.objects import ObjectNotFound
 from shared.queue import CREATION_KIND, enqueue_job
@@ -32,9 +31,6 @@ log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Asynchronous jobs")
 
 MAX_IDEMPOTENCY_KEY = 255
-# A request whose Idempotency-Key is claimed by a job that is not in Redis yet came while the first
-# request was between claiming the key and writing the record (milliseconds): it waits this long.
-IDEMPOTENT_WAIT_S = 3.0
 
 
 def base_url(svc: Services) -> str:
@@ -73,42 +69,35 @@ def submit_job(body: dict[str, Any]) -> Any:
     webhook_url = checked_webhook_url(body.get("webhook_url"), svc.settings)
     params, inputs = validate_job(kind.name, body["params"], body["inputs"], who, svc)
 
-    job_id = new_job_id()
     key = idempotency_key()
-    if key is not None:
-        body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        try:
-            earlier = svc.jobs.claim_idempotency_key(who.tenant, key, job_id, body_hash)
-        except IdempotencyConflict:
-            raise ApiError(409, "idempotency_conflict",
-                           "this Idempotency-Key was used with a different request body") from None
-        if earlier is not None:
-            return accepted(idempotent_job(svc, who.tenant, earlier), svc, replayed=True)
-
+    body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() if key is not None else ""
+    new = NewJob.of(job_id=new_job_id(), tenant=who.tenant, key_id=who.key_id, kind=kind.name, params=params,
+                    inputs=inputs, priority=body["priority"], request_id=current_request_id(),
+                    webhook_url=webhook_url)
+    admission = admit_submission(new, kind.name, key, body_hash)  # 429 rate_limited, quota_exceeded
+    if admission.outcome == "replay":
+        if admission.earlier_body_sha256 != body_hash:
+            raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different request body")
+        return accepted(idempotent_job(svc, who.tenant, admission.earlier_job_id), svc, replayed=True)
     try:
-        reserve_job_slot(who.tenant, kind.name, job_id)  # 429 quota_exceeded
-        job = svc.jobs.create(job_id=job_id, tenant=who.tenant, key_id=who.key_id, kind=kind.name,
-                              params=params, inputs=inputs, priority=body["priority"],
-                              request_id=current_request_id(), webhook_url=webhook_url)
-        enqueue_job(svc.celery, svc.settings, job.id, kind.name, body["priority"],
+        enqueue_job(svc.celery, svc.settings, new.id, kind.name, body["priority"],
                     model_identity=identity_of(who.tenant, params["model"]) if kind.name == CREATION_KIND else None,
                     redis_client=svc.jobs.redis)
     except Exception:
         # Leave nothing half-created: no record without a message, no key without a job.
-        _forget(svc, job_id, who.tenant, key)
+        _forget(svc, new.id, who.tenant, key)
         raise
-    return accepted(job, svc)
+    return accepted(Job.from_hash(new.record), svc)
 
 
 def idempotent_job(svc: Services, tenant: str, job_id: str) -> Job:
-    """The job an earlier request with the same Idempotency-Key made, once its record is written;
-    409 if it never is (that request failed and gave the key back) or it expired."""
-    deadline = time.monotonic() + IDEMPOTENT_WAIT_S
-    while (job := svc.jobs.get_for_tenant(job_id, tenant)) is None:
-        if time.monotonic() > deadline:
-            raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job does not exist (any more); "
-                                                        "send the request again")
-        time.sleep(0.02)
+    """The job an earlier request with the same Idempotency-Key made. Its admission wrote the key
+    and the record together, so a key without a record belongs to a request whose enqueue failed
+    (it is giving the key back) or to a job that expired: 409, send the request again."""
+    job = svc.jobs.get_for_tenant(job_id, tenant)
+    if job is None:
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job does not exist (any more); "
+                                                    "send the request again")
     return job
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 from api import create_app
 from deploy.devstack import Stack
 from shared.contract import TASK_EXPIRE_RESULTS
-from shared.jobs import JobStatus, new_job_id
+from shared.jobs import IDEMPOTENCY_TTL_S, JobStatus, new_job_id
 from shared.objects import ObjectStore
 from shared.settings import Settings
 from shared.tenants import TenantPolicyStore
@@ -276,13 +276,13 @@ def test_keys_of_expired_records_are_pruned_and_live_ones_kept(servers: Stack, t
     rt = direct_runtime(servers, tmp_path, finished_job_ttl_s=1)
     r = rt.jobs.redis
     expired = finished_job(rt, "max")
-    rt.jobs.claim_idempotency_key("max", "k1", expired, "hash")
+    r.set(rt.jobs.idempotency_key("max", "k1"), f"{expired} hash", ex=IDEMPOTENCY_TTL_S)
     r.set(f"af:prov:wmjob:{expired}:0", "123")
     r.sadd("af:jobs:running", expired)  # a leftover the transition script would never leave
     live = new_job_id()
     rt.jobs.create(job_id=live, tenant="max", key_id="k", kind="style_transfer", params={}, inputs={})
     r.zadd(rt.jobs.tenant_index("max"), {live: 1000})  # created long ago, still queued
-    rt.jobs.claim_idempotency_key("max", "k2", live, "hash")
+    r.set(rt.jobs.idempotency_key("max", "k2"), f"{live} hash", ex=IDEMPOTENCY_TTL_S)
     r.set(f"af:prov:wmjob:{live}:0", "456")
     eventually(lambda: rt.jobs.get(expired) is None, 5, "record expired")
     later = time.time() + 1  # the expired job is then surely older than the record TTL

@@ -14,7 +14,6 @@ from shared.jobs import (
     QUEUED_INDEX,
     RUNNING_SET,
     TERMINAL,
-    IdempotencyConflict,
     JobStatus,
     JobStore,
     TransitionRefused,
@@ -117,14 +116,6 @@ def test_requeue_needs_an_expired_lease(store: JobStore) -> None:
     store.redis.hset(store.job_key(job_id), "lease_until", "1")
     store.requeue(job_id)
     assert store.get(job_id).status == JobStatus.QUEUED
-
-
-def test_idempotency_key_returns_the_first_job_or_conflicts(store: JobStore) -> None:
-    assert store.claim_idempotency_key("t1", "k-1", "job-a", "hash-1") is None
-    assert store.claim_idempotency_key("t1", "k-1", "job-b", "hash-1") == "job-a"
-    with pytest.raises(IdempotencyConflict):
-        store.claim_idempotency_key("t1", "k-1", "job-c", "hash-2")
-    assert store.claim_idempotency_key("t2", "k-1", "job-d", "hash-2") is None  # keys are per tenant
 
 
 def test_tenants_see_only_their_own_jobs(store: JobStore) -> None:

@@ -71,6 +71,21 @@ def test_submissions_have_their_own_smaller_limit(limited: Stack) -> None:
     assert carol.get("/v1/jobs").status_code == 200  # other routes still answer
 
 
+def test_accepted_submissions_count_in_the_tenant_limit_with_its_other_requests(
+        limited: Stack, photo: Image.Image) -> None:
+    """Admissions count a tenant's submissions in the very windows flask-limiter counts its other
+    requests in: one budget, whichever way a request was counted."""
+    ivy = client_of(limited, "ivy")
+    content = ivy.upload_image(photo.resize((64, 64)))["id"]  # request 1
+    body = {"kind": "style_transfer", "inputs": {"content": content}, "params": {"style": "bold-ink"}}
+    assert [ivy.submit(body).status_code for _ in range(SUBMIT_LIMIT)] == [202] * SUBMIT_LIMIT  # 2-4
+    assert "submissions" in assert_429(ivy.submit(body), "rate_limited")["message"]  # 5
+    assert [ivy.get("/v1/jobs").status_code for _ in range(DEFAULT_LIMIT - 5)] == [200] * (DEFAULT_LIMIT - 5)
+    error = assert_429(ivy.get("/v1/jobs"), "rate_limited")
+    assert error["details"] == {"limit": f"{DEFAULT_LIMIT} per 1 minute"}
+    assert_429(ivy.submit(body), "rate_limited")
+
+
 def test_requests_without_a_valid_key_are_limited_by_address(limited: Stack) -> None:
     base = f"http://127.0.0.1:{limited.api_port}"
     bad = {"Authorization": "Bearer af_0000000000000000_not-a-key"}
