@@ -63,12 +63,8 @@ if cap > 0 then
 end
 if idem_value ~= '' then redis.call('SET', idem_key, idem_value, 'EX', idem_ttl) end
 local j = k + 7
-local fields = tonumber(ARGV[j + 4])
-local record, event = {}, {}
-for i = j + 5, j + 4 + fields do record[#record + 1] = ARGV[i] end
-for i = j + 5 + fields, #ARGV - 1 do event[#event + 1] = ARGV[i] end
 write_new_job(KEYS[a + 3], KEYS[a + 4], KEYS[a + 5], KEYS[a + 6], ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3],
-              record, event)
+              ARGV[j + 4], ARGV[j + 5])
 return {'admitted'}
 """
 

@@ -59,6 +59,17 @@ def test_an_admitted_job_is_written_whole(r: redis.Redis) -> None:
     assert r.zscore(ActiveJobQuota.key(tenant, "jobs"), job.id) is not None
 
 
+def test_text_comes_back_as_it_was_sent(r: redis.Redis) -> None:
+    tenant = fresh_tenant()
+    prompt = "抽象画，色彩鲜艳，有现代感 🎨 \"quoted\" \\ back\u2028slash"
+    job = NewJob.of(job_id=new_job_id(), tenant=tenant, key_id="k", kind="creation",
+                    params={"prompt": prompt}, inputs={}, webhook_url="https://example.com/hook?a=1&b=é")
+    assert admissions(r).admit(job, "creation", []).outcome == "admitted"
+    stored = JobStore(r).get(job.id)
+    assert stored is not None and stored.params == {"prompt": prompt}
+    assert r.hgetall(JobStore.job_key(job.id)) == job.record
+
+
 def test_a_used_key_replays_the_earlier_job_and_writes_nothing(r: redis.Redis) -> None:
     tenant = fresh_tenant()
     gate = admissions(r)
