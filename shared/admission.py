@@ -115,7 +115,7 @@ class Admissions:
         idem_value = f"{job.id} {body_sha256}" if idempotency_key is not None else ""
         now_ms = int(float(job.record["created_at"]) * 1000)
         keys = [*(w.key for w in windows), idem_key, self.quota.key(tenant, pool), *job.keys()]
-        args: list[Any] = [part for w in windows for part in (w.limit, w.seconds)]
+        args: list[Any] = _window_args(windows)
         args += [idem_value, IDEMPOTENCY_TTL_S, cap, now_ms, PENDING_GRACE_S * 1000, JobStore.job_key(""),
                  *job.args(), len(windows)]
         answer = self._admit(keys=keys, args=args)
@@ -134,11 +134,15 @@ class Admissions:
         rate_limited when one is over its limit, else admitted (meaning: not limited)."""
         if not windows:
             return Admission("admitted")
-        window, left = self._count(keys=[w.key for w in windows],
-                                   args=[*(part for w in windows for part in (w.limit, w.seconds)), len(windows)])
+        window, left = self._count(keys=[w.key for w in windows], args=[*_window_args(windows), len(windows)])
         if int(window) > 0:
             return Admission("rate_limited", window=int(window) - 1, retry_after_s=max(1, int(left)))
         return Admission("admitted")
+
+
+def _window_args(windows: list[Window]) -> list[Any]:
+    """``hit_windows``' ARGV: each window's limit and length."""
+    return [part for w in windows for part in (w.limit, w.seconds)]
 
 
 def _text(value: bytes | str) -> str:
