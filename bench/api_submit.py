@@ -58,11 +58,16 @@ class Load:
         return len(self.latencies) / self.seconds
 
 
+def connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+
+
 def client_loop(url: str, body: bytes, headers: dict[str, str], measure_from: float, stop_at: float,
                 out: Load) -> None:
     """POST until ``stop_at`` on one keep-alive connection; count what ends in the window."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = connect(url, 30)
     while (started := time.perf_counter()) < stop_at:
         try:
             conn.request("POST", parts.path, body, headers)
@@ -71,7 +76,7 @@ def client_loop(url: str, body: bytes, headers: dict[str, str], measure_from: fl
             ok = response.status == 202
         except (OSError, http.client.HTTPException):
             conn.close()
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            conn = connect(url, 30)
             ok = False
         ended = time.perf_counter()
         if measure_from <= ended <= stop_at:
@@ -103,7 +108,7 @@ def run_load(url: str, body: bytes, headers: dict[str, str], clients: int, warmu
 
 def post_once(url: str, body: bytes, headers: dict[str, str]) -> bool:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn = connect(url, 5)
     try:
         conn.request("POST", parts.path, body, headers)
         return conn.getresponse().status == 202
