@@ -145,10 +145,8 @@ def _count_refused_submission(response: Response) -> Response:
 def install_limits(app: Flask, settings: Settings) -> Limiter:
     """Rate limiting and the quota store on ``app``. Call before the auth hook is registered:
     flask-limiter's check then runs first, so failed authentications are limited as well."""
-    for text in (settings.rate_limit_default, settings.rate_limit_submit):
-        if text:
-            parse_many(text)  # a typo fails the start, not (silently, failing open) every request
     limits: list[str | Callable[[], str] | ApplicationLimit] = []
+    # Parsed here, so a typo fails the start, not (silently, failing open) every request.
     submit_limits: list[SubmitLimit] = []
     if settings.rate_limit_default:
         limits.append(ApplicationLimit(settings.rate_limit_default, scope=SCOPE_TENANT, error_message=MESSAGE_TENANT))

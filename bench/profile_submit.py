@@ -71,27 +71,24 @@ def profile(args: argparse.Namespace) -> None:
             assert response.status_code == 202, response.get_data(as_text=True)
 
         redis = redis_client(stack.settings())
-        plain, plain_peer, sent_plain, sent_peer = 0.0, 0.0, 0, 0
+        apps = {"service": client, "peer": peer}
+        seconds, sent = dict.fromkeys(apps, 0.0), dict.fromkeys(apps, 0)
         for _ in range(args.warmup):
-            submit()
-            submit(peer)
+            for app_client in apps.values():
+                submit(app_client)
         for _ in range(args.rounds):  # the two apps take turns, unprofiled
-            for app_client in (client, peer):
+            for name, app_client in apps.items():
                 before = commands_processed(redis)
                 started = time.perf_counter()
                 for _ in range(args.count):
                     submit(app_client)
-                seconds = time.perf_counter() - started
-                sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
-                if app_client is client:
-                    plain, sent_plain = plain + seconds, sent_plain + sent
-                else:
-                    plain_peer, sent_peer = plain_peer + seconds, sent_peer + sent
+                seconds[name] += time.perf_counter() - started
+                sent[name] += commands_processed(redis) - before - 1  # less the INFO that read the counter
         n = args.count * args.rounds
-        print(f"unprofiled, in turns: the service {plain / n * 1000:.2f} ms and {sent_plain / n:.1f} Redis commands "
-              f"(a script's own counted) a submission; the minimal peer (bench.minimal_peer_app) "
-              f"{plain_peer / n * 1000:.2f} ms and {sent_peer / n:.1f}: ratio (peer time / service time, as "
-              f"throughput) {plain_peer / plain:.2f}")
+        print(f"unprofiled, in turns: the service {seconds['service'] / n * 1000:.2f} ms and "
+              f"{sent['service'] / n:.1f} Redis commands (a script's own counted) a submission; the minimal peer "
+              f"(bench.minimal_peer_app) {seconds['peer'] / n * 1000:.2f} ms and {sent['peer'] / n:.1f}: ratio "
+              f"(peer time / service time, as throughput) {seconds['peer'] / seconds['service']:.2f}")
         before = commands_processed(redis)
         yappi.set_clock_type(args.clock)
         started = time.perf_counter()
@@ -100,13 +97,13 @@ def profile(args: argparse.Namespace) -> None:
             submit()
         yappi.stop()
         wall = time.perf_counter() - started
-        sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
+        profiled_sent = commands_processed(redis) - before - 1  # less the INFO that read the counter
     stats = yappi.get_func_stats()
     per = 1000 / args.count
-    print(f"{args.count} profiled submissions of the service: {wall * per:.2f} ms each; {sent / args.count:.1f} "
-          "Redis commands each (a script's own commands counted)")
-    for title, seconds in sorted(bucket_times(stats, BUCKETS).items(), key=lambda item: -item[1]):
-        print(f"  {title:<52} {seconds * per:7.3f} ms")
+    print(f"{args.count} profiled submissions of the service: {wall * per:.2f} ms each; "
+          f"{profiled_sent / args.count:.1f} Redis commands each (a script's own commands counted)")
+    for title, bucket_s in sorted(bucket_times(stats, BUCKETS).items(), key=lambda item: -item[1]):
+        print(f"  {title:<52} {bucket_s * per:7.3f} ms")
     print(f"  ({args.clock} time per submission, inclusive: a bucket contains the Redis round trips it waits for)")
     if args.top:
         stats.sort("ttot").print_all(columns={0: ("name", 70), 1: ("ncall", 8), 3: ("ttot", 8)})
