@@ -1,12 +1,13 @@
 """Which change to the creation recipe makes better works? The shipped creation model's data and
 recipe (``workers.training.default_models``: the nine procedural styles at 64 px, batch 32, seed 0),
-trained for ``--steps`` with one variant of the networks, and measured exactly as its model card is
+trained for ``--steps`` with one variant of the networks or the recipe, and measured exactly as its model card is
 (``evaluate_generator``: Fréchet distance and SWD against their real-vs-real floors, both style
 classifiers, within-style diversity). Run one variant per process (``--threads 1`` each, two at a
 time on 2 cores) and compare the rows; the sample grid is written beside the table for a look.
 
     python -m bench.creation_recipe --variant shipped --steps 2000 --threads 1
     python -m bench.creation_recipe --variant ndf64 --steps 2000 --threads 1
+    python -m bench.creation_recipe --variant projected --steps 2000 --threads 1
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,12 +28,13 @@ from workers.training.default_models import DEFAULT_CREATION_PARAMS
 from workers.training.evaluation import evaluate_generator
 from workers.training.gan import train_gan
 
-# Network widths to compare, each against the shipped ones (GanConfig's defaults).
-VARIANTS: dict[str, dict[str, int]] = {
-    "shipped": {},
-    "ndf64": {"ndf": 64},
-    "ngf32": {"ngf": 32},
-    "ngf32-ndf64": {"ngf": 32, "ndf": 64},
+# Changes to compare, each against the shipped recipe: (GanConfig fields, TrainConfig fields).
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "shipped": ({}, {}),
+    "ndf64": ({"ndf": 64}, {}),
+    "ngf32": ({"ngf": 32}, {}),
+    "ngf32-ndf64": ({"ngf": 32, "ndf": 64}, {}),
+    "projected": ({}, {"projected_weight": 1.0}),  # a projected discriminator beside the pixel one
 }
 
 
@@ -48,7 +51,9 @@ def main(argv: list[str]) -> int:
     attrs = colour_attributes(data.images)
     train_idx, held_idx, fresh = gan_split(params, data)
     shipped_config, train_config = gan_configs(params, len(data.label_names))
-    gan_config = dataclasses.replace(shipped_config, **VARIANTS[args.variant])
+    network_change, recipe_change = VARIANTS[args.variant]
+    gan_config = dataclasses.replace(shipped_config, **network_change)
+    train_config = dataclasses.replace(train_config, **recipe_change)
     started = time.monotonic()
     result = train_gan(data.images[train_idx], data.labels[train_idx], attrs[train_idx], gan_config, train_config,
                        on_progress=lambda step, total, losses: print(
@@ -62,7 +67,7 @@ def main(argv: list[str]) -> int:
     accuracy, diversity = metrics["conditional_accuracy"], metrics["diversity"]["generated"]
     print("| variant | steps | FD / floor | SWD / floor | CNN / real | features / real | diversity mean, min "
           "| training s |")
-    print(f"| {args.variant} {VARIANTS[args.variant]} | {args.steps} | "
+    print(f"| {args.variant} {network_change or ''}{recipe_change or ''} | {args.steps} | "
           f"{metrics['frechet_distance']['ratio_to_floor']:.2f} | {metrics['swd_ratio_to_floor']:.2f} | "
           f"{accuracy['cnn'] / accuracy['cnn_real']:.3f} | {accuracy['features'] / accuracy['features_real']:.3f} | "
           f"{diversity['mean']:.2f}, {diversity['min']:.2f} | {seconds:.0f} |", flush=True)

@@ -17,6 +17,10 @@ saturation and warmth through these attributes, so they must mean what they say.
 Each step: one G forward; D on augmented [real, fake.detach()] in one batch; then G through
 D with D's weights frozen, reusing that same fake (as pytorch/examples' DCGAN does).
 
+With ``projected_weight`` > 0 a projected discriminator (``workers.models.projected``: heads on
+frozen EfficientNet-Lite0 features) sees the same augmented batches beside the pixel one; its
+heads' hinge losses, times the weight, add to D's loss and G's, and D's optimizer trains both.
+
 A checkpoint is the whole state (G, D, G_ema, both optimizers, step, the loop's RNG and the
 data sampler's position), so N steps straight and k steps + checkpoint + resume to N give
 bitwise the same weights on CPU.
@@ -46,6 +50,7 @@ from torch.nn import functional as F
 
 from workers import devices
 from workers.models.gan import Discriminator, GanConfig, Generator, image_attributes, to_uint8
+from workers.models.projected import ProjectedDiscriminator
 from workers.training.sampling import EpochSampler, montage
 
 EMA_WARMUP = 10  # EMA decay at step t is min(ema_decay, (1 + t) / (EMA_WARMUP + t))
@@ -68,6 +73,8 @@ class TrainConfig:
     augment: str = "translation"  # DiffAugment policy; "" for none
     attribute_weight: float = 10.0
     diversity_weight: float = 1.0
+    # Weight of a projected discriminator beside the pixel one (workers.models.projected); 0: none.
+    projected_weight: float = 0.0
     checkpoint_every: int = 500
     sample_every: int = 500
     seed: int = 0
@@ -76,7 +83,8 @@ class TrainConfig:
         unknown = set(filter(None, self.augment.split(","))) - set(AUGMENTS)
         if unknown:
             raise ValueError(f"unknown DiffAugment policies {sorted(unknown)}; known: {sorted(AUGMENTS)}")
-        if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or self.steps < 0:
+        if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or min(self.steps,
+                                                                                     self.projected_weight) < 0:
             raise ValueError(f"invalid training config: {self}")
         if self.batch_size % 2:
             raise ValueError(f"batches are made of pairs: batch_size must be even, not {self.batch_size}")
@@ -173,6 +181,12 @@ def pair_shortfall(fake: Tensor, real: Tensor) -> Tensor:
     return torch.relu(spread_real - spread_fake)
 
 
+def hinge_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The discriminator's hinge loss; with several heads ([B, heads]) their losses add up."""
+    per_head = torch.relu(1 - real_logits).mean(dim=0) + torch.relu(1 + fake_logits).mean(dim=0)
+    return per_head.sum()
+
+
 def _pairs(firsts: np.ndarray, labels: np.ndarray, members: list[Tensor], rng: torch.Generator) -> Tensor:
     """Indices [2 * len(firsts)]: each first image followed by a random image of its class (itself
     only when it is its class's one image)."""
@@ -189,18 +203,29 @@ class _Run:
             torch.manual_seed(train_config.seed)
             self.g = Generator(gan_config).to(device)
             self.d = Discriminator(gan_config).to(device)
+            self.projected = ProjectedDiscriminator(gan_config).to(device) if train_config.projected_weight else None
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         adam: dict[str, Any] = {"betas": train_config.betas, "fused": True}
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=train_config.lr_g, **adam)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=train_config.lr_d, **adam)
+        self.opt_d = torch.optim.Adam(self.discriminator_parameters(), lr=train_config.lr_d, **adam)
         self.rng = torch.Generator().manual_seed(train_config.seed)
         self.sampler = EpochSampler(n, train_config.seed)  # the first member of each pair
         self.step = 0
         self.gan_config, self.train_config = gan_config, train_config
 
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """What D's optimizer trains: the pixel discriminator and the projected one's heads."""
+        return [*self.d.parameters(), *(self.projected.parameters() if self.projected else ())]
+
+    def discriminators_trainable(self, trainable: bool) -> None:
+        self.d.requires_grad_(trainable)
+        if self.projected:
+            self.projected.requires_grad_(trainable)
+
     def state(self, losses: dict[str, float]) -> dict[str, Any]:
         """A copy of the whole state, safe to keep while training goes on."""
-        return copy.deepcopy({
+        projected = {"projected_discriminator": self.projected.state_dict()} if self.projected else {}
+        return copy.deepcopy({**projected,
             "step": self.step,
             "generator": self.g.state_dict(),
             "discriminator": self.d.state_dict(),
@@ -219,8 +244,12 @@ class _Run:
             raise ValueError("checkpoint was trained with a different GAN config")
         if state["train_config"]["seed"] != self.train_config.seed:
             raise ValueError("checkpoint was trained with a different seed")
+        if bool(state["train_config"].get("projected_weight")) != bool(self.projected):
+            raise ValueError("checkpoint was trained with a different set of discriminators")
         self.g.load_state_dict(state["generator"])
         self.d.load_state_dict(state["discriminator"])
+        if self.projected:
+            self.projected.load_state_dict(state["projected_discriminator"])
         self.g_ema.load_state_dict(state["generator_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -296,18 +325,25 @@ def train_gan(
         z = torch.randn(batch, gan_config.nz, generator=run.rng).to(dev)
         with devices.autocast(dev, mixed_precision):  # CUDA only: bf16 forward, fp32 outputs for the losses
             fake = run.g(z, y, a).float()
-            logits = run.d(diff_augment(torch.cat([real, fake.detach()]), policy, run.rng),
-                           torch.cat([y, y]), torch.cat([a, a])).float()
+            seen, both_y = diff_augment(torch.cat([real, fake.detach()]), policy, run.rng), torch.cat([y, y])
+            logits = run.d(seen, both_y, torch.cat([a, a])).float()
+            projected = run.projected(seen, both_y).float() if run.projected else None
         d_real, d_fake = logits[:batch], logits[batch:]
-        loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
+        loss_d = hinge_d(d_real, d_fake)
+        if projected is not None:
+            loss_d = loss_d + train_config.projected_weight * hinge_d(projected[:batch], projected[batch:])
         run.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         run.opt_d.step()
 
-        run.d.requires_grad_(False)  # G's step needs gradients for the image only
+        run.discriminators_trainable(False)  # G's step needs gradients for the image only
         with devices.autocast(dev, mixed_precision):
-            d_on_fake = run.d(diff_augment(fake, policy, run.rng), y, a).float()
+            seen_fake = diff_augment(fake, policy, run.rng)
+            d_on_fake = run.d(seen_fake, y, a).float()
+            projected_on_fake = run.projected(seen_fake, y).float() if run.projected else None
         loss_adversarial = -d_on_fake.mean()
+        if projected_on_fake is not None:
+            loss_adversarial = loss_adversarial - train_config.projected_weight * projected_on_fake.mean(dim=0).sum()
         loss_attributes = (image_attributes(fake) - a).abs().mean()
         loss_diversity = pair_shortfall(fake, real)
         loss_g = (loss_adversarial + train_config.attribute_weight * loss_attributes
@@ -315,7 +351,7 @@ def train_gan(
         run.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         run.opt_g.step()
-        run.d.requires_grad_(True)
+        run.discriminators_trainable(True)
 
         run.step += 1
         run.update_ema()
