@@ -54,9 +54,11 @@ test: venv browser
 test-fast: venv browser
 	$(PY) -m pytest -m 'not slow'
 
-# The load test at full size: 5,000 jobs through the whole service (make test runs 500).
+# The load tests at full size: 5,000 jobs through the whole service (make test runs 500), and a
+# Redis restart under 1,000 queued jobs (make test queues 300).
 test-load: venv
 	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
+	ARTFORGE_CHAOS_RESTART_JOBS=1000 $(PY) -m pytest tests/chaos/test_redis_restart.py -s
 
 # Train the default models that ship inside the package (shared/assets/models/): the creation model
 # "abstract" (hours on 2 cores; resumable: run it again after an interruption), the upscaler and

@@ -27,7 +27,7 @@ MODEL = "retrain-test"
 LABELS = (0, 4)  # grid, stripes: two styles a GAN tells apart within a few hundred steps
 FIRST = {"target": "gan", "model": MODEL, "resolution": 32, "steps": 40, "batch_size": 16,
          "checkpoint_every": 100, "sample_every": 100, "seed": 3, "eval_per_label": 8}
-RETRAIN = {"steps": 400, "batch_size": 16, "checkpoint_every": 200, "sample_every": 200, "seed": 3,
+RETRAIN = {"steps": 200, "batch_size": 16, "checkpoint_every": 100, "sample_every": 100, "seed": 3,
            "eval_per_label": 8}
 
 pytestmark = pytest.mark.slow
