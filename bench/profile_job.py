@@ -42,14 +42,11 @@ BUCKETS: list[tuple[str, str, str]] = [
 ]
 
 
-def submit_job(admin: ApiSession, stack: Any, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+def job_body(admin: ApiSession, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     if kind == "style_transfer":
         return style_job(admin.upload(photo(args.side)), max_side=args.side)
-    from bench.creation import MODEL, train_model
+    from bench.creation import MODEL
 
-    if not getattr(args, "_trained", False):
-        train_model(stack, admin, args.train_steps)
-        args._trained = True
     return {"kind": "creation", "params": {"model": MODEL, "count": args.count, "seed": 7}}
 
 
@@ -62,7 +59,7 @@ def profile(args: argparse.Namespace) -> None:
 
     with running_stack("profile") as stack:
         admin = ApiSession(stack.start_api(), stack.create_key("bench", admin=True))
-        body = submit_job(admin, stack, args.kind, args)
+        body = job_body(admin, args.kind, args)
         rt = Runtime.from_settings(stack.settings())
         assert execute_job(rt, admin.submit(body), requeue) == SUCCEEDED
         # Submitted only now: a creation job waiting beside the first would have joined its batch.
@@ -90,7 +87,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("kind", choices=["creation", "style_transfer"])
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--side", type=int, default=512)
-    parser.add_argument("--train-steps", type=int, default=20)
     add_profiler_arguments(parser)
     profile(parser.parse_args(argv))
 
