@@ -23,6 +23,15 @@ def test_one_logit_per_head_and_the_frozen_network_is_not_part_of_its_state() ->
     assert not any(p.requires_grad for p in discriminator.__dict__["features"].parameters())
 
 
+def test_a_pair_of_equal_images_is_seen_as_one() -> None:
+    discriminator = ProjectedDiscriminator(TINY)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    labels = torch.tensor([0, 0])
+    equal = discriminator(torch.cat([image, image]), labels)
+    different = discriminator(torch.cat([image, torch.rand(1, 3, 32, 32) * 2 - 1]), labels)
+    assert not torch.allclose(equal[0], different[0])  # the first image is the same: only its partner changed
+
+
 def test_the_label_changes_the_logits_and_gradients_reach_the_image() -> None:
     discriminator = ProjectedDiscriminator(TINY)
     images = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)

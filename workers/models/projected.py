@@ -8,9 +8,11 @@ discriminators that read a frozen, pretrained network's features instead of pixe
   (Kaiming-uniform, drawn from ``MIXING_SEED``, kept as a buffer and never trained), which spreads
   the pretrained channels so no head can lean on a few of them (the paper's CCM).
 - One head per stage: spectrally normalised 4x4 stride-2 convolutions down to a 6x6 map, one
-  3x3 convolution, then a projection logit as in ``workers.models.gan.Discriminator``:
-  w.h + embed(y).h, with h the map averaged over its positions (pretrained features are large:
-  a sum made the first logits hundreds).
+  3x3 convolution that also sees the feature spread within each pair of images of one class
+  (``workers.models.gan.pair_spread``, as the pixel discriminator does; without it, 2,000 steps
+  beside the pixel discriminator drew one picture per style: bench/RESULTS.md), then a
+  projection logit as in ``workers.models.gan.Discriminator``: w.h + embed(y).h, with h the map
+  averaged over its positions (pretrained features are large: a sum made the first logits hundreds).
 
 Gradients reach the generator through the frozen network; the heads are trained with the pixel
 discriminator's optimizer.
@@ -26,7 +28,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from workers.models.efficientnet_lite import STAGE_CHANNELS, EfficientNetLite0, load_pretrained
-from workers.models.gan import LEAKY_SLOPE, GanConfig
+from workers.models.gan import LEAKY_SLOPE, GanConfig, pair_spread
 
 FEATURE_SIDE = 96  # the feature network's input side: maps of 24, 12 and 6 at strides 4, 8, 16
 STAGES = ("s4", "s8", "s16")
@@ -37,7 +39,7 @@ MIXING_SEED = 0
 
 
 class StageHead(nn.Module):
-    """[B,C,S,S] features of one stage, labels [B] -> logits [B]."""
+    """[B,C,S,S] features of one stage (the batch made of pairs of one class), labels [B] -> logits [B]."""
 
     def __init__(self, channels: int, side: int, n_classes: int):
         super().__init__()
@@ -46,14 +48,14 @@ class StageHead(nn.Module):
             convs.append(spectral_norm(nn.Conv2d(channels, channels, 4, 2, 1)))
             side //= 2
         self.convs = nn.ModuleList(convs)
-        self.last = spectral_norm(nn.Conv2d(channels, channels, 3, 1, 1))
+        self.last = spectral_norm(nn.Conv2d(channels + 1, channels, 3, 1, 1))
         self.linear = spectral_norm(nn.Linear(channels, 1))
         self.embed = spectral_norm(nn.Embedding(n_classes, channels))
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         for conv in self.convs:
             x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-        h = F.leaky_relu(self.last(x), LEAKY_SLOPE).mean(dim=(2, 3))
+        h = F.leaky_relu(self.last(torch.cat([x, pair_spread(x)], dim=1)), LEAKY_SLOPE).mean(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
