@@ -35,6 +35,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "ngf32": ({"ngf": 32}, {}),
     "ngf32-ndf64": ({"ngf": 32, "ndf": 64}, {}),
     "projected": ({}, {"projected_weight": 1.0}),  # a projected discriminator beside the pixel one
+    "projected-light": ({}, {"projected_weight": 0.25}),  # the same, a quarter of the weight
 }
 
 
