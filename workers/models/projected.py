@@ -9,10 +9,11 @@ discriminators that read a frozen, pretrained network's features instead of pixe
   the pretrained channels so no head can lean on a few of them (the paper's CCM).
 - One head per stage: spectrally normalised 4x4 stride-2 convolutions down to a 6x6 map, one
   3x3 convolution that also sees the feature spread within each pair of images of one class
-  (``workers.models.gan.pair_spread``, as the pixel discriminator does; without it, 2,000 steps
-  beside the pixel discriminator drew one picture per style: bench/RESULTS.md), then a
-  projection logit as in ``workers.models.gan.Discriminator``: w.h + embed(y).h, with h the map
-  averaged over its positions (pretrained features are large: a sum made the first logits hundreds).
+  (``workers.models.gan.pair_spread``, as the pixel discriminator does; at weight 1, with it or
+  without it, the generator drew one composition per style in 2,000 steps, and at weight 0.25
+  only some styles varied: bench/RESULTS.md), then a projection logit as in
+  ``workers.models.gan.Discriminator``: w.h + embed(y).h, with h the map averaged over its
+  positions (pretrained features are large: a sum made the first logits hundreds).
 
 Gradients reach the generator through the frozen network; the heads are trained with the pixel
 discriminator's optimizer.
