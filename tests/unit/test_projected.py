@@ -20,7 +20,7 @@ def test_one_logit_per_head_and_the_frozen_network_is_not_part_of_its_state() ->
     assert all(key.startswith(("heads.", "mix_")) for key in discriminator.state_dict())
     assert all(name.startswith("heads.") for name, _ in discriminator.named_parameters())
     discriminator.requires_grad_(True)  # what the loop does after G's step
-    assert not any(p.requires_grad for p in discriminator.__dict__["features"].parameters())
+    assert not any(p.requires_grad for p in discriminator.features.parameters())
 
 
 def test_a_pair_of_equal_images_is_seen_as_one() -> None:

@@ -69,6 +69,8 @@ def _mixing_weights(cin: int, cout: int, generator: torch.Generator) -> Tensor:
 class ProjectedDiscriminator(nn.Module):
     """(images [B,3,R,R] in [-1,1], labels [B]) -> logits [B, len(STAGES)], one per head."""
 
+    features: EfficientNetLite0  # frozen; a plain attribute, not a submodule (see __init__)
+
     def __init__(self, config: GanConfig):
         super().__init__()
         generator = torch.Generator().manual_seed(MIXING_SEED)
@@ -82,11 +84,9 @@ class ProjectedDiscriminator(nn.Module):
         object.__setattr__(self, "features", load_pretrained())
 
     def _network(self, device: torch.device) -> EfficientNetLite0:
-        network: EfficientNetLite0 = self.__dict__["features"]
-        if next(network.parameters()).device != device:
-            network = network.to(device)
-            object.__setattr__(self, "features", network)
-        return network
+        if next(self.features.parameters()).device != device:
+            object.__setattr__(self, "features", self.features.to(device))
+        return self.features
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
         x = F.interpolate(images, size=(FEATURE_SIDE, FEATURE_SIDE), mode="bilinear", align_corners=False)

@@ -83,8 +83,8 @@ class TrainConfig:
         unknown = set(filter(None, self.augment.split(","))) - set(AUGMENTS)
         if unknown:
             raise ValueError(f"unknown DiffAugment policies {sorted(unknown)}; known: {sorted(AUGMENTS)}")
-        if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or min(self.steps,
-                                                                                     self.projected_weight) < 0:
+        if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or self.steps < 0 \
+                or self.projected_weight < 0:
             raise ValueError(f"invalid training config: {self}")
         if self.batch_size % 2:
             raise ValueError(f"batches are made of pairs: batch_size must be even, not {self.batch_size}")
