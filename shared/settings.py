@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # one generator forward, as long as all their images together stay within this many
     # (workers.creation_batching); 0: every creation job runs alone (and none is listed as waiting).
     creation_batch_max_images: int = 256
+    # Steps of finished attempts (marking, signing, storing, settling) a worker process may have
+    # waiting on its finalize thread while it runs its next job (workers.finalizing); 0: none, each
+    # attempt is stored and settled before the worker takes the next.
+    finalize_backlog: int = 4
     # Threads each worker process gives torch on the CPU (0: torch's default, one per core).
     # Set it to cores / worker processes when several workers share a machine's CPUs:
     # oversubscribed torch threads slow training on 2 cores by an order of magnitude.

@@ -24,11 +24,14 @@ Every path ends in a state in the job record, and in an ``Outcome`` for logs, me
   (canceled meanwhile, or taken over
   after a lost lease)
   any other exception                      failed / pipeline_error               failed:pipeline_error
-  the process dies                         running until the lease expires; the  (none)
-                                           reaper requeues or fails it
+  the process dies (mid-pipeline, or mid-   running until the lease expires; the  (none)
+  finalize with its message acknowledged)  reaper requeues or fails it
 
-Results are stored before the job turns ``succeeded``: while S3 is briefly down the attempt
-retries its writes with backoff, keeping its lease, so the job stays ``running`` meanwhile.
+Once the pipeline has returned, the rest (analysis reports, marking, signing, storing, the last
+transition) is handed to a finalize stage (``workers.finalizing``), so a worker takes its next
+job meanwhile; each job's lease is renewed until it is settled. Results are stored before the job
+turns ``succeeded``: while S3 is briefly down the stage retries its writes with backoff, keeping
+the lease, so the job stays ``running`` meanwhile.
 
 The same steps serve a job alone and jobs that share one run (``Batching``: creation jobs for the
 same model share a generator forward, ``workers.creation_batching``): each job is claimed, kept
@@ -45,9 +48,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
@@ -58,6 +62,7 @@ from shared.jobs import Job, JobStatus, TransitionRefused
 from shared.logs import log_context
 from shared.objects import RetryPolicy, StorageUnavailable
 from workers import faults, telemetry
+from workers.finalizing import Finalize, run_now
 from workers.housekeeping import ResultsLedger
 from workers.job_context import CancelCheck, InvalidJobInput, JobCanceled, JobContext, ProgressFn
 from workers.job_storage import job_context, load_inputs, store_results
@@ -124,18 +129,21 @@ class Batching(Protocol):
     def run(self, rt: Runtime, jobs: list[ReadyJob]) -> Iterable[tuple[ReadyJob, PipelineResult | Exception]]: ...
 
 
-def execute_job(rt: Runtime, job_id: str, requeue: Requeue, *, batching: Mapping[str, Batching] | None = None,
-                on_joined_finished: Callable[[str], None] | None = None) -> Outcome:
-    """Run one attempt of ``job_id``; returns the leader's outcome.
+def start_job(rt: Runtime, job_id: str, requeue: Requeue, *, batching: Mapping[str, Batching] | None = None,
+              on_finished: Callable[[str], None] | None = None, finalize: Finalize = run_now) -> Future[Outcome]:
+    """Run one attempt of ``job_id``: claim it, and run its pipeline here; its results are stored and
+    its job settled by ``finalize`` (``workers.finalizing``: inline by default, or a background
+    stage while this process takes its next job). The future holds the leader's outcome.
 
     Every log line of the attempt carries the job's id, tenant and the request id it was submitted
     with; the attempt is counted and timed in ``workers.telemetry``. Where ``batching`` has an entry
     for the job's kind, queued jobs it gathers join the attempt; each of those is logged and counted
-    on its own, and ``on_joined_finished(job_id)`` is called once it ends."""
+    on its own. ``on_finished(job_id)`` is called once each job's attempt has ended, in whatever state."""
     with log_context(job_id=job_id):
         leader = claim(rt, job_id)
         if isinstance(leader, Outcome):
-            return leader
+            _notify(on_finished, job_id)
+            return run_now(lambda: leader)
     rt = retrying_runtime(rt)
     batcher = (batching or {}).get(leader.kind)
     joined = batcher.gather(rt, leader) if batcher is not None and _may_run(rt, leader) else []
@@ -145,13 +153,33 @@ def execute_job(rt: Runtime, job_id: str, requeue: Requeue, *, batching: Mapping
         telemetry.record_attempt(job.kind, outcome.ending, outcome.detail, elapsed)
         batch_note = f" (in job {leader.id}'s batch)" if job.id != leader.id else ""
         log.info("job %s: %s attempt %d %s in %.2f s%s", job.id, job.kind, job.attempts, outcome, elapsed, batch_note)
-        if job.id != leader.id and on_joined_finished is not None:
-            try:
-                on_joined_finished(job.id)
-            except Exception:  # e.g. the webhook's task could not be sent: never the other jobs' concern
-                log.warning("after job %s finished in a batch", job.id, exc_info=True)
+        _notify(on_finished, job.id)
 
-    return run_attempts(rt, [leader, *joined], run, requeue, report)[leader.id]
+    outcomes = run_attempts(rt, [leader, *joined], run, requeue, report, finalize)
+    leader_outcome: Future[Outcome] = Future()
+    outcomes.add_done_callback(lambda done: _pass_on(done, leader_outcome, leader.id))
+    return leader_outcome
+
+
+def execute_job(rt: Runtime, job_id: str, requeue: Requeue, **options: Any) -> Outcome:
+    """``start_job``, everything settled before it returns: the leader's outcome."""
+    return start_job(rt, job_id, requeue, **options).result()
+
+
+def _notify(on_finished: Callable[[str], None] | None, job_id: str) -> None:
+    if on_finished is None:
+        return
+    try:
+        on_finished(job_id)
+    except Exception:  # e.g. the webhook's task could not be sent: never the other jobs' concern
+        log.warning("after job %s finished", job_id, exc_info=True)
+
+
+def _pass_on(done: Future[dict[str, Outcome]], into: Future[Outcome], job_id: str) -> None:
+    if done.exception() is not None:
+        into.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        into.set_result(done.result()[job_id])
 
 
 def claim(rt: Runtime, job_id: str) -> Job | Outcome:
@@ -181,21 +209,37 @@ def run_each_alone(jobs: list[ReadyJob]) -> Iterator[tuple[ReadyJob, PipelineRes
 
 
 def run_attempts(rt: Runtime, jobs: list[Job], run: Run, requeue: Requeue,
-                 report: Callable[[Job, Outcome, float], None]) -> dict[str, Outcome]:
+                 report: Callable[[Job, Outcome, float], None],
+                 finalize: Finalize = run_now) -> Future[dict[str, Outcome]]:
     """The claimed ``jobs`` from their attempt to their outcome, each under its own lease: checked
     (attempts left, not canceled, fault hook), params read, inputs loaded; then ``run`` makes each
-    one's result, which is stored and settled as it comes. ``report(job, outcome, seconds)`` is
-    called once per job as it ends. Returns every job's outcome."""
+    one's result, handed to ``finalize`` to be stored and settled as it comes. ``report(job,
+    outcome, seconds)`` is called once per job as it ends. The future holds every job's outcome
+    once the last is settled; the leases are renewed until then."""
     started = time.monotonic()
     outcomes: dict[str, Outcome] = {}
-    with LeaseKeeper(rt, *(job.id for job in jobs)) as keeper:
+    keeper = LeaseKeeper(rt, *(job.id for job in jobs)).start()
 
-        def settled(job: Job, outcome: Outcome) -> None:
-            keeper.release(job.id)
-            outcomes[job.id] = outcome
-            report(job, outcome, time.monotonic() - started)
+    def settled(job: Job, outcome: Outcome) -> None:
+        keeper.release(job.id)
+        outcomes[job.id] = outcome
+        report(job, outcome, time.monotonic() - started)
 
-        ready: list[ReadyJob] = []
+    def store_and_settle(done: ReadyJob, produced: PipelineResult | Exception) -> None:
+        with job_log_context(done.job):
+            faults.before_store(done.job.kind, done.progress)  # tests only, as before_pipeline
+            settled(done.job, _store_and_settle(rt, done, produced, requeue))
+
+    def close() -> dict[str, Outcome]:
+        for left in ready:
+            if left.job.id not in outcomes:  # a run that skipped a job must not leave it running
+                with job_log_context(left.job):
+                    settled(left.job, settle_failure(rt, left.job, RuntimeError("the run gave no result"), requeue))
+        keeper.stop()
+        return outcomes
+
+    ready: list[ReadyJob] = []
+    try:
         for job in jobs:
             with job_log_context(job):
                 if not _may_run(rt, job):
@@ -207,13 +251,12 @@ def run_attempts(rt: Runtime, jobs: list[Job], run: Run, requeue: Requeue,
                 except Exception as exc:
                     settled(job, settle_failure(rt, job, exc, requeue))
         for done, produced in run(ready):
-            with job_log_context(done.job):
-                settled(done.job, _store_and_settle(rt, done, produced, requeue))
-        for left in ready:
-            if left.job.id not in outcomes:  # a run that skipped a job must not leave it running
-                with job_log_context(left.job):
-                    settled(left.job, settle_failure(rt, left.job, RuntimeError("the run gave no result"), requeue))
-    return outcomes
+            finalize(functools.partial(store_and_settle, done, produced))
+    except BaseException:
+        # What was handed over is still stored under its leases; the rest is left to the reaper.
+        finalize(keeper.stop)
+        raise
+    return finalize(close)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from shared.contract import TASK_RENDER_STYLE_THUMBNAILS
 from shared.logs import configure_logging
 from shared.queue import make_celery
 from shared.settings import Settings
-from workers import devices, telemetry
+from workers import devices, finalizing, telemetry
 from workers.runtime import reset_after_fork
 
 settings = Settings.from_env()
@@ -41,7 +41,10 @@ def _serve_metrics(**_: object) -> None:
 
 
 @worker_process_shutdown.connect
-def _forget_metrics_of_child(**_: object) -> None:
+def _finish_and_forget_child(**_: object) -> None:
+    # Results handed to the finalize stage are stored and their jobs settled before the pool process
+    # exits (a warm shutdown); past the lease, the reaper would send those jobs again anyway.
+    finalizing.drain_process_stage(timeout=settings.lease_s)
     telemetry.forget_this_process()
 
 

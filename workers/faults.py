@@ -17,9 +17,11 @@ separated list of faults, each ``FAULT:KIND[:ARG]``:
                     time, whatever the machine's load) before its pipeline runs: a job that is
                     surely mid-run for S seconds, to kill its worker, take S3 away or outlast a
                     time limit in, without a heavy job that takes longer on a busy machine.
+  stall-store:KIND:S  the same once the pipeline has returned, before its results are stored (in
+                    the finalize stage, ``workers.finalizing``), showing the stage "stalled storing".
 
-The hooks are ``before_pipeline`` (``workers.attempt``) and ``before_batch`` (pipelines that
-batch). Each reads the setting once per process.
+The hooks are ``before_pipeline`` and ``before_store`` (``workers.attempt``) and ``before_batch``
+(pipelines that batch). Each reads the setting once per process.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("crash", "oom", "stall")
+FAULTS = ("crash", "oom", "stall", "stall-store")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -76,8 +78,8 @@ def parse(spec: str) -> tuple[Fault, ...]:
             faults.append(Fault(fault, kind, float(arg) if arg else None))
         except ValueError:
             raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r}: {arg!r} is not a number") from None
-        if fault == "stall" and not arg:
-            raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r}: stall:KIND:SECONDS needs the seconds")
+        if fault.startswith("stall") and not arg:
+            raise ValueError(f"ARTFORGE_FAULT_INJECTION: {item!r}: {fault}:KIND:SECONDS needs the seconds")
     return tuple(faults)
 
 
@@ -100,10 +102,21 @@ def before_pipeline(kind: str, progress: Callable[[float, str, str], None] | Non
         if fault.fault == "oom" and fault.arg is None:
             raise_out_of_memory(f"injected at the start of a {kind} job")
         if fault.fault == "stall" and fault.arg is not None:
-            log.warning("fault injection: a %s job stalls for %g s", kind, fault.arg)
-            if progress is not None:
-                progress(0.0, "stalled", f"fault injection: waiting {fault.arg:g} s")
-            time.sleep(fault.arg)
+            _stall(kind, fault.arg, progress, 0.0, "stalled")
+
+
+def before_store(kind: str, progress: Callable[[float, str, str], None]) -> None:
+    for fault in active():
+        if fault.kind == kind and fault.fault == "stall-store" and fault.arg is not None:
+            _stall(kind, fault.arg, progress, 0.9, "stalled storing")
+
+
+def _stall(kind: str, seconds: float, progress: Callable[[float, str, str], None] | None, fraction: float,
+           stage: str) -> None:
+    log.warning("fault injection: a %s job stalls for %g s (%s)", kind, seconds, stage)
+    if progress is not None:
+        progress(fraction, stage, f"fault injection: waiting {seconds:g} s")
+    time.sleep(seconds)
 
 
 def before_batch(kind: str, batch: int) -> None:

@@ -40,12 +40,9 @@ class LeaseKeeper:
         with self._lock:
             self._ids.discard(job_id)
 
-    def __enter__(self) -> LeaseKeeper:
+    def start(self) -> LeaseKeeper:
         self._thread.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def stop(self) -> None:
         """No more renewals at all; stopping twice is harmless."""

@@ -28,8 +28,8 @@ from shared.queue import (
 )
 from shared.schedules import ScheduleStore
 from shared.works_index import WorkRef
-from workers import housekeeping, maintenance, retraining, webhooks, works_indexing
-from workers.attempt import Batching, execute_job
+from workers import finalizing, housekeeping, maintenance, retraining, webhooks, works_indexing
+from workers.attempt import Batching, start_job
 from workers.celery_app import app, settings
 from workers.creation_batching import CreationBatching
 from workers.runtime import Runtime, runtime
@@ -43,18 +43,24 @@ BATCHING: dict[str, Batching] = {CREATION_KIND: CreationBatching()}
 
 
 @app.task(name=TASK_RUN_JOB, ignore_result=True)
-def run_job(job_id: str) -> str:
+def run_job(job_id: str) -> None:
+    """Runs the job's pipeline; its results are stored and the job settled in this process's
+    finalize stage while the worker takes its next job (``workers.finalizing``)."""
     rt = runtime()
+    after = functools.partial(_after_job, rt)
     try:
-        # Creation jobs that joined this one's batch finished here too: their webhooks as well.
-        outcome = execute_job(rt, job_id, functools.partial(_requeue, rt), batching=BATCHING,
-                              on_joined_finished=functools.partial(_request_webhook, rt))
-        return str(outcome)
-    finally:
-        # Whatever the attempt did (finished the job, or found it canceled): a finished job's webhook
-        # is delivered by its own task, never inside this one; so is indexing its results.
-        _request_webhook(rt, job_id)
-        _request_indexing(rt, job_id)
+        start_job(rt, job_id, functools.partial(_requeue, rt), batching=BATCHING, on_finished=after,
+                  finalize=finalizing.process_stage())
+    except Exception:
+        after(job_id)  # whatever state the attempt left it in (a finished job's webhook goes out)
+        raise
+
+
+def _after_job(rt: Runtime, job_id: str) -> None:
+    """Once a job's attempt has ended: a finished job's webhook is delivered by its own task, never
+    inside this one; so is indexing its results."""
+    _request_webhook(rt, job_id)
+    _request_indexing(rt, job_id)
 
 
 def _request_indexing(rt: Runtime, job_id: str) -> None:

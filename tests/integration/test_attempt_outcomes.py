@@ -1,7 +1,8 @@
 """The attempt lifecycle's outcome table (workers/attempt.py), row by row, on a real Redis.
 
 Each job is claimed like a delivered one and run by a stand-in for its pipeline that ends the way
-the row says; the job record and the typed Outcome must agree with the table."""
+the row says; the job record and the typed Outcome must agree with the table, whether the results
+are stored inline or in a background finalize stage (workers.finalizing), as workers do."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from deploy.devstack import Stack
 from shared.jobs import JobStatus, new_job_id
 from shared.objects import StorageUnavailable
 from workers.attempt import CANCELED, SUCCEEDED, Ending, Outcome, ReadyJob, claim, run_attempts
+from workers.finalizing import BackgroundFinalizer, Finalize, run_now
 from workers.job_context import InvalidJobInput, JobCanceled
 from workers.pipelines.registry import PipelineResult
 from workers.runtime import Runtime
@@ -24,6 +26,16 @@ PARAMS = {"model": "abstract@1", "count": 2, "seed": 7}
 @pytest.fixture(scope="module")
 def rt(servers: Stack) -> Runtime:
     return Runtime.from_settings(servers.settings())
+
+
+STAGES: dict[str, Finalize] = {"inline": run_now, "background": BackgroundFinalizer(backlog=2).submit}
+stage: list[Finalize] = [run_now]  # the finalize stage ``attempt`` hands results to, set per test
+
+
+@pytest.fixture(autouse=True, params=sorted(STAGES))
+def finalize_stage(request: pytest.FixtureRequest) -> None:
+    """Every row of the table, with either stage."""
+    stage[0] = STAGES[request.param]
 
 
 def claimed(rt: Runtime, params: dict[str, Any] | None = None, attempts: int = 1) -> Any:
@@ -51,7 +63,7 @@ def attempt(rt: Runtime, job: Any, run: Any, requeued: list[tuple[str, str, int]
     sent = requeued if requeued is not None else []
     reported: list[tuple[str, Outcome]] = []
     outcomes = run_attempts(rt, [job], run(rt), lambda *message: sent.append(message),
-                            lambda done, outcome, _: reported.append((done.id, outcome)))
+                            lambda done, outcome, _: reported.append((done.id, outcome)), stage[0]).result(timeout=60)
     assert reported == [(job.id, outcomes[job.id])], "every job is reported once, as it ends"
     return outcomes[job.id]
 
