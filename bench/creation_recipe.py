@@ -36,6 +36,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "ngf32-ndf64": ({"ngf": 32, "ndf": 64}, {}),
     "projected": ({}, {"projected_weight": 1.0}),  # a projected discriminator beside the pixel one
     "projected-light": ({}, {"projected_weight": 0.25}),  # the same, a quarter of the weight
+    "projected-tenth": ({}, {"projected_weight": 0.1}),  # a tenth of the weight
+    "projected-diverse": ({}, {"projected_weight": 0.25, "diversity_weight": 4.0}),  # a stronger mode-seeking term
 }
 
 

@@ -21,7 +21,7 @@ from tests.conftest import ApiClient, eventually
 
 pytestmark = pytest.mark.slow
 
-STALL_S = 5
+STALL_S = 3
 STALLING_STORE = {"ARTFORGE_FAULT_INJECTION": f"stall-store:style_transfer:{STALL_S}"}
 
 
