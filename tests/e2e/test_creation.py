@@ -137,6 +137,8 @@ def test_training_measures_and_registers_the_tenants_own_model(trained: dict) ->
     assert fd["ratio_to_floor"] == pytest.approx(fd["generated"] / fd["real_floor"], rel=0.01)
     assert metrics["swd"]["average"] < 0.5 * metrics["swd_untrained"]["average"]
     assert metrics["kid_x1e3"]["untrained"] > metrics["kid_x1e3"]["real_floor"]
+    style_fd = metrics["frechet_distance_style"]  # the cross-check in a network no discriminator reads
+    assert 0 < style_fd["real_floor"] < style_fd["untrained"] and "Magenta" in style_fd["features"]
     accuracy = metrics["conditional_accuracy"]
     assert accuracy["cnn_real"] > 0.7 and accuracy["features_real"] > 0.8
     assert set(card["quality_goals"]) == {"frechet_distance_at_most_3x_floor", "swd_at_most_1_5x_floor",

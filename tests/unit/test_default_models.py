@@ -57,6 +57,8 @@ def test_the_creation_models_card_states_its_goals_and_what_it_reaches(abstract:
     assert card["quality_goals"]["diversity_at_least_half_of_real"], metrics["diversity"]
     assert metrics["diversity"]["generated"]["min"] >= 0.5  # no style collapsed
     assert fd["real_floor"] < fd["generated"] <= 0.7 * fd["untrained"], fd
+    style_fd = metrics["frechet_distance_style"]  # the cross-check in Magenta's style space agrees
+    assert style_fd["real_floor"] < style_fd["generated"] <= 0.15 * style_fd["untrained"], style_fd
     assert metrics["swd"]["average"] <= 0.25 * metrics["swd_untrained"]["average"]
     assert accuracy["features"] >= 0.85 * accuracy["features_real"], accuracy
 

