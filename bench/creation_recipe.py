@@ -3,7 +3,8 @@ recipe (``workers.training.default_models``: the nine procedural styles at 64 px
 trained for ``--steps`` with one variant of the networks or the recipe, and measured exactly as its model card is
 (``evaluate_generator``: Fréchet distance and SWD against their real-vs-real floors, both style
 classifiers, within-style diversity). Run one variant per process (``--threads 1`` each, two at a
-time on 2 cores) and compare the rows; the sample grid is written beside the table for a look.
+time on 2 cores) and compare the rows; the sample grid and the generator's weights (to measure
+again later) are written beside the table.
 
     python -m bench.creation_recipe --variant shipped --steps 2000 --threads 1
     python -m bench.creation_recipe --variant ndf64 --steps 2000 --threads 1
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from workers.data.attributes import colour_attributes
 from workers.data.datasets import procedural_training_data
@@ -67,11 +69,13 @@ def main(argv: list[str]) -> int:
     metrics, grid = evaluate_generator(result.g_ema_state, gan_config, real, seed=params.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     grid.save(args.out / f"{args.variant}-{args.steps}.png")
+    save_file(result.g_ema_state, str(args.out / f"{args.variant}-{args.steps}.safetensors"))
     accuracy, diversity = metrics["conditional_accuracy"], metrics["diversity"]["generated"]
-    print("| variant | steps | FD / floor | SWD / floor | CNN / real | features / real | diversity mean, min "
-          "| training s |")
+    print("| variant | steps | FD / floor | style FD / floor | SWD / floor | CNN / real | features / real "
+          "| diversity mean, min | training s |")
     print(f"| {args.variant} {network_change or ''}{recipe_change or ''} | {args.steps} | "
-          f"{metrics['frechet_distance']['ratio_to_floor']:.2f} | {metrics['swd_ratio_to_floor']:.2f} | "
+          f"{metrics['frechet_distance']['ratio_to_floor']:.2f} | "
+          f"{metrics['frechet_distance_style']['ratio_to_floor']:.2f} | {metrics['swd_ratio_to_floor']:.2f} | "
           f"{accuracy['cnn'] / accuracy['cnn_real']:.3f} | {accuracy['features'] / accuracy['features_real']:.3f} | "
           f"{diversity['mean']:.2f}, {diversity['min']:.2f} | {seconds:.0f} |", flush=True)
     return 0
