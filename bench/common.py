@@ -68,6 +68,28 @@ def start_warm_worker(stack: Stack) -> None:
                "the worker's style thumbnails", interval=0.5)
 
 
+def wait_until_workers_idle(stack: Stack, timeout: float = 120.0) -> None:
+    """Until no task waits in the broker or is held by a worker (late acks: a running task's
+    message stays unacked), so what a job left behind (its results' indexing, on the maintenance
+    queue) does not run while a baseline is timed."""
+    from shared.connections import redis_client
+    from shared.contract import MAX_PRIORITY, QUEUE_MAINTENANCE
+    from shared.queue import JOB_QUEUES, PRIORITY_SEP, UNACKED_KEY
+
+    client = redis_client(stack.settings())
+    lists = [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}"
+             for queue in (*JOB_QUEUES, QUEUE_MAINTENANCE) for p in range(MAX_PRIORITY + 1)]
+
+    def idle() -> bool:
+        with client.pipeline(transaction=False) as pipe:
+            for name in lists:
+                pipe.llen(name)
+            pipe.hlen(UNACKED_KEY)
+            return not any(pipe.execute())
+
+    wait_until(idle, timeout, "the workers idle", interval=0.02)
+
+
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     """Call ``check`` until it returns something truthy; that value is returned."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,9 @@ Also shown: the job's pipeline function alone (no queue, provenance or storage).
 Baseline: ``workers.models.gan.generate`` of the same model, same labels, attributes and
 seed, in this process. The model is the default one every tenant can create from (``abstract``,
 shipped inside the package), at its own resolution. The three alternate, run by run, after a
-warm-up; medians of ``--runs`` are reported.
+warm-up, each run starting once the worker is idle (a job's follow-up tasks, such as indexing
+its results, would otherwise share the CPU with the next bare forward); medians of ``--runs``
+are reported.
 
     python -m bench.creation [--runs 5] [--count 64]
 """
@@ -30,6 +32,7 @@ from bench.common import (
     phase_medians,
     print_figures,
     running_stack,
+    wait_until_workers_idle,
 )
 
 TENANT = "bench"
@@ -87,6 +90,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
         bare, side = bare_generate(stack, job_metadata(admin, first), args.count)
         pipeline = pipeline_function(stack, body)
         for run in range(WARMUP_RUNS + args.runs):
+            wait_until_workers_idle(stack)  # the last job's follow-up tasks must not share the baseline's CPU
             started = time.perf_counter()
             bare()
             bare_s = time.perf_counter() - started
