@@ -40,6 +40,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "projected-light": ({}, {"projected_weight": 0.25}),  # the same, a quarter of the weight
     "projected-tenth": ({}, {"projected_weight": 0.1}),  # a tenth of the weight
     "projected-diverse": ({}, {"projected_weight": 0.25, "diversity_weight": 4.0}),  # a stronger mode-seeking term
+    "projected-tenth-diverse": ({}, {"projected_weight": 0.1, "diversity_weight": 4.0}),  # both
 }
 
 
