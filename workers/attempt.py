@@ -227,15 +227,21 @@ def run_attempts(rt: Runtime, jobs: list[Job], run: Run, requeue: Requeue,
 
     def store_and_settle(done: ReadyJob, produced: PipelineResult | Exception) -> None:
         with job_log_context(done.job):
-            faults.before_store(done.job.kind, done.progress)  # tests only, as before_pipeline
-            settled(done.job, _store_and_settle(rt, done, produced, requeue))
+            try:
+                faults.before_store(done.job.kind, done.progress)  # tests only, as before_pipeline
+                settled(done.job, _store_and_settle(rt, done, produced, requeue))
+            except Exception:  # settling itself failed (Redis gone): the next steps still run
+                log.exception("job %s: could not settle its attempt", done.job.id)
 
     def close() -> dict[str, Outcome]:
-        for left in ready:
-            if left.job.id not in outcomes:  # a run that skipped a job must not leave it running
-                with job_log_context(left.job):
-                    settled(left.job, settle_failure(rt, left.job, RuntimeError("the run gave no result"), requeue))
-        keeper.stop()
+        try:
+            for left in ready:
+                if left.job.id not in outcomes:  # a run that skipped a job must not leave it running
+                    with job_log_context(left.job):
+                        settled(left.job, settle_failure(rt, left.job, RuntimeError("the run gave no result"),
+                                                         requeue))
+        finally:
+            keeper.stop()  # a job still unsettled is left to its lease and the reaper
         return outcomes
 
     ready: list[ReadyJob] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent.futures import Future
 
 from shared.contract import (
     TASK_DELIVER_WEBHOOK,
@@ -49,11 +50,18 @@ def run_job(job_id: str) -> None:
     rt = runtime()
     after = functools.partial(_after_job, rt)
     try:
-        start_job(rt, job_id, functools.partial(_requeue, rt), batching=BATCHING, on_finished=after,
-                  finalize=finalizing.process_stage())
+        outcome = start_job(rt, job_id, functools.partial(_requeue, rt), batching=BATCHING, on_finished=after,
+                            finalize=finalizing.process_stage())
     except Exception:
         after(job_id)  # whatever state the attempt left it in (a finished job's webhook goes out)
         raise
+    outcome.add_done_callback(functools.partial(_log_error, job_id))
+
+
+def _log_error(job_id: str, outcome: Future[object]) -> None:
+    """Nobody waits for the outcome of an attempt finished in the background: its error is logged."""
+    if outcome.exception() is not None:
+        log.error("the attempt of job %s ended in an error", job_id, exc_info=outcome.exception())
 
 
 def _after_job(rt: Runtime, job_id: str) -> None:

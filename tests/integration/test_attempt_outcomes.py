@@ -145,3 +145,16 @@ def test_a_second_delivery_is_skipped(rt: Runtime) -> None:
     job = claimed(rt)
     again = claim(rt, job.id)
     assert isinstance(again, Outcome) and again.ending == Ending.SKIPPED
+
+
+def test_a_failure_while_settling_one_job_does_not_hold_up_the_others(rt: Runtime) -> None:
+    first, second = claimed(rt), claimed(rt)
+
+    def report(done: Any, outcome: Outcome, _: float) -> None:
+        if done.id == first.id:
+            raise ConnectionError("Redis went away while the first job was reported")
+
+    outcomes = run_attempts(rt, [first, second], ending_with(lambda *_: PipelineResult(outputs=[]))(rt),
+                            lambda *message: None, report, stage[0]).result(timeout=60)
+    assert outcomes == {first.id: SUCCEEDED, second.id: SUCCEEDED}
+    assert rt.jobs.get(second.id).status == JobStatus.SUCCEEDED
