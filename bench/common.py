@@ -73,12 +73,11 @@ def wait_until_workers_idle(stack: Stack, timeout: float = 120.0) -> None:
     message stays unacked), so what a job left behind (its results' indexing, on the maintenance
     queue) does not run while a baseline is timed."""
     from shared.connections import redis_client
-    from shared.contract import MAX_PRIORITY, QUEUE_MAINTENANCE
-    from shared.queue import JOB_QUEUES, PRIORITY_SEP, UNACKED_KEY
+    from shared.contract import QUEUE_MAINTENANCE
+    from shared.queue import JOB_QUEUES, UNACKED_KEY, queue_lists
 
     client = redis_client(stack.settings())
-    lists = [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}"
-             for queue in (*JOB_QUEUES, QUEUE_MAINTENANCE) for p in range(MAX_PRIORITY + 1)]
+    lists = queue_lists((*JOB_QUEUES, QUEUE_MAINTENANCE))
 
     def idle() -> bool:
         with client.pipeline(transaction=False) as pipe:

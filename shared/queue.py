@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from typing import Any, cast
 
 import redis
@@ -171,10 +172,15 @@ def enqueue_job(app: Celery, settings: Settings, job_id: str, kind: str, priorit
     )
 
 
+def queue_lists(queues: Iterable[str]) -> list[str]:
+    """The Redis lists the transport keeps ``queues``' messages in: one per priority step."""
+    return [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for queue in queues for p in range(MAX_PRIORITY + 1)]
+
+
 def job_ids_in_broker(client: redis.Redis) -> set[str]:
     """The job ids that have a ``run_job`` message in the broker: waiting in a job queue at
     any priority, or taken by a worker and not yet acked."""
-    lists = [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for queue in JOB_QUEUES for p in range(MAX_PRIORITY + 1)]
+    lists = queue_lists(JOB_QUEUES)
     with client.pipeline(transaction=False) as pipe:
         for name in lists:
             pipe.lrange(name, 0, -1)
