@@ -6,11 +6,8 @@ ground, stripes, squares), random colours and placement, made here with numpy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 
 from workers.metrics import get_metric, list_metrics
 from workers.metrics.conditional_accuracy import (
@@ -63,15 +60,6 @@ def stand_in_styles(n_per_class: int, size: int = 32, seed: int = 0) -> tuple[np
 def noisy(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     noise = np.random.default_rng(seed).normal(0.0, sigma, images.shape)
     return np.clip(images + noise, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # The test machine's cores are shared; one thread avoids oversubscription stalls in training.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

