@@ -143,7 +143,8 @@ def test_training_measures_and_registers_the_tenants_own_model(trained: dict) ->
     assert accuracy["cnn_real"] > 0.7 and accuracy["features_real"] > 0.8
     assert set(card["quality_goals"]) == {"frechet_distance_at_most_3x_floor", "swd_at_most_1_5x_floor",
                                           "cnn_accuracy_at_least_0_95x_real", "feature_accuracy_at_least_0_95x_real",
-                                          "diversity_at_least_half_of_real"}
+                                          "diversity_at_least_half_of_real",
+                                          "layout_diversity_at_least_half_of_real"}
     assert metrics["evaluated_on"]["held_out_real"] == 9 * TRAINING["eval_per_label"]
 
 

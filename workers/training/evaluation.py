@@ -13,7 +13,9 @@ would score) and an untrained generator of the same config (what learning nothin
   with augmentation and a logistic regression on colour and gradient statistics. Each is read
   next to its own accuracy on the held-out real images.
 - Diversity within a style: the mean pairwise feature distance among one style's generated works
-  over the same among its real works (1: as varied as real; near 0: every work alike).
+  over the same among its real works (1: as varied as real; near 0: every work alike), in the
+  ImageNet features and again in layout features (``workers.metrics.layout``: where light and dark
+  sit, whatever the colours), which see one layout repeated under new palettes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from workers.metrics.frechet import (
     style_features,
     within_style_diversity,
 )
+from workers.metrics.layout import layout_features
 from workers.metrics.swd import sliced_wasserstein
 from workers.models.builders import build_generator
 from workers.models.gan import GanConfig, generate
@@ -118,6 +121,11 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
     by_features = train_feature_classifier(real.train, real.train_labels, real.held, real.held_labels)
     diversity = within_style_diversity(trained_f, want_labels, held_f, real.held_labels)
     untrained_diversity = within_style_diversity(untrained_f, want_labels, held_f, real.held_labels)
+    held_layout = layout_features(real.held)
+    layout_diversity = {
+        "generated": within_style_diversity(layout_features(trained), want_labels, held_layout, real.held_labels),
+        "untrained": within_style_diversity(layout_features(untrained), want_labels, held_layout, real.held_labels),
+        "features": "luminance at 16 x 16 px, standardised per work"}
 
     metrics = {
         "frechet_distance": {**{k: round(v, 3) for k, v in fd.items()},
@@ -140,6 +148,7 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
             "chance": round(1 / n_labels, 4),
         },
         "diversity": {"generated": diversity, "untrained": untrained_diversity},
+        "diversity_layout": layout_diversity,
         "evaluated_on": {"held_out_real": int(len(real.held)), "reference_real": int(len(real.reference)),
                          "generated": int(len(want_labels)), "seed": seed},
     }
@@ -149,7 +158,9 @@ def evaluate_generator(g_state: dict[str, torch.Tensor], config: GanConfig, real
 def quality_goals(metrics: dict[str, Any]) -> dict[str, bool]:
     """The creation goals a shipped model must meet, read off its metrics: Fréchet distance at
     most 3x its floor, SWD at most 1.5x, each classifier's conditional accuracy at least 0.95x
-    its real accuracy, and within-style diversity at least half of real."""
+    its real accuracy, and within-style diversity at least half of real, in the ImageNet features
+    and in the layout features alike (a style drawn in one layout under many palettes passes the
+    first and fails the second)."""
     accuracy = metrics["conditional_accuracy"]
     return {
         "frechet_distance_at_most_3x_floor": metrics["frechet_distance"]["ratio_to_floor"] <= 3.0,
@@ -157,4 +168,5 @@ def quality_goals(metrics: dict[str, Any]) -> dict[str, bool]:
         "cnn_accuracy_at_least_0_95x_real": accuracy["cnn"] >= 0.95 * accuracy["cnn_real"],
         "feature_accuracy_at_least_0_95x_real": accuracy["features"] >= 0.95 * accuracy["features_real"],
         "diversity_at_least_half_of_real": metrics["diversity"]["generated"]["mean"] >= 0.5,
+        "layout_diversity_at_least_half_of_real": metrics["diversity_layout"]["generated"]["mean"] >= 0.5,
     }
