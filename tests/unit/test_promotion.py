@@ -12,6 +12,7 @@ from workers.training.promotion import Metric, decide, gate
 
 SWD = Metric("swd", higher_is_better=False)
 PSNR = Metric("pooled_hole_psnr", higher_is_better=True)
+FD = Metric("frechet_distance", higher_is_better=False)
 
 
 def test_a_challenger_better_on_every_seed_by_the_margin_is_promoted() -> None:
@@ -51,6 +52,42 @@ def test_gate_scores_both_models_with_the_same_seeds() -> None:
     decision = gate(SWD, score, "new", "old", incumbent_version=2, margin=0.1, seeds=(0, 1, 2))
     assert sorted(calls) == sorted([(m, s) for m in ("new", "old") for s in (0, 1, 2)])
     assert decision.promote and decision.to_dict()["per_seed"][1] == {"challenger": 11.0, "incumbent": 21.0}
+
+
+STYLE_FD = Metric("frechet_distance_style", higher_is_better=False)
+
+
+def test_a_guard_vetoes_a_challenger_that_wins_on_the_primary_metric_but_loses_clearly_on_the_guard() -> None:
+    """The case the guard is for: a collapsed generator closer in ImageNet features (4.29x the floor
+    against 5.05x) but far worse in the style space (8.24x against 5.27x)."""
+    primary = {"new": 136.0, "old": 160.0}
+    style = {"new": 3.3, "old": 2.1}
+    decision = gate(FD, lambda m, s: primary[m] + s, "new", "old", incumbent_version=1, margin=0.02,
+                    guard=(STYLE_FD, lambda m, s: style[m] + 0.01 * s))
+    assert not decision.promote
+    assert "guard frechet_distance_style" in decision.reason and "better on every seed" in decision.reason
+    assert decision.guard is not None and decision.guard["holds"] is False
+    assert decision.to_dict()["guard"]["challenger"] == pytest.approx(3.31)
+
+
+def test_a_guard_within_its_tolerance_lets_the_primary_metric_decide() -> None:
+    primary = {"new": 136.0, "old": 160.0}
+    style = {"new": 2.3, "old": 2.1}  # 9.5% worse: within the tolerance (seed-to-seed noise)
+    decision = gate(FD, lambda m, s: primary[m], "new", "old", incumbent_version=1, margin=0.02,
+                    guard=(STYLE_FD, lambda m, s: style[m]))
+    assert decision.promote and decision.guard is not None and decision.guard["holds"]
+
+
+def test_the_guard_is_not_scored_when_the_primary_metric_already_refuses() -> None:
+    scored: list[str] = []
+
+    def style(model: str, seed: int) -> float:
+        scored.append(model)
+        return 1.0
+
+    decision = gate(FD, lambda m, s: {"new": 170.0, "old": 160.0}[m], "new", "old", incumbent_version=1,
+                    margin=0.02, guard=(STYLE_FD, style))
+    assert not decision.promote and decision.guard is None and scored == []
 
 
 def test_decide_refuses_unpaired_scores() -> None:

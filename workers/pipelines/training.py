@@ -27,7 +27,7 @@ from workers.data.attributes import colour_attributes
 from workers.data.datasets import load_training_images
 from workers.devices import torch_device
 from workers.job_context import CancelCheck, JobContext, ProgressFn
-from workers.metrics.frechet import frechet_distance, pretrained_features
+from workers.metrics.frechet import frechet_distance, pretrained_features, style_features
 from workers.metrics.swd import sliced_wasserstein
 from workers.models.builders import build_generator, generator_from_card
 from workers.models.gan import ARCHITECTURE, GanConfig, Generator, generate
@@ -194,13 +194,19 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
 
             def score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
                 return generated_swd(model[0], model[1], real.held, seed)
+            guard = None
         else:
             floor, held_features = metrics["frechet_distance"]["real_floor"], pretrained_features(real.held)
+            held_style = style_features(real.held)
 
             def score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
                 return generated_frechet_distance(model[0], model[1], real.held, held_features, seed)
+
+            def style_score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
+                return generated_frechet_distance(model[0], model[1], real.held, held_style, seed, style_features)
+            guard = (STYLE_GUARD, style_score)
         return gate(metric, score, (challenger, card), (incumbent, incumbent_card), incumbent_version,
-                    params.promotion_margin, noise_floor=floor)
+                    params.promotion_margin, noise_floor=floor, guard=guard)
 
     published = publish_version(ctx, params, result.g_ema_state, card, challenge)
     progress(1.0, "registered", f"{params.model}@{published['version']}")
@@ -216,6 +222,11 @@ def gan_incompatibility(card: dict[str, Any], config: GanConfig) -> str | None:
     if GanConfig.from_dict(card["gan_config"]) != config:
         return "its architecture, resolution or number of labels differs from this run's"
     return None
+
+
+# The style space vetoes a challenger that wins on ImageNet features with neon colours or one layout
+# per style (workers.training.promotion).
+STYLE_GUARD = Metric("frechet_distance_style", higher_is_better=False)
 
 
 def gate_metric(resolution: int) -> Metric:
@@ -239,9 +250,10 @@ def generated_like_real(generator: Generator, card: dict[str, Any], real: np.nda
 
 
 def generated_frechet_distance(generator: Generator, card: dict[str, Any], real: np.ndarray,
-                               real_features: np.ndarray, seed: int) -> float:
-    """Fréchet distance between ``real`` (whose features are given) and generated images."""
-    return frechet_distance(pretrained_features(generated_like_real(generator, card, real, seed)), real_features)
+                               real_features: np.ndarray, seed: int,
+                               features: Callable[[np.ndarray], np.ndarray] = pretrained_features) -> float:
+    """Fréchet distance between ``real`` (whose ``features`` are given) and generated images."""
+    return frechet_distance(features(generated_like_real(generator, card, real, seed)), real_features)
 
 
 def generated_swd(generator: Generator, card: dict[str, Any], real: np.ndarray, seed: int) -> float:
