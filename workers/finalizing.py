@@ -38,11 +38,14 @@ Finalize = Callable[[Callable[[], T]], "Future[T]"]
 
 
 def run_now(step: Callable[[], T]) -> Future[T]:
-    """The finalize stage inline: runs ``step`` before returning."""
+    """The finalize stage inline: runs ``step`` before returning. An exception the step raises is
+    carried by the future, as an executor's would be; what ends the process (SystemExit,
+    KeyboardInterrupt) is raised on, as it would be without a stage, so the attempt stops its lease
+    keeper and leaves the job to the reaper."""
     future: Future[T] = Future()
     try:
         future.set_result(step())
-    except BaseException as exc:  # the future carries it, as an executor's would
+    except Exception as exc:
         future.set_exception(exc)
     return future
 

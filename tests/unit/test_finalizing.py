@@ -72,3 +72,12 @@ def test_inline_stage_runs_the_step_before_returning() -> None:
     assert isinstance(run_now(lambda: 1 / 0).exception(timeout=0), ZeroDivisionError)
     with pytest.raises(ValueError):
         BackgroundFinalizer(backlog=0)
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_inline_stage_lets_what_ends_the_process_through(ending: type[BaseException]) -> None:
+    def step() -> None:
+        raise ending()
+
+    with pytest.raises(ending):
+        run_now(step)
