@@ -33,7 +33,7 @@ from tests.conftest import ApiClient, eventually, image_bytes, stack_on, tasks_d
 from workers.housekeeping import ResultsLedger, expire_results, prune_expired_job_keys
 from workers.runtime import Runtime
 
-RECORD_TTL_S = 15
+RECORD_TTL_S = 10
 RETENTION_S = 2.0
 DAY_S = 86400
 

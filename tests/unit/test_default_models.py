@@ -14,9 +14,16 @@ from workers.data.datasets import HELD_OUT_SEED
 from workers.data.procedural import STYLES, make_dataset
 from workers.metrics.feature_classifier import train_feature_classifier
 from workers.metrics.frechet import pretrained_features, within_style_diversity
-from workers.models.builders import generator_from_card, restoration_model_from_card, shipped_upscaler
-from workers.models.gan import generate
+from workers.models.builders import (
+    build_generator,
+    generator_from_card,
+    restoration_model_from_card,
+    shipped_upscaler,
+)
+from workers.models.gan import GanConfig, generate
+from workers.pipelines.training import gan_gate
 from workers.training.evaluation import quality_goals
+from workers.training.promotion import gate
 from workers.training.restoration_eval import compare_inpainting, learned_operations
 from workers.training.upscaler import evaluate_upscaler, evaluation_sets
 
@@ -133,3 +140,25 @@ def test_the_shipped_restoration_weights_repair_as_the_card_says(restoration: tu
     cleans = list(make_dataset(3, 128, seed=HELD_OUT_SEED)[0])
     scores = compare_inpainting(model.inpainter, cleans, "large_holes", np.random.default_rng([0, 1]))
     assert scores["learned"]["pooled_hole_psnr"] > scores["telea"]["pooled_hole_psnr"] + RESTORATION_MARGIN_DB, scores
+
+
+def test_a_64_px_retrain_is_gated_on_imagenet_features_and_guarded_in_the_style_space(
+        abstract: tuple[dict, dict]) -> None:
+    """The gate a 64 px training job runs (``gan_gate``), one seed: the shipped generator against
+    an untrained one of its config wins on ImageNet features and holds up in the style space, so it
+    is promoted with the guard's scores recorded (tests/unit/test_promotion.py: the guard's veto).
+    32 px models are gated on SWD alone."""
+    card, state = abstract
+    trained = (generator_from_card(card, state), card)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        untrained = (build_generator(GanConfig.from_dict(card["gan_config"]), None), card)
+    held, _ = make_dataset(4, 64, seed=HELD_OUT_SEED)
+    rules = gan_gate(64, card["metrics"], held)
+    assert rules.metric.name == "frechet_distance" and rules.guard is not None
+    assert rules.guard[0].name == "frechet_distance_style"
+    better = gate(rules.metric, rules.score, trained, untrained, incumbent_version=1, margin=0.02, seeds=(0,),
+                  noise_floor=rules.floor, guard=rules.guard)
+    assert better.promote and better.guard is not None and better.guard["holds"], better
+    assert better.guard["challenger"] < better.guard["incumbent"]
+    assert gan_gate(32, {"swd_real_floor": {"average": 20.0}}, held).guard is None

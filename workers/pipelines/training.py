@@ -15,6 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -185,28 +186,12 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
                          {**run.facts(result.steps_done, params, result.final_losses), "init": init})
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
-        metric = gate_metric(params.resolution)
-        progress(0.92, "promotion gate", f"{metric.name} against {params.model}@{incumbent_version}")
+        rules = gan_gate(params.resolution, metrics, real.held)
+        progress(0.92, "promotion gate", f"{rules.metric.name} against {params.model}@{incumbent_version}")
         incumbent = ctx.models.load(ctx.models.own(params.model, incumbent_version), generator_from_card)
         challenger = build_generator(gan_config, result.g_ema_state)
-        if metric.name == "swd":
-            floor = metrics["swd_real_floor"]["average"]
-
-            def score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
-                return generated_swd(model[0], model[1], real.held, seed)
-            guard = None
-        else:
-            floor, held_features = metrics["frechet_distance"]["real_floor"], pretrained_features(real.held)
-            held_style = style_features(real.held)
-
-            def score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
-                return generated_frechet_distance(model[0], model[1], real.held, held_features, seed)
-
-            def style_score(model: tuple[Generator, dict[str, Any]], seed: int) -> float:
-                return generated_frechet_distance(model[0], model[1], real.held, held_style, seed, style_features)
-            guard = (STYLE_GUARD, style_score)
-        return gate(metric, score, (challenger, card), (incumbent, incumbent_card), incumbent_version,
-                    params.promotion_margin, noise_floor=floor, guard=guard)
+        return gate(rules.metric, rules.score, (challenger, card), (incumbent, incumbent_card), incumbent_version,
+                    params.promotion_margin, noise_floor=rules.floor, guard=rules.guard)
 
     published = publish_version(ctx, params, result.g_ema_state, card, challenge)
     progress(1.0, "registered", f"{params.model}@{published['version']}")
@@ -235,6 +220,38 @@ def gate_metric(resolution: int) -> Metric:
     a 1-step generator scored 295 against a 440-step one's 304), so 32 px models are gated on
     SWD, which compares the pixels themselves."""
     return Metric("frechet_distance" if resolution >= 64 else "swd", higher_is_better=False)
+
+
+GanModel = tuple[Generator, dict[str, Any]]  # a generator and its card
+
+
+@dataclass(frozen=True)
+class GanGate:
+    """How a GAN of one resolution is gated: the metric and its scorer, the metric's real-vs-real
+    floor (from the challenger's card), and the guard metric with its scorer, where there is one."""
+
+    metric: Metric
+    score: Callable[[GanModel, int], float]
+    floor: float
+    guard: tuple[Metric, Callable[[GanModel, int], float]] | None
+
+
+def gan_gate(resolution: int, metrics: dict[str, Any], held: np.ndarray) -> GanGate:
+    """The gate for a GAN measured against the held-out images ``held``; ``metrics``: the
+    challenger's card metrics (for the floor)."""
+    metric = gate_metric(resolution)
+    if metric.name == "swd":
+        def swd(model: GanModel, seed: int) -> float:
+            return generated_swd(model[0], model[1], held, seed)
+        return GanGate(metric, swd, metrics["swd_real_floor"]["average"], None)
+    held_features, held_style = pretrained_features(held), style_features(held)
+
+    def imagenet_fd(model: GanModel, seed: int) -> float:
+        return generated_frechet_distance(model[0], model[1], held, held_features, seed)
+
+    def style_fd(model: GanModel, seed: int) -> float:
+        return generated_frechet_distance(model[0], model[1], held, held_style, seed, style_features)
+    return GanGate(metric, imagenet_fd, metrics["frechet_distance"]["real_floor"], (STYLE_GUARD, style_fd))
 
 
 def generated_like_real(generator: Generator, card: dict[str, Any], real: np.ndarray, seed: int) -> np.ndarray:
