@@ -22,10 +22,10 @@ def layout_features(images: np.ndarray) -> np.ndarray:
     """float32 [N, 256]: each uint8 image [N, H, W, 3] as standardised 16 x 16 luminance."""
     if images.ndim != 4 or images.shape[3] != 3:
         raise ValueError(f"expected images [N, H, W, 3], got shape {images.shape}")
-    thumbs = np.stack([np.asarray(Image.fromarray(image).convert("L").resize((LAYOUT_SIDE, LAYOUT_SIDE),
-                                                                             Image.Resampling.BOX), np.float32)
-                       for image in images]) if len(images) else np.zeros((0, LAYOUT_SIDE, LAYOUT_SIDE), np.float32)
-    flat = thumbs.reshape(len(thumbs), -1)
+    flat = np.zeros((len(images), LAYOUT_SIDE * LAYOUT_SIDE), np.float32)
+    for row, image in zip(flat, images, strict=True):
+        thumb = Image.fromarray(image).convert("L").resize((LAYOUT_SIDE, LAYOUT_SIDE), Image.Resampling.BOX)
+        row[:] = np.asarray(thumb, np.float32).ravel()
     centred = flat - flat.mean(axis=1, keepdims=True)
     spread = np.maximum(centred.std(axis=1, keepdims=True), MIN_SPREAD)
     return (centred / spread).astype(np.float32)

@@ -59,8 +59,7 @@ def decide(metric: Metric, challenger: list[float], incumbent: list[float], marg
     if len(challenger) != len(incumbent) or not challenger:
         raise ValueError("both versions need a score for each of the same seeds")
     sign = 1.0 if metric.higher_is_better else -1.0
-    c_mean, i_mean = float(np.mean(challenger)), float(np.mean(incumbent))
-    relative = sign * (c_mean - i_mean) / max(abs(i_mean), 1e-9)
+    c_mean, i_mean, relative = _means_and_improvement(metric, challenger, incumbent)
     wins = [sign * (c - i) > 0 for c, i in zip(challenger, incumbent, strict=True)]
     per_seed = [{"challenger": round(c, 4), "incumbent": round(i, 4)}
                 for c, i in zip(challenger, incumbent, strict=True)]
@@ -77,21 +76,28 @@ def decide(metric: Metric, challenger: list[float], incumbent: list[float], marg
                         round(relative, 4), margin, per_seed, incumbent_version, noise_floor)
 
 
+def _means_and_improvement(metric: Metric, challenger: list[float],
+                           incumbent: list[float]) -> tuple[float, float, float]:
+    """Both means, and the challenger's improvement on the incumbent's mean as a fraction of it
+    (positive: better, whichever way the metric points)."""
+    sign = 1.0 if metric.higher_is_better else -1.0
+    c_mean, i_mean = float(np.mean(challenger)), float(np.mean(incumbent))
+    return c_mean, i_mean, sign * (c_mean - i_mean) / max(abs(i_mean), 1e-9)
+
+
 def guard_verdict(metric: Metric, challenger: list[float], incumbent: list[float],
                   tolerance: float = GUARD_TOLERANCE) -> dict[str, Any]:
     """Whether the challenger holds up on a guard metric: its mean is no worse than the
     incumbent's by more than ``tolerance`` (a fraction of the incumbent's mean)."""
-    sign = 1.0 if metric.higher_is_better else -1.0
-    c_mean, i_mean = float(np.mean(challenger)), float(np.mean(incumbent))
-    relative = sign * (c_mean - i_mean) / max(abs(i_mean), 1e-9)
+    c_mean, i_mean, relative = _means_and_improvement(metric, challenger, incumbent)
     return {"metric": metric.name, "higher_is_better": metric.higher_is_better, "challenger": round(c_mean, 4),
             "incumbent": round(i_mean, 4), "relative_improvement": round(relative, 4), "tolerance": tolerance,
             "holds": relative >= -tolerance}
 
 
 def with_guard(decision: GateDecision, verdict: dict[str, Any]) -> GateDecision:
-    """The decision once the guard has been read: a failed guard turns a promotion into a refusal."""
-    if verdict["holds"] or not decision.promote:
+    """A promotion once the guard has been read: a failed guard turns it into a refusal."""
+    if verdict["holds"]:
         return replace(decision, guard=verdict)
     reason = (f"worse on the guard {verdict['metric']}: {verdict['challenger']:.3f} vs {verdict['incumbent']:.3f} "
               f"({verdict['relative_improvement']:+.1%}, tolerance {verdict['tolerance']:.0%}), "
