@@ -7,7 +7,7 @@ dataset, a protected work, a named style) so the fuzzer gets past the 404s into 
 What must hold for every request: no 5xx, and every 4xx answers in the API's one error shape
 ``{"error": {"code": str, "message": str, "details"?: object}}`` with a JSON content type.
 
-``ARTFORGE_FUZZ_EXAMPLES`` sets the examples per operation and mode (default 30: about 1,900
+``ARTFORGE_FUZZ_EXAMPLES`` sets the examples per operation and mode (default 20: about 1,700
 requests); the run is derandomized, so a failure replays with the same requests.
 """
 
@@ -34,7 +34,7 @@ from deploy.devstack import Stack
 from tests.conftest import OWN_RIGHTS, ApiClient, image_bytes
 from tests.security.conftest import stack_with
 
-EXAMPLES = int(os.environ.get("ARTFORGE_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("ARTFORGE_FUZZ_EXAMPLES", "20"))
 MIN_REQUESTS = 1000
 FUZZ_ENV = {
     # No rate limits or quotas: the fuzzer must reach the handlers, not a 429.
