@@ -27,6 +27,7 @@ from workers.training.gan import (
     diff_augment,
     dry_run,
     pair_shortfall,
+    standing_statistics,
     train_gan,
 )
 
@@ -246,6 +247,40 @@ def test_train_config_refuses_unknown_augmentations() -> None:
     with pytest.raises(ValueError):  # batches are pairs
         TrainConfig(batch_size=7)
     assert TrainConfig.from_dict(QUICK.to_dict()) == QUICK
+
+
+def test_standing_statistics_measure_the_generators_own_activations() -> None:
+    """Stale running statistics (as an EMA copy inherits from the live network) are replaced by
+    what the generator's own layers see: each batch norm's running mean is the mean of its input
+    over the conditions drawn, so in eval mode the generator matches its training-mode output."""
+    torch.manual_seed(0)
+    generator = Generator(TINY).eval().requires_grad_(False)
+    norms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.running_mean.fill_(3.0)
+        norm.running_var.fill_(9.0)
+    _, labels, attrs = noise_data(n=48)
+    labels_t, attrs_t = torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(attrs)
+    z = torch.randn(96, TINY.nz, generator=torch.Generator().manual_seed(1))
+    wanted = torch.arange(96) % 48
+    stale = generator(z, labels_t[wanted], attrs_t[wanted])
+    generator.train()
+    batch_mode = generator(z, labels_t[wanted], attrs_t[wanted])
+    generator.eval()
+
+    standing_statistics(generator, labels_t, attrs_t, batches=50, batch_size=32, seed=2)
+    assert not generator.training, "the generator's mode is left as it was"
+    inputs: list[torch.Tensor] = []
+    hook = norms[0].register_forward_hook(lambda module, args, out: inputs.append(args[0]))
+    measured = generator(z, labels_t[wanted], attrs_t[wanted])
+    hook.remove()
+    channel_mean = inputs[0].mean(dim=(0, 2, 3))
+    assert torch.allclose(norms[0].running_mean, channel_mean, atol=0.1 * channel_mean.abs().max().item() + 1e-3)
+    assert (measured - batch_mode).abs().mean() < 0.25 * (stale - batch_mode).abs().mean()
+    again = Generator(TINY)
+    again.load_state_dict(generator.state_dict())
+    standing_statistics(again, labels_t, attrs_t, batches=50, batch_size=32, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(again.buffers(), generator.buffers(), strict=True)), "deterministic"
 
 
 def test_dry_run_trains_checkpoints_and_resumes() -> None:

@@ -75,6 +75,9 @@ class TrainConfig:
     diversity_weight: float = 1.0
     # Weight of a projected discriminator beside the pixel one (workers.models.projected); 0: none.
     projected_weight: float = 0.0
+    # Batches that measure the served generator's batch-norm statistics at the end (0: keep the
+    # live generator's running averages; ``standing_statistics``).
+    standing_batches: int = 200
     checkpoint_every: int = 500
     sample_every: int = 500
     seed: int = 0
@@ -84,7 +87,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown DiffAugment policies {sorted(unknown)}; known: {sorted(AUGMENTS)}")
         if min(self.batch_size, self.checkpoint_every, self.sample_every) < 1 or self.steps < 0 \
-                or self.projected_weight < 0:
+                or self.projected_weight < 0 or self.standing_batches < 0:
             raise ValueError(f"invalid training config: {self}")
         if self.batch_size % 2:
             raise ValueError(f"batches are made of pairs: batch_size must be even, not {self.batch_size}")
@@ -364,8 +367,41 @@ def train_gan(
         if run.step % train_config.sample_every == 0 or run.step == train_config.steps:
             save_samples(run.step, sample_grid(run.g_ema, *fixed))
 
+    if train_config.standing_batches:
+        standing_statistics(run.g_ema, data_labels, data_attrs, train_config.standing_batches, batch,
+                            seed=train_config.seed)
     g_ema_state = {k: v.detach().cpu().clone() for k, v in run.g_ema.state_dict().items()}
     return TrainResult(g_ema_state, gan_config, run.step, losses)
+
+
+def standing_statistics(generator: Generator, labels: Tensor, attrs: Tensor, batches: int, batch_size: int,
+                        seed: int) -> None:
+    """Measure every batch-norm layer's statistics on the generator's own weights (BigGAN's
+    "standing statistics", Brock et al. 2019), in place: the mean over ``batches`` training-mode
+    forwards of ``batch_size`` conditions drawn from the data (``labels``, ``attrs``) with fresh
+    noise.
+
+    Why: an EMA generator's weights are an average, but its running statistics were copied from
+    the live generator (``_Run.update_ema``), whose activations differ. Measured on the shipped
+    64 px model: SWD 2.47x -> 1.75x its floor, the feature classifier 0.89 -> 0.94 of real
+    (bench/RESULTS.md). Same weights, data and seed: the same statistics.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    device = next(generator.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches below
+    generator.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            rows = torch.randint(len(labels), (batch_size,), generator=rng).to(labels.device)
+            z = torch.randn(batch_size, generator.config.nz, generator=rng).to(device)
+            generator(z, labels[rows].to(device), attrs[rows].to(device))
+    for norm in norms:
+        norm.momentum = 0.1  # BatchNorm2d's default, as the generator was built
+    generator.train(was_training)
 
 
 # -- samples ----------------------------------------------------------------------------
