@@ -591,7 +591,7 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
                 "gen_resolutions": [32], "gen_batches": [(1, 4), (8, 32), (32, 64)], "gen_cpu": (8, 32),
                 "forward": (32, 16), "restore_sides": [64, 96], "restore_cpu_sides": [64],
                 "channels_last_side": 64, "style_sides": [64, 96], "style_cpu_max": 96,
-                "curve": (64, 1, 2, 4, 3), "gan_curve": (32, 2, 4, 2, 8, 2)}
+                "curve": (64, 1, 2, 2, 3), "gan_curve": (32, 2, 4, 1, 8, 2)}
     return {"budget": budget, "compile": args.compile, "compile_needs_s": 150, "warmup": 3, "runs": 7,
             "cpu_runs": 3, "train_steps": 30, "train_warm": 5, "train_rounds": 2, "cpu_train_steps": 10,
             "gan": [(32, 32), (128, 128)], "restoration_train": (16, 64),
