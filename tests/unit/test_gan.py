@@ -342,7 +342,7 @@ def test_training_rejects_data_that_does_not_fit_the_config() -> None:
 
 def test_a_short_training_moves_each_class_toward_its_mean_colour() -> None:
     images, labels, attrs = two_colours()
-    config = GanConfig(n_classes=2, resolution=32, ngf=16, ndf=16)
+    config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
     targets = np.stack([images[labels == c].reshape(-1, 3).mean(0) for c in (0, 1)])
 
     def distances(state: dict[str, torch.Tensor] | None) -> np.ndarray:
