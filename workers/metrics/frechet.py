@@ -39,8 +39,12 @@ KID_SUBSET_SIZE = 100
 
 
 @torch.inference_mode()
-def pretrained_features(images: np.ndarray, batch_size: int = 50) -> np.ndarray:
-    """float64 [N, 1280] pooled EfficientNet-Lite0 features of uint8 images [N, H, W, 3]."""
+def pretrained_features(images: np.ndarray, batch_size: int = 4) -> np.ndarray:
+    """float64 [N, 1280] pooled EfficientNet-Lite0 features of uint8 images [N, H, W, 3].
+
+    A few images a forward: at 224 px a batch's activations outgrow the CPU's caches, and 324
+    works took 5.8 s in batches of 50 against 3.4 s in batches of 4 (2 threads), with the same
+    features to the bit."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
     network = shared_pretrained()
@@ -69,12 +73,22 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         raise ValueError("need at least two feature vectors on each side")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    # Tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b, which are
-    # real and non-negative (S_a S_b is similar to a PSD matrix); round-off is clipped.
-    eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+    centred_a, centred_b = a - mu_a, b - mu_b
+    trace_a = (centred_a ** 2).sum() / (len(a) - 1)
+    trace_b = (centred_b ** 2).sum() / (len(b) - 1)
+    if len(a) * len(b) < a.shape[1] ** 2:
+        # With S = X^T X / (n - 1) for centred rows X, the nonzero eigenvalues of S_a S_b are those of
+        # (A B^T)(A B^T)^T / ((n_a - 1)(n_b - 1)), so Tr((S_a S_b)^(1/2)) is the sum of the singular
+        # values of A B^T over sqrt((n_a - 1)(n_b - 1)): exact, and an [n_a, n_b] problem instead of
+        # a [D, D] one (a few hundred works against 1,280 features: 0.6 s -> 0.01 s).
+        trace_sqrt = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum() / np.sqrt(
+            (len(a) - 1) * (len(b) - 1))
+    else:
+        # Tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b, which are
+        # real and non-negative (S_a S_b is similar to a PSD matrix); round-off is clipped.
+        eigenvalues = np.linalg.eigvals(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False))
+        trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + trace_a + trace_b - 2 * trace_sqrt)
 
 
 def kernel_distance(a: np.ndarray, b: np.ndarray, seed: int = 0, subsets: int = KID_SUBSETS,
