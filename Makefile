@@ -54,8 +54,8 @@ test: venv browser
 test-fast: venv browser
 	$(PY) -m pytest -m 'not slow'
 
-# The load tests at full size: 5,000 jobs through the whole service (make test runs 500), and a
-# Redis restart under 1,000 queued jobs (make test queues 300).
+# The load tests at full size: 5,000 jobs through the whole service (make test runs 300), and a
+# Redis restart under 1,000 queued jobs (make test queues 200).
 test-load: venv
 	ARTFORGE_LOAD_JOBS=5000 $(PY) -m pytest tests/chaos/test_load.py -m load -s
 	ARTFORGE_CHAOS_RESTART_JOBS=1000 $(PY) -m pytest tests/chaos/test_redis_restart.py -s

@@ -72,13 +72,15 @@ def main(argv: list[str]) -> int:
     grid.save(args.out / f"{args.variant}-{args.steps}.png")
     save_file(result.g_ema_state, str(args.out / f"{args.variant}-{args.steps}.safetensors"))
     accuracy, diversity = metrics["conditional_accuracy"], metrics["diversity"]["generated"]
+    layout = metrics["diversity_layout"]["generated"]
     print("| variant | steps | FD / floor | style FD / floor | SWD / floor | CNN / real | features / real "
-          "| diversity mean, min | training s |")
+          "| diversity mean, min | layout diversity mean, min | training s |")
     print(f"| {args.variant} {network_change or ''}{recipe_change or ''} | {args.steps} | "
           f"{metrics['frechet_distance']['ratio_to_floor']:.2f} | "
           f"{metrics['frechet_distance_style']['ratio_to_floor']:.2f} | {metrics['swd_ratio_to_floor']:.2f} | "
           f"{accuracy['cnn'] / accuracy['cnn_real']:.3f} | {accuracy['features'] / accuracy['features_real']:.3f} | "
-          f"{diversity['mean']:.2f}, {diversity['min']:.2f} | {seconds:.0f} |", flush=True)
+          f"{diversity['mean']:.2f}, {diversity['min']:.2f} | {layout['mean']:.2f}, {layout['min']:.2f} | "
+          f"{seconds:.0f} |", flush=True)
     return 0
 
 

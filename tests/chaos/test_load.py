@@ -1,6 +1,6 @@
 """Load: many small jobs from 16 concurrent clients, two inference workers, nothing lost.
 
-``ARTFORGE_LOAD_JOBS`` jobs (500 in ``make test``; 5,000 in ``make test-load``, whose figures are in
+``ARTFORGE_LOAD_JOBS`` jobs (300 in ``make test``; 5,000 in ``make test-load``, whose figures are in
 bench/RESULTS.md) go through the whole service: gunicorn (2 workers x
 4 threads), Redis, two Celery worker processes (concurrency 1 each, as the dev stack starts
 them), beat (the reaper) and S3. The job is the cheapest real one that stores results: a
@@ -43,7 +43,7 @@ from tests.conftest import OWN_RIGHTS, TEST_ENV, ApiClient, eventually, image_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.load]
 
-JOBS = int(os.environ.get("ARTFORGE_LOAD_JOBS", "500"))
+JOBS = int(os.environ.get("ARTFORGE_LOAD_JOBS", "300"))
 CLIENTS = 16
 WORKERS = 2
 TERMINAL = ("succeeded", "failed", "canceled")

@@ -6,7 +6,7 @@ queue and every job succeeds, once, with its stored result.
 
 The jobs are the cheapest kind that still runs a model and stores a full result (image, C2PA
 sidecar, provenance record): creation of one 32 px image with a narrow (ngf 8) untrained generator.
-`make test` queues 300 of them; `make test-load` queues 1,000 (``ARTFORGE_CHAOS_RESTART_JOBS``).
+`make test` queues 200 of them; `make test-load` queues 1,000 (``ARTFORGE_CHAOS_RESTART_JOBS``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.conftest import TEST_ENV, ApiClient, eventually
 
 pytestmark = pytest.mark.slow
 
-JOBS = int(os.environ.get("ARTFORGE_CHAOS_RESTART_JOBS", "300"))
+JOBS = int(os.environ.get("ARTFORGE_CHAOS_RESTART_JOBS", "200"))
 WORKERS = int(os.environ.get("ARTFORGE_CHAOS_RESTART_WORKERS", "4"))
 
 
