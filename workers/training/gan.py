@@ -1,8 +1,10 @@
 """Train a class-conditional GAN (workers.models.gan) on images held in memory.
 
 Hinge loss (Lim & Ye 2017; Miyato et al. 2018), one D step per G step, Adam, an exponential
-moving average of G's weights (what is kept and served), and DiffAugment (Zhao et al. 2020)
-on everything D sees, real and fake, so small datasets do not make D memorise.
+moving average of G's weights (what is kept and served; at the end its batch-norm statistics
+are measured on its own weights, ``standing_statistics``: the sample grids written during
+training still show it with the live G's), and DiffAugment (Zhao et al. 2020) on everything
+D sees, real and fake, so small datasets do not make D memorise.
 
 Batches are made of pairs: two real images of one class, and two generated images asked for
 the same class (each with its own real partner's colour attributes and its own noise). The
