@@ -86,7 +86,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     else:
         # Tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b, which are
         # real and non-negative (S_a S_b is similar to a PSD matrix); round-off is clipped.
-        eigenvalues = np.linalg.eigvals(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False))
+        eigenvalues = np.linalg.eigvals((centred_a.T @ centred_a) @ (centred_b.T @ centred_b)
+                                        / ((len(a) - 1) * (len(b) - 1)))
         trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
     return float(((mu_a - mu_b) ** 2).sum() + trace_a + trace_b - 2 * trace_sqrt)
 

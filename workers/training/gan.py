@@ -391,7 +391,7 @@ def standing_statistics(generator: Generator, labels: Tensor, attrs: Tensor, bat
     norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
     device = next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
-    was_training = generator.training
+    was_training, momenta = generator.training, [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the batches below
@@ -401,8 +401,8 @@ def standing_statistics(generator: Generator, labels: Tensor, attrs: Tensor, bat
             rows = torch.randint(len(labels), (batch_size,), generator=rng).to(labels.device)
             z = torch.randn(batch_size, generator.config.nz, generator=rng).to(device)
             generator(z, labels[rows].to(device), attrs[rows].to(device))
-    for norm in norms:
-        norm.momentum = 0.1  # BatchNorm2d's default, as the generator was built
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     generator.train(was_training)
 
 
