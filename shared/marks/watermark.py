@@ -11,8 +11,9 @@ Embedding is informed: the free bits are chosen (by a Viterbi search over the im
 projections) so the codeword already agrees with the image where that is cheap; each projection
 is then moved only as far as needed to clear a margin on the right side; the few coded bits
 that would cost most are left for the code to repair. The change is made on the canonical grid,
-resized back to the image, scaled a little by local contrast and added to R, G and B alike
-(luma only), a few times over so clipping and resampling are accounted for.
+resized to a working copy of the image (at most 256 px a side), scaled a little by local contrast
+and added to R, G and B alike (luma only), a few times over so clipping and resampling are
+accounted for; the summed change is then resized to the image and added once.
 
 A payload is reported only when its CRC-24 matches (an unrelated image passes with probability
 2**-24). Cropping, rotation, flips and strong colour changes are out of scope: they move or
@@ -29,6 +30,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 from scipy.fft import dctn, idctn
+from scipy.ndimage import uniform_filter
 
 PAYLOAD_BITS = 32
 CRC_BITS = 24  # an unrelated image passes the check with probability 2**-24
@@ -49,7 +51,7 @@ MARGIN = 10.0  # projection margin aimed for, in canonical luma units (unit-norm
 MAX_SKIPPED = 0.04
 ITERATIONS = 5
 # The change is scaled by (local contrast + MASK_FLOOR) ** MASK_EXPONENT: a little less on flat paint.
-MASK_GRID = 256
+MASK_GRID = 256  # no side of the working copy, where the local contrast is measured, is longer
 MASK_RADIUS = 2
 MASK_FLOOR = 4.0
 MASK_EXPONENT = 0.3
@@ -99,34 +101,51 @@ def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Ima
     if min(image.size) < MIN_SIDE:
         return image.convert("RGB")
     layout = _layout(key)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    rgb = np.asarray(image.convert("RGB"))
     size = (rgb.shape[1], rgb.shape[0])
-    host = layout.project(_canonical(rgb @ LUMA))
+    host = layout.project(_canonical(_luma(rgb)))
     signs = _scrambler(key) * _fitted_codeword(payload, host * _scrambler(key))
     shortfall = np.maximum(MARGIN - signs * host, 0.0)
     # The most expensive bits are left wrong for the code to repair, decided once on the unmarked image.
     skipped = np.zeros(CODED_BITS, dtype=bool)
     skipped[np.argsort(shortfall)[::-1][: int(MAX_SKIPPED * CODED_BITS)]] = True
     skipped &= shortfall > 3 * MARGIN
-    mask = _texture_mask(rgb @ LUMA)
-    delta = np.zeros(rgb.shape[:2], dtype=np.float32)
-    marked = np.empty_like(rgb)  # reused: a full-size float image per iteration is most of the cost
+    # The change is worked out on a copy of at most MASK_GRID px a side: it holds every frequency
+    # of the canonical band, and a large image costs no more per iteration than a 256 px one.
+    # Colour planes (3, h, w) rather than pixels: each step below is then one pass over memory.
+    work_size = (min(size[0], MASK_GRID), min(size[1], MASK_GRID))
+    if work_size != size:  # resized in one call on the 8-bit image: rounding does not matter in a model
+        rgb_work = np.asarray(Image.fromarray(rgb).resize(work_size, Image.Resampling.BILINEAR))
+    else:
+        rgb_work = rgb
+    work = np.ascontiguousarray(rgb_work.transpose(2, 0, 1), dtype=np.float32)
+    mask = _texture_mask(_planes_luma(work))
+    delta = np.zeros(work.shape[1:], dtype=np.float32)
+    marked = np.empty_like(work)
     for _ in range(ITERATIONS):
         shortfall[skipped] = 0.0
         if shortfall.max() < 0.05 * MARGIN:
             break
         # Overshoot a little: masking, resampling and clipping each take some of the step away.
-        delta += mask * _resize(layout.synthesise(signs * shortfall * 1.1), size)
-        _clipped_sum(rgb, delta, out=marked)
-        shortfall = np.maximum(MARGIN - signs * layout.project(_canonical(marked @ LUMA)), 0.0)
-    return Image.fromarray(_clipped_sum(rgb, delta, out=marked).round(out=marked).astype(np.uint8))
+        delta += mask * _resize(layout.synthesise(signs * shortfall * 1.1), work_size)
+        np.clip(np.add(work, delta, out=marked), 0, 255, out=marked)
+        shortfall = np.maximum(MARGIN - signs * layout.project(_canonical(_planes_luma(marked))), 0.0)
+    if work_size != size:
+        delta = _resize(delta, size)
+    # The same as rounding the clipped float sum (the pixels are whole numbers), in a quarter of the memory.
+    out = rgb.astype(np.int16)
+    out += np.rint(delta).astype(np.int16)[..., None]
+    return Image.fromarray(np.clip(out, 0, 255, out=out).astype(np.uint8))
 
 
-def _clipped_sum(rgb: np.ndarray, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``np.clip(rgb + delta[..., None], 0, 255)`` written into ``out`` (same values, no temporaries)."""
-    np.add(rgb, delta[..., None], out=out)
-    np.maximum(out, 0, out=out)
-    return np.minimum(out, 255, out=out)
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Luma of an [h, w, 3] image, as float32."""
+    return np.asarray(rgb, dtype=np.float32) @ LUMA
+
+
+def _planes_luma(planes: np.ndarray) -> np.ndarray:
+    """Luma of a [3, h, w] stack of colour planes."""
+    return (LUMA @ planes.reshape(3, -1)).reshape(planes.shape[1:])
 
 
 def detect(image: Image.Image, key: int = DEFAULT_KEY) -> tuple[int | None, float]:
@@ -148,7 +167,7 @@ def read(image: Image.Image, key: int = DEFAULT_KEY) -> Detection:
 
 def soft_bits(image: Image.Image, key: int = DEFAULT_KEY) -> np.ndarray:
     """The coded bits as read, before decoding: +/-1 per coded bit, clipped at the margin (for measurements)."""
-    luma = np.asarray(image.convert("RGB"), dtype=np.float32) @ LUMA
+    luma = _luma(np.asarray(image.convert("RGB")))
     # Undo the scrambler so the soft bits line up with the convolutional codeword (+ means 1).
     return np.clip(_layout(key).project(_canonical(luma)) / MARGIN, -1.0, 1.0) * _scrambler(key)
 
@@ -175,23 +194,15 @@ def _canonical(luma: np.ndarray) -> np.ndarray:
 
 
 def _texture_mask(luma: np.ndarray) -> np.ndarray:
-    """Where the change may go: more on texture and edges, less on flat paint; unit RMS."""
-    grid = _resize(luma, (MASK_GRID, MASK_GRID)).astype(np.float64)
-    r = MASK_RADIUS
-    padded = np.pad(grid, r, mode="reflect")
-    window = (2 * r + 1) ** 2
-    mean = _box_sum(padded, r) / window
-    mean_sq = _box_sum(padded ** 2, r) / window
-    local_std = np.sqrt(np.maximum(mean_sq - mean ** 2, 0.0))
+    """Where the change may go: more on texture and edges, less on flat paint; unit RMS, the shape of ``luma``."""
+    window = 2 * MASK_RADIUS + 1
+    luma = luma.astype(np.float32)
+    # "mirror" reflects about the edge pixel without repeating it, as numpy's pad(mode="reflect").
+    mean = uniform_filter(luma, window, mode="mirror")
+    mean_sq = uniform_filter(luma * luma, window, mode="mirror")
+    local_std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     mask = (local_std + MASK_FLOOR) ** MASK_EXPONENT
-    mask /= np.sqrt(np.mean(mask ** 2))
-    return _resize(mask, (luma.shape[1], luma.shape[0]))
-
-
-def _box_sum(padded: np.ndarray, r: int) -> np.ndarray:
-    c = np.cumsum(np.cumsum(np.pad(padded, ((1, 0), (1, 0))), axis=0), axis=1)
-    n = 2 * r + 1
-    return c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+    return mask / np.sqrt(np.mean(mask * mask))
 
 
 @dataclass(frozen=True)
@@ -261,6 +272,11 @@ def _parity(x: np.ndarray) -> np.ndarray:
 # _SYMBOLS[s, u] are the two output symbols (+1 for a 1) of that transition.
 _REGISTER = (np.arange(_STATES)[:, None] << 1) | np.arange(2)[None, :]
 _SYMBOLS = np.stack([_parity(_REGISTER & _G0), _parity(_REGISTER & _G1)], axis=-1) * 2.0 - 1.0
+# The trellis backwards: next state n is reached with input n & 1 from state n >> 1 or from that
+# state with its oldest bit set.
+_INPUT = np.arange(_STATES) & 1
+_LOW = np.arange(_STATES) >> 1
+_HIGH = _LOW | (_STATES >> 1)
 
 
 @lru_cache(maxsize=1)
@@ -292,23 +308,22 @@ def _symbols(message: np.ndarray) -> np.ndarray:
 def _viterbi(branch: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """The message (all steps) with the highest summed ``branch[t, state, input]`` that ends in state 0."""
     branch = branch.reshape(_STEPS, _STATES, 2)
-    nxt = np.arange(_STATES)
-    u = nxt & 1
-    low, high = nxt >> 1, (nxt >> 1) | (_STATES >> 1)  # the two states that lead to each next state
+    # Every step's gathers at once, so the loop below is a few small array operations a step.
+    from_low, from_high = branch[:, _LOW, _INPUT], branch[:, _HIGH, _INPUT]
+    barred = np.where(allowed[:, _INPUT], 0.0, -np.inf)
     metric = np.full(_STATES, -np.inf)
     metric[0] = 0.0
-    came_from = np.zeros((_STEPS, _STATES), dtype=np.int64)
+    took_high = np.empty((_STEPS, _STATES), dtype=bool)
     for t in range(_STEPS):
-        from_low = metric[low] + branch[t, low, u]
-        from_high = metric[high] + branch[t, high, u]
-        take_high = from_high > from_low
-        metric = np.where(take_high, from_high, from_low)
-        metric[~allowed[t, u]] = -np.inf
-        came_from[t] = np.where(take_high, high, low)
+        low = metric[_LOW] + from_low[t]
+        high = metric[_HIGH] + from_high[t]
+        np.greater(high, low, out=took_high[t])
+        metric = np.maximum(low, high)
+        metric += barred[t]
     state, message = 0, np.zeros(_STEPS, dtype=np.uint8)
     for t in range(_STEPS - 1, -1, -1):
         message[t] = state & 1
-        state = came_from[t, state]
+        state = int(_HIGH[state] if took_high[t, state] else _LOW[state])
     return message
 
 

@@ -193,3 +193,16 @@ def test_any_mode_and_shape_is_accepted() -> None:
     assert watermark.detect(half(out))[0] == 77
     grey = watermark.embed(photo("camera").convert("L"), 78)
     assert watermark.detect(jpeg(grey))[0] == 78
+
+
+@pytest.mark.parametrize("size", [(64, 300), (266, 200), (520, 300), (1000, 300)])
+def test_non_square_and_odd_sized_pictures_read_back(size: tuple[int, int]) -> None:
+    """Sample grids and other odd shapes: the change is worked out on a smaller copy of such a
+    picture, which must keep enough of each side to hold the band."""
+    tiles = procedural(3, 64, seed=6)
+    grid = Image.new("RGB", (6 * 64, 3 * 64))
+    for i, tile in enumerate(tiles):
+        grid.paste(tile, ((i % 6) * 64, (i // 6) * 64))
+    for payload in (3, 2**32 - 5):
+        picture = grid.resize(size, Image.Resampling.BILINEAR)
+        assert watermark.detect(watermark.embed(picture, payload))[0] == payload
