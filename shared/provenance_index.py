@@ -117,18 +117,35 @@ class ProvenanceIndex:
 
     def allocate_payload(self, job_id: str, index: int) -> int:
         """A 32-bit payload no other stored result has; the same one for every attempt of a job."""
-        mine = f"{_P}wmjob:{job_id}:{index}"
-        earlier = self.redis.get(mine)
-        if earlier is not None:
-            return int(cast(str, earlier))
+        return self.allocate_payloads(job_id, [index])[index]
+
+    def allocate_payloads(self, job_id: str, indexes: Sequence[int]) -> dict[int, int]:
+        """``allocate_payload`` for several results of a job, in three round trips however many."""
+        if not indexes:
+            return {}
+        mine = {index: f"{_P}wmjob:{job_id}:{index}" for index in indexes}
+        earlier = cast(list[str | None], self.redis.mget(list(mine.values())))
+        payloads = {index: int(value) for index, value in zip(indexes, earlier, strict=True) if value is not None}
         for _ in range(ALLOCATION_TRIES):
-            payload = secrets.randbelow(PAYLOAD_SPACE)
-            if self.redis.set(f"{_P}wm:{payload}", f"pending:{job_id}:{index}", nx=True):
-                if self.redis.set(mine, str(payload), nx=True):
-                    return payload
-                # A concurrent attempt of the same job allocated first: use its payload.
-                self.redis.delete(f"{_P}wm:{payload}")
-                return int(cast(str, self.redis.get(mine)))
+            missing = [index for index in indexes if index not in payloads]
+            if not missing:
+                return payloads
+            candidates = {index: secrets.randbelow(PAYLOAD_SPACE) for index in missing}
+            with self.redis.pipeline(transaction=False) as pipe:
+                for index in missing:
+                    pipe.set(f"{_P}wm:{candidates[index]}", f"pending:{job_id}:{index}", nx=True)
+                claimed = [index for index, won in zip(missing, pipe.execute(), strict=True) if won]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for index in claimed:
+                    pipe.set(mine[index], str(candidates[index]), nx=True)
+                kept = pipe.execute()
+            lost = [index for index, ok in zip(claimed, kept, strict=True) if not ok]
+            payloads.update({index: candidates[index] for index, ok in zip(claimed, kept, strict=True) if ok})
+            if lost:
+                # A concurrent attempt of the same job allocated these first: use its payloads.
+                self.redis.delete(*(f"{_P}wm:{candidates[index]}" for index in lost))
+                theirs = cast(list[str], self.redis.mget([mine[index] for index in lost]))
+                payloads.update({index: int(value) for index, value in zip(lost, theirs, strict=True)})
         raise RuntimeError("no free watermark payload found; the payload space is nearly full")
 
     # -- the result index ---------------------------------------------------------------------
@@ -136,14 +153,21 @@ class ProvenanceIndex:
     def add(self, location: ResultLocation, by_perceptual_hash: bool = True) -> None:
         """Index a stored result; ``by_perceptual_hash=False`` keeps it out of ``nearest`` (a result
         that looks like a picture the service did not make, such as a restored artwork)."""
+        self.add_all([location], by_perceptual_hash)
+
+    def add_all(self, locations: Sequence[ResultLocation], by_perceptual_hash: bool = True) -> None:
+        """``add`` for several results, in one transaction."""
+        if not locations:
+            return
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{_P}rec:{location.record_id}", json.dumps(asdict(location)))
-            pipe.set(f"{_P}sha:{location.sha256}", location.record_id)
-            if location.watermark_payload is not None:
-                pipe.set(f"{_P}wm:{location.watermark_payload}", location.record_id)
-            if location.phash and by_perceptual_hash:
-                for part, bits in enumerate(phash_parts(location.phash)):
-                    pipe.sadd(f"{_P}ph:{part}:{bits:04x}", location.record_id)
+            for location in locations:
+                pipe.set(f"{_P}rec:{location.record_id}", json.dumps(asdict(location)))
+                pipe.set(f"{_P}sha:{location.sha256}", location.record_id)
+                if location.watermark_payload is not None:
+                    pipe.set(f"{_P}wm:{location.watermark_payload}", location.record_id)
+                if location.phash and by_perceptual_hash:
+                    for part, bits in enumerate(phash_parts(location.phash)):
+                        pipe.sadd(f"{_P}ph:{part}:{bits:04x}", location.record_id)
             pipe.execute()
 
     def by_record_id(self, record_id: str | None) -> ResultLocation | None:

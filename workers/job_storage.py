@@ -17,7 +17,7 @@ from shared.objects import ObjectNotFound
 from shared.works_index import WorkRef
 from workers.job_context import InvalidJobInput, JobContext
 from workers.pipelines.registry import PipelineResult
-from workers.provenance.recording import ResultRecorder, parallel_map
+from workers.provenance.recording import ResultRecorder
 from workers.runtime import Runtime
 from workers.works_indexing import IndexedWorks
 
@@ -135,6 +135,5 @@ def store_results(rt: Runtime, job: Job, result: PipelineResult,
     if not result.outputs:
         return []
     recorder = ResultRecorder(rt, job, result, inputs or {})
-    prepared = parallel_map(recorder.prepare, range(len(result.outputs)), result.outputs)
-    sealed = recorder.seal(prepared)
-    return parallel_map(recorder.store, prepared, sealed)
+    prepared = recorder.prepare_all(result.outputs)
+    return recorder.store_all(prepared, recorder.seal(prepared))

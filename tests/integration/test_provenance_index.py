@@ -81,6 +81,18 @@ def test_payloads_are_unique_and_a_retried_job_gets_its_own_back(client: redis.R
     assert index.by_payload(first[0]) == stored
 
 
+def test_two_attempts_allocating_a_whole_job_at_once_agree_and_leave_no_stray_claims(client: redis.Redis) -> None:
+    index = ProvenanceIndex(client)
+    job = uuid.uuid4().hex
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: index.allocate_payloads(job, range(64)), range(2))
+    assert first == second and sorted(first) == list(range(64)) and len(set(first.values())) == 64
+    assert index.allocate_payload(job, 17) == first[17]  # a retried attempt of one result
+    claims = [key for key in client.scan_iter(match="af:prov:wm:*", count=1000)
+              if str(client.get(key)).startswith(f"pending:{job}:")]
+    assert sorted(int(key.rsplit(":", 1)[1]) for key in claims) == sorted(first.values())
+
+
 def test_records_sealed_from_many_threads_form_one_signed_chain(client: redis.Redis, keys: SigningKeys) -> None:
     chain, tenant = RecordChain(client), f"tenant-{uuid.uuid4().hex[:8]}"
     stored: dict[str, dict[str, Any]] = {}

