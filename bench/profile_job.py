@@ -36,8 +36,9 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("C2PA sign", "shared/marks/c2pa_manifest.py", "sign_png"),
     ("perceptual hashes", "shared/marks/perceptual.py", "perceptual_hashes"),
     ("record chain (incl. its S3 writes)", "shared/provenance_index.py", "RecordChain.append"),
-    ("S3 writes: image, sidecar, record copy", "workers/provenance/recording.py", "ResultRecorder.store"),
-    ("verify index (Redis)", "shared/provenance_index.py", "ProvenanceIndex.add"),
+    ("S3 writes (the record chain's included)", "shared/objects.py", "ObjectStore.put_bytes"),
+    ("verify index (Redis)", "shared/provenance_index.py", "ProvenanceIndex.add_all"),
+    ("watermark payloads (Redis)", "shared/provenance_index.py", "ProvenanceIndex.allocate_payloads"),
     ("job record (Redis)", "shared/jobs.py", "JobStore."),
 ]
 

@@ -38,6 +38,8 @@ from shared.styles import get_style
 
 MODULE = "bench.style_transfer"
 POLL_S = 0.02
+# Issue 22: the service's time at most this many times the bare model's, by side.
+SERVICE_GOALS = {512: "<= 1.3", 1024: "<= 1.15"}
 WARMUP_RUNS = 3
 
 
@@ -106,7 +108,8 @@ def figures(medians: dict[str, float], phases: list[dict[str, float]], args: arg
              f"service ms per phase: {phase_medians(phases)}")
     return [
         Figure(f"style transfer {args.side} px via service", medians["service"] * 1000, model, "ms",
-               "bare model call", higher_is_better=False, command=cmd, goal="<= 1.3", note=split),
+               "bare model call", higher_is_better=False, command=cmd, goal=SERVICE_GOALS.get(args.side, ""),
+               note=split),
         Figure(f"style transfer {args.side} px pipeline function", medians["pipeline"] * 1000, model, "ms",
                "bare model call", higher_is_better=False, command=cmd),
     ]
