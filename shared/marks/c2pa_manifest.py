@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def sign_png(
     # Inputs whose bytes are gone are described by their hash only, in the manifest definition.
     manifest["ingredients"] = [_ingredient(part, rel) for part, rel in ordered if _readable(part) is None]
     signer = _signer(keys)
-    builder = c2pa.Builder.from_json(manifest, context=_signing_context())
+    builder = c2pa.Builder.from_json(manifest, context=_signing_context(os.getpid()))
     for part, relationship in ordered:
         mime = _readable(part)
         if mime is not None and isinstance(part.content, bytes):
@@ -126,7 +127,7 @@ def read_manifest(image_bytes: bytes, trust_anchors_pem: bytes | None = None, *,
     absent: no manifest (re-encoded, stripped, or never signed).
     """
     mime = _sniff_mime(image_bytes)
-    context = _reading_context(trust_anchors_pem or b"")
+    context = _reading_context(trust_anchors_pem or b"", os.getpid())
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(image_bytes), sidecar, context)
     except c2pa.C2paError.NotSupported:
@@ -183,9 +184,10 @@ _THREAD_SIGNERS = threading.local()
 
 def _signer(keys: SigningKeys) -> c2pa.Signer:
     """A signer per thread and key, made once: making one costs a quarter of a small image's signing.
-    Kept per thread because the native signer is not documented as safe to share between threads."""
-    signers: dict[bytes, c2pa.Signer] = _THREAD_SIGNERS.__dict__.setdefault("by_key", {})
-    fingerprint = hashlib.sha256(keys.private_key_pem + keys.cert_chain_pem).digest()
+    Kept per thread because the native signer is not documented as safe to share between threads,
+    and per process because a forked child cannot use its parent's native handle."""
+    signers: dict[tuple[int, bytes], c2pa.Signer] = _THREAD_SIGNERS.__dict__.setdefault("by_key", {})
+    fingerprint = (os.getpid(), hashlib.sha256(keys.private_key_pem + keys.cert_chain_pem).digest())
     if fingerprint not in signers:
         signers.clear()  # a rotated key's signer is not needed again
         signers[fingerprint] = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
@@ -193,14 +195,16 @@ def _signer(keys: SigningKeys) -> c2pa.Signer:
     return signers[fingerprint]
 
 
-@lru_cache(maxsize=1)
-def _signing_context() -> c2pa.Context:
+# Native contexts and signers are made once per process (``pid``): a forked child cannot use its
+# parent's native handles.
+@lru_cache(maxsize=2)
+def _signing_context(pid: int) -> c2pa.Context:
     return c2pa.Context.from_dict({"version": 1, "builder": {"thumbnail": {"enabled": False}},
                                    "verify": {**_NO_NETWORK}})
 
 
 @lru_cache(maxsize=8)
-def _reading_context(trust_anchors_pem: bytes) -> c2pa.Context:
+def _reading_context(trust_anchors_pem: bytes, pid: int) -> c2pa.Context:
     settings: dict[str, Any] = {"version": 1, "verify": {"verify_trust": True, **_NO_NETWORK}}
     if trust_anchors_pem:
         settings["trust"] = {"trust_anchors": trust_anchors_pem.decode()}

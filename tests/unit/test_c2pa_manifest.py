@@ -150,3 +150,24 @@ def test_restoration_records_its_digital_source_type(keys: SigningKeys, images: 
                       record_id="rec-3", job_id="job-3", ingredients=[("image", encode_png(images[5]), "scan.png")])
     actions = assertion(read_manifest(signed.image, keys.trust_anchors_pem)["manifest"], "c2pa.actions.v2")["actions"]
     assert actions[-1]["digitalSourceType"].endswith("/algorithmicallyEnhanced")
+
+
+def _sign_and_read(keys: SigningKeys, png: bytes, record_id: str) -> tuple[str, str | None]:
+    found = read_manifest(sign_png(png, keys, kind="creation", digital_source_type="trainedAlgorithmicMedia",
+                                   record_id=record_id, job_id="job-2").image, keys.trust_anchors_pem)
+    return found["state"], found["record_id"]
+
+
+def test_signers_are_reused_across_signings_threads_and_a_forked_child(keys: SigningKeys,
+                                                                      images: list[Image.Image]) -> None:
+    """Each thread keeps its signer; a child forked after its parent signed makes its own."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    png = encode_png(images[1])
+    assert [_sign_and_read(keys, png, f"rec-{i}") for i in range(3)] == [("trusted", f"rec-{i}") for i in range(3)]
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(lambda i: _sign_and_read(keys, png, f"rec-t{i}"), range(8)))
+    assert states == [("trusted", f"rec-t{i}") for i in range(8)]
+    with multiprocessing.get_context("fork").Pool(1) as child:
+        assert child.apply(_sign_and_read, (keys, png, "rec-child")) == ("trusted", "rec-child")
