@@ -4,11 +4,12 @@ A job's results go through three steps together (``workers.job_storage.store_res
 Redis is asked is asked once per job, not once per result:
 
 1. ``prepare_all``: the watermark payloads of all its results (unique among stored results; the
-   same on every attempt of the job), then for each result, one per core at a time: for a
-   restoration, how much of the picture changed (it decides the IPTC digital source type), the
-   marks (watermark -> PNG -> XMP -> C2PA) and its record (requester, params, model,
-   training-data lineage from the model card, inputs with their rights declarations, output,
-   disclosure, rights, marks).
+   same on every attempt of the job), then for each result (one per core at a time for large
+   images, one at a time for small ones, see ``PARALLEL_MARKING_PIXELS``): for a restoration,
+   how much of the picture changed (it decides the IPTC digital source type), the marks
+   (watermark -> PNG -> XMP -> C2PA) and its record (requester, params, model, training-data
+   lineage from the model card, inputs with their rights declarations, output, disclosure,
+   rights, marks).
 2. ``seal``: the job's records, in result order, under the tenant's chain lock: hashed, linked
    to the tenant's previous record, signed, stored under ``{tenant}/records/`` (never
    overwritten, so a retried job leaves the chain whole) and appended to the chain.
