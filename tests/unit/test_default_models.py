@@ -3,6 +3,8 @@ made for, say how to make them again, and the shipped weights still do what the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from workers.models.builders import (
 )
 from workers.models.gan import GanConfig, generate
 from workers.pipelines.training import gan_gate
+from workers.training.default_models import Checkpoints
 from workers.training.evaluation import quality_goals
 from workers.training.promotion import gate
 from workers.training.restoration_eval import compare_inpainting, learned_operations
@@ -162,3 +165,15 @@ def test_a_64_px_retrain_is_gated_on_imagenet_features_and_guarded_in_the_style_
     assert better.promote and better.guard is not None and better.guard["holds"], better
     assert better.guard["challenger"] < better.guard["incumbent"]
     assert gan_gate(32, {"swd_real_floor": {"average": 20.0}}, held).guard is None
+
+
+def test_training_seconds_survive_a_run_killed_after_a_checkpoint(tmp_path: Path) -> None:
+    first = Checkpoints(tmp_path)
+    first.started -= 100.0  # as if the run had trained for 100 s before its checkpoint
+    first.save({"step": 500, "weights": torch.zeros(2)})
+    # The process is killed here: it never reaches total_seconds at the end of training.
+    resumed = Checkpoints(tmp_path)
+    assert resumed.first_step == 500
+    resumed.started -= 50.0
+    assert resumed.total_seconds(1000) == pytest.approx(150.0, abs=5.0)
+    assert Checkpoints(tmp_path).seconds["1000"] == pytest.approx(150.0, abs=5.0)

@@ -102,12 +102,15 @@ class Checkpoints:
         self.workdir, self.path = workdir, workdir / "checkpoint.bin"
         self.resume = state_from_bytes(self.path.read_bytes()) if self.path.exists() else None
         self.first_step = int(self.resume["step"]) if self.resume else 0
+        self.ledger = workdir / "seconds.json"  # training seconds up to each checkpoint's step
+        self.seconds = json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
         self.started = time.monotonic()
 
     def save(self, state: dict[str, Any]) -> None:
         partial = self.path.with_suffix(".partial")
         partial.write_bytes(state_to_bytes(state))
         partial.replace(self.path)
+        self.total_seconds(int(state["step"]))  # so a run killed after this checkpoint still counts
 
     def save_samples(self, step: int, grid: Any) -> None:
         grid.save(self.workdir / f"samples-step-{step:06d}.png")
@@ -120,11 +123,9 @@ class Checkpoints:
 
     def total_seconds(self, steps_done: int) -> float:
         """Training seconds over every run that led to ``steps_done``."""
-        ledger = self.workdir / "seconds.json"
-        previous = json.loads(ledger.read_text()) if ledger.exists() else {}
-        total = previous.get(str(self.first_step), 0.0) + time.monotonic() - self.started
-        ledger.write_text(json.dumps({str(steps_done): total}))
-        return total
+        self.seconds[str(steps_done)] = self.seconds.get(str(self.first_step), 0.0) + time.monotonic() - self.started
+        self.ledger.write_text(json.dumps(self.seconds))
+        return float(self.seconds[str(steps_done)])
 
 
 def evaluate_creation_model() -> Path:
