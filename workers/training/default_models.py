@@ -60,7 +60,7 @@ EVALUATE_COMMAND = "python -m workers.training.default_models abstract --evaluat
 SEED = 0
 # The training job's params that make the shipped creation model.
 DEFAULT_CREATION_PARAMS = GanTrainingParams(model="abstract", dataset="procedural", per_style=1000, resolution=64,
-                                            steps=10000, batch_size=32, seed=SEED, checkpoint_every=500,
+                                            steps=20000, batch_size=32, seed=SEED, checkpoint_every=500,
                                             sample_every=500, eval_per_label=36)
 # The training job's params that make the shipped restoration model: 6.6x a training job's images
 # and 8x its steps (bench/RESULTS.md: on paintings the gain is all in by about 4,000 steps).
