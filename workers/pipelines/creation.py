@@ -1,9 +1,11 @@
 """Creation: new paintings from a trained conditional GAN, steered by a style and/or a prompt.
 
 Everything random is drawn from the job's seed, so the same seed and parameters give
-identical pixels. A prompt picks labels (by its similarity to each label's description)
-and sets colour-attribute targets (brightness, saturation, warmth) that replace the
-attributes otherwise sampled from the training images of the chosen label.
+identical pixels. Each image is conditioned on a label and on a colouring (brightness, saturation,
+warmth) drawn from the real works of that label. A prompt picks labels (by its similarity to each
+label's description) and sets colour targets: an image then gets one of its label's real
+colourings nearest the targets, and a prompt with colours but no style draws the labels whose
+real works have such colours.
 
 A job runs alone (``create``) or shares one generator forward with other creation jobs for the
 same model (``create_together``, which ``workers.creation_batching`` runs); both go through
@@ -34,6 +36,15 @@ from workers.models.upscaler import upscale_images
 from workers.pipelines.registry import Output, PipelineResult, register_pipeline
 from workers.prompts import interpret_prompt
 
+# A prompt's colour picks among the colourings a style's real works have: one of the nearest quarter
+# of the style's attribute samples to the targets. Setting the attributes to the targets outright
+# took works out of their style (bright drips, dark ink landscapes): bench/RESULTS.md, "Prompts keep
+# the style".
+NEAREST_SHARE = 4
+# When the prompt names colours but no style, each style is drawn in proportion to its colourings
+# within this distance of every target: "dark" draws the styles that have dark works.
+REACH = 0.15
+
 
 def choose_conditions(card: dict[str, Any], params: CreationParams, prompt_weights: dict[str, float],
                       prompt_attrs: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,20 +52,47 @@ def choose_conditions(card: dict[str, Any], params: CreationParams, prompt_weigh
     rng = np.random.default_rng(params.fixed_seed)
     names: list[str] = card["labels"]
     count = params.count
+    samples = {name: np.asarray(card["attribute_samples"][name], dtype=np.float32) for name in names}
+    targets = {ATTRIBUTE_NAMES.index(name): value for name, value in prompt_attrs.items()}
+    weights = style_weights(names, samples, prompt_weights, targets)
     if params.style is not None:
         chosen = np.full(count, names.index(params.style))
-    elif prompt_weights:
-        weights = np.array([prompt_weights.get(n, 0.0) for n in names], dtype=np.float64)
-        chosen = rng.choice(len(names), size=count, p=weights / weights.sum())
+    elif weights is not None:
+        chosen = rng.choice(len(names), size=count, p=weights)
     else:
         chosen = rng.integers(0, len(names), size=count)
-    samples = card["attribute_samples"]
-    attrs = np.stack([np.asarray(samples[names[c]][rng.integers(0, len(samples[names[c]]))], dtype=np.float32)
-                      for c in chosen])
-    for position, name in enumerate(ATTRIBUTE_NAMES):
-        if name in prompt_attrs:
-            attrs[:, position] = prompt_attrs[name]
+    attrs = np.stack([colouring(samples[names[c]], targets, rng) for c in chosen])
     return chosen.astype(np.int64), attrs
+
+
+def target_distance(samples: np.ndarray, targets: dict[int, float]) -> np.ndarray:
+    """Each sample's largest distance from a target attribute ([N]; zeros without targets)."""
+    distance = np.zeros(len(samples), dtype=np.float32)
+    for position, value in targets.items():
+        distance = np.maximum(distance, np.abs(samples[:, position] - value))
+    return distance
+
+
+def style_weights(names: list[str], samples: dict[str, np.ndarray], prompt_weights: dict[str, float],
+                  targets: dict[int, float]) -> np.ndarray | None:
+    """The style mix to draw from: the styles the prompt named, else those whose real works reach
+    its colours; None for a uniform draw."""
+    if prompt_weights:
+        weights = np.array([prompt_weights.get(name, 0.0) for name in names], dtype=np.float64)
+    elif targets:
+        weights = np.array([np.mean(target_distance(samples[name], targets) <= REACH) for name in names],
+                           dtype=np.float64)
+    else:
+        return None
+    return weights / weights.sum() if weights.sum() > 0 else None
+
+
+def colouring(samples: np.ndarray, targets: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+    """One of a style's real colourings: any, or one of those nearest the prompt's targets."""
+    if targets:
+        nearest = np.argsort(target_distance(samples, targets), kind="stable")
+        samples = samples[nearest[:max(1, len(samples) // NEAREST_SHARE)]]
+    return samples[rng.integers(0, len(samples))]
 
 
 @dataclass(frozen=True)
