@@ -34,7 +34,7 @@ from shared.contract import list_kinds, parse_params
 from shared.images import decode_image
 from shared.job_params import DEFAULT_RESTORATION_MODEL
 from shared.marks.perceptual import perceptual_hashes
-from shared.models import ModelRef, ResolvedModel, UnknownModel
+from shared.models import ModelRef, ResolvedModel, RetiredVersion, UnknownModel
 from shared.protected_works import ProtectedWorks
 from shared.uploads import Upload
 
@@ -177,6 +177,8 @@ def _require_min_size(width: int, height: int, role: str) -> None:
 def _resolve_model(ref: str, who: Principal, svc: Services) -> ResolvedModel:
     try:
         return svc.models.for_tenant(who.tenant).resolve(ModelRef.parse(ref))
+    except RetiredVersion as exc:
+        raise ApiError(409, "model_version_retired", str(exc)) from None
     except UnknownModel as exc:
         raise ApiError(409, "model_not_trained",
                        f"{exc}; train one first with a 'training' job (an admin key is needed)") from None
@@ -244,6 +246,8 @@ def _restoration(params: dict[str, Any], inputs: dict[str, Any], who: Principal,
         try:
             model = svc.models.for_tenant(who.tenant).resolve(
                 ModelRef.parse(clean.get("model", DEFAULT_RESTORATION_MODEL)))
+        except RetiredVersion as exc:
+            raise ApiError(409, "model_version_retired", str(exc)) from None
         except UnknownModel as exc:
             if clean["method"] == "learned" or "model" in clean:
                 raise ApiError(409, "model_not_trained",

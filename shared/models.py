@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import redis
 
-from shared.builtin_models import builtin_models
+from shared.builtin_models import builtin_models, releases
 from shared.jobs import PREFIX
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -37,6 +37,11 @@ PUBLIC = "public"  # the owner of the shipped models
 
 class UnknownModel(Exception):
     """No such model name or version, or no promoted version yet."""
+
+
+class RetiredVersion(UnknownModel):
+    """A version of a public model that shipped once and is no longer served (its weights were
+    replaced by a later version's): the works it drew cannot be drawn again."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,10 @@ class ModelCatalog:
         if shipped is None:
             raise UnknownModel(f"model {ref.name!r} has no trained version yet")
         if ref.version not in (None, shipped.version):
+            if any(release["version"] == ref.version for release in releases().get(ref.name, [])):
+                raise RetiredVersion(f"version {ref.version} of the public model {ref.name} is no longer served: "
+                                     f"it serves version {shipped.version} (pin @{shipped.version}, or leave the "
+                                     "version out)")
             raise UnknownModel(f"the public model {ref.name} has only version {shipped.version}")
         return ResolvedModel(PUBLIC, ref.name, shipped.version, shipped.card)
 

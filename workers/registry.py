@@ -20,9 +20,19 @@ from safetensors.torch import load as load_safetensors
 
 from shared.builtin_models import builtin_models
 from shared.images import sha256_hex
-from shared.models import ModelCatalog, ModelCatalogs, ModelIndex, ModelRef, ResolvedModel, UnknownModel, card_key
+from shared.models import (
+    ModelCatalog,
+    ModelCatalogs,
+    ModelIndex,
+    ModelRef,
+    ResolvedModel,
+    RetiredVersion,
+    UnknownModel,
+    card_key,
+)
 from shared.models import weights_key as stored_weights_key
 from shared.objects import ObjectStore
+from workers.job_context import InvalidJobInput
 
 Build = Callable[[dict[str, Any], dict[str, Any]], Any]
 
@@ -77,7 +87,12 @@ class TenantModels:
         return self.catalog.own
 
     def resolve(self, ref: str) -> ResolvedModel:
-        return self.catalog.resolve(ModelRef.parse(ref))
+        """The model ``ref`` means now; a job pinned to a public version that is no longer served
+        (queued before an upgrade) fails with ``model_version_retired``, never with other works."""
+        try:
+            return self.catalog.resolve(ModelRef.parse(ref))
+        except RetiredVersion as exc:
+            raise InvalidJobInput(str(exc), code="model_version_retired") from None
 
     def own(self, name: str, version: int) -> ResolvedModel:
         """One of the tenant's own versions."""

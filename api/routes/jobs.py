@@ -57,7 +57,8 @@ def idempotency_key() -> str | None:
 @blp.route("", methods=["POST"])
 @blp.arguments(JobRequestSchema)
 @blp.response(202, JobSchema)
-@blp.alt_response(409, description="the Idempotency-Key was used with a different body")
+@blp.alt_response(409, description="the Idempotency-Key was used with a different body, the model is not trained, "
+                                   "or the public model version asked for is no longer served")
 @blp.alt_response(422, description="invalid kind, parameters, inputs or webhook_url")
 @blp.alt_response(429, description="rate limited, or too many of the tenant's jobs are active; see Retry-After")
 @blp.alt_response(503, description="Redis or the queue is unavailable; see Retry-After")

@@ -59,7 +59,7 @@ def test_every_tenant_creates_from_the_shipped_model_out_of_the_box(client: ApiC
         card = who.get(f"/v1/models/public/{SHIPPED}").json()["cards"][0]
         assert card["quality_goals"] and card["metrics"]["frechet_distance"]["real_floor"] > 0
         job = create(who, style="ink_landscape", count=2, seed=3)
-        assert job["params"]["model"] == f"public/{SHIPPED}@1"  # pinned at submission
+        assert job["params"]["model"] == f"public/{SHIPPED}@{card['version']}"  # pinned at submission
         assert {(r["width"], r["height"]) for r in job["results"]} == {(64, 64)}
 
 
@@ -179,6 +179,9 @@ def test_bad_creation_requests(client: ApiClient, admin_client: ApiClient) -> No
 
     assert error({"model": "never-trained"}, 409)["code"] == "model_not_trained"
     assert error({"model": f"{SHIPPED}@99"}, 409)["code"] == "model_not_trained"
+    # Version 1 shipped other weights: pinning it is refused, never answered with other works.
+    retired = error({"model": f"{SHIPPED}@1"}, 409)
+    assert retired["code"] == "model_version_retired" and "no longer served" in retired["message"]
     assert error({"style": "cubism"}, 422)["details"]
     for count in (0, 65, "many"):
         error({"count": count}, 422)

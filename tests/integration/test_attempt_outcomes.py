@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from deploy.devstack import Stack
+from shared.builtin_models import builtin_models
 from shared.jobs import JobStatus, new_job_id
 from shared.objects import StorageUnavailable
 from workers.attempt import CANCELED, SUCCEEDED, Ending, Outcome, ReadyJob, claim, run_attempts
@@ -20,7 +21,7 @@ from workers.job_context import InvalidJobInput, JobCanceled
 from workers.pipelines.registry import PipelineResult
 from workers.runtime import Runtime
 
-PARAMS = {"model": "abstract@1", "count": 2, "seed": 7}
+PARAMS = {"model": f"abstract@{builtin_models()['abstract'].version}", "count": 2, "seed": 7}
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,23 @@ made for, say how to make them again, and the shipped weights still do what the 
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
+import redis
 import torch
 from safetensors.torch import load as load_safetensors
 
-from shared.builtin_models import builtin_models
+from shared.builtin_models import builtin_models, release_version, releases
 from shared.job_params import CreationParams
+from shared.models import ModelCatalog, UnknownModel
 from workers.data.attributes import colour_attributes
 from workers.data.datasets import HELD_OUT_SEED
 from workers.data.procedural import STYLES, make_dataset
+from workers.job_context import InvalidJobInput
 from workers.metrics.feature_classifier import FeatureClassifier, train_feature_classifier
 from workers.metrics.frechet import pretrained_features, within_style_diversity
 from workers.models.builders import (
@@ -27,6 +32,7 @@ from workers.models.gan import GanConfig, generate
 from workers.pipelines.creation import choose_conditions
 from workers.pipelines.training import gan_gate
 from workers.prompts import ATTRIBUTES, HIGH_TARGETS, LOW_TARGETS
+from workers.registry import ModelRegistry, TenantModels
 from workers.training.default_models import Checkpoints
 from workers.training.evaluation import quality_goals
 from workers.training.promotion import gate
@@ -51,9 +57,46 @@ def test_every_shipped_model_is_small_pinned_public_and_reproducible() -> None:
     assert {"abstract", "upscaler", "restoration"} <= set(models)
     for model in models.values():
         assert model.weights_path.stat().st_size <= MAX_WEIGHTS_BYTES, model.name
-        assert model.version == 1 and model.card["public"] and model.card["read_only"]
+        assert model.version >= 1 and model.card["public"] and model.card["read_only"]
         assert model.card["training"]["reproduce"]["command"] == "make models"
         assert model.card["training"]["seconds"] > 0 and model.card["training"]["machine"]["cores"]
+
+
+def test_every_version_of_a_shipped_model_names_one_set_of_weights() -> None:
+    """releases.json lists versions 1..n of each shipped model, each with weights of its own, and
+    the shipped card's version is the one its weights were released as: weights replaced under an
+    old version number fail here."""
+    ledger = releases()
+    for name, model in builtin_models().items():
+        history = ledger[name]
+        assert [release["version"] for release in history] == list(range(1, len(history) + 1)), name
+        versions_by_weights = {release["weights_sha256"]: release["version"] for release in history}
+        assert len(versions_by_weights) == len(history), f"{name}: two versions with the same weights"
+        assert versions_by_weights[model.card["weights_sha256"]] == model.version, name
+
+
+def test_new_weights_get_the_next_version_and_known_weights_keep_theirs(tmp_path: Path) -> None:
+    ledger = tmp_path / "releases.json"
+    assert release_version("abstract", "aa", "first", "2026-12-01", ledger) == 1
+    assert release_version("abstract", "bb", "retrained", "2026-12-02", ledger) == 2
+    assert release_version("abstract", "aa", "again", "2026-12-03", ledger) == 1
+    assert release_version("upscaler", "aa", "other model", "2026-12-03", ledger) == 1
+    assert [r["summary"] for r in releases(ledger)["abstract"]] == ["first", "retrained"]
+
+
+def test_a_job_pinned_to_a_version_no_longer_shipped_fails_instead_of_drawing_other_works() -> None:
+    with socket.socket() as sock:  # a port nothing listens on: resolving a public model needs no Redis
+        sock.bind(("127.0.0.1", 0))
+        unused = redis.Redis(port=sock.getsockname()[1])
+    models = TenantModels(cast(ModelRegistry, None), ModelCatalog(unused, "tenant"))
+    shipped = builtin_models()["abstract"]
+    assert models.resolve(f"public/abstract@{shipped.version}").card["weights_sha256"] == shipped.card[
+        "weights_sha256"]
+    with pytest.raises(InvalidJobInput) as refused:
+        models.resolve("public/abstract@1")
+    assert refused.value.code == "model_version_retired"
+    with pytest.raises(UnknownModel):  # never shipped: unknown, as before
+        models.resolve("public/abstract@99")
 
 
 def test_the_creation_models_card_states_its_goals_and_what_it_reaches(abstract: tuple[dict, dict]) -> None:
