@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Asynchronous jobs")
 
 MAX_IDEMPOTENCY_KEY = 255
+# Built once: given the class, webargs would build the schema (deep copies of every field) anew
+# for every submission. Loading keeps no state in the schema, so the threads share it.
+JOB_REQUEST_SCHEMA = JobRequestSchema()
 
 
 def base_url(svc: Services) -> str:
@@ -55,7 +58,7 @@ def idempotency_key() -> str | None:
 
 
 @blp.route("", methods=["POST"])
-@blp.arguments(JobRequestSchema)
+@blp.arguments(JOB_REQUEST_SCHEMA)
 @blp.response(202, JobSchema)
 @blp.alt_response(409, description="the Idempotency-Key was used with a different body, the model is not trained, "
                                    "or the public model version asked for is no longer served")
