@@ -137,12 +137,19 @@ class StorePlan:
 
 def parallel_map(fn: Callable[..., T], *iterables: Iterable[Any], threads: int = STORE_THREADS) -> list[T]:
     """``map`` over up to ``threads`` threads (S3 round trips overlap); in order; the first
-    failure is re-raised, after which the job is retried."""
+    failure is re-raised, after which the job is retried. ``fn`` must not call ``parallel_map``
+    itself: the pool's threads would wait on their own pool."""
     columns = [list(items) for items in iterables]
     if len(columns[0]) <= 1 or threads <= 1:
         return list(map(fn, *columns))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store") as pool:
-        return list(pool.map(fn, *columns))
+    return list(_pool(threads, os.getpid()).map(fn, *columns))
+
+
+@functools.cache
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """The process's pool of that size, its threads started once rather than for every job's
+    writes (a forked worker process, another ``pid``, starts its own)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"store-{threads}")
 
 
 def result_key(job: Job, index: int, suffix: str) -> str:
