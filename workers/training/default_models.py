@@ -178,8 +178,7 @@ def train_creation_model(workdir: Path, steps: int | None = None) -> Path:
     grid.save(workdir / "evaluation-grid.png")
     training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
     card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics, training)
-    return _write(params.model, result.g_ema_state, card,
-                  _summary(params, result.steps_done))
+    return _write(params.model, result.g_ema_state, card, _summary(params, result.steps_done))
 
 
 @dataclass(frozen=True)
@@ -232,8 +231,7 @@ def train_restoration_default(workdir: Path, steps: int | None = None) -> Path:
     training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
     card = restoration_card(params, model_config, train_config, data.dataset_facts, data.photo_facts, metrics,
                             training)
-    return _write(params.model, restoration_weights(result), card,
-                  _summary(params, result.steps_done))
+    return _write(params.model, restoration_weights(result), card, _summary(params, result.steps_done))
 
 
 def train_default_upscaler(steps: int | None = None) -> Path:
