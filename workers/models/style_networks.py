@@ -70,10 +70,17 @@ def _engine(device: str) -> StyleTransfer:
     # onnxruntime's own pool takes one thread per core whatever torch was given; on a CPU shared by
     # several worker processes give it the same budget as torch (ARTFORGE_TORCH_THREADS).
     threads = Settings.from_env().torch_threads or None
-    transfer = StyleTransfer(device=device, max_size=1 << 16, threads=threads)
-    for name in UNFUSED_NETWORKS:  # the package (pinned) keeps its sessions by network name
-        transfer._sessions[name] = _unfused_session(name, transfer.providers, threads)
-    return transfer
+    return _StyleTransfer(device=device, max_size=1 << 16, threads=threads)
+
+
+class _StyleTransfer(StyleTransfer):
+    """The package's engine (pinned), whose sessions of ``UNFUSED_NETWORKS`` run unfused; every
+    session is still made on first use."""
+
+    def _session(self, name: str) -> Any:
+        if name in UNFUSED_NETWORKS and name not in self._sessions:
+            self._sessions[name] = _unfused_session(name, self.providers, self.threads)
+        return super()._session(name)
 
 
 def _unfused_session(name: str, providers: list[str], threads: int | None) -> Any:

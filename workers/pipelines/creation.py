@@ -54,14 +54,15 @@ def choose_conditions(card: dict[str, Any], params: CreationParams, prompt_weigh
     count = params.count
     samples = {name: np.asarray(card["attribute_samples"][name], dtype=np.float32) for name in names}
     targets = {ATTRIBUTE_NAMES.index(name): value for name, value in prompt_attrs.items()}
-    weights = style_weights(names, samples, prompt_weights, targets)
+    weights = style_weights(names, samples, prompt_weights, targets) if params.style is None else None
     if params.style is not None:
         chosen = np.full(count, names.index(params.style))
     elif weights is not None:
         chosen = rng.choice(len(names), size=count, p=weights)
     else:
         chosen = rng.integers(0, len(names), size=count)
-    attrs = np.stack([colouring(samples[names[c]], targets, rng) for c in chosen])
+    pools = {c: nearest_colourings(samples[names[c]], targets) for c in set(chosen.tolist())}
+    attrs = np.stack([pools[c][rng.integers(0, len(pools[c]))] for c in chosen.tolist()])
     return chosen.astype(np.int64), attrs
 
 
@@ -87,12 +88,13 @@ def style_weights(names: list[str], samples: dict[str, np.ndarray], prompt_weigh
     return weights / weights.sum() if weights.sum() > 0 else None
 
 
-def colouring(samples: np.ndarray, targets: dict[int, float], rng: np.random.Generator) -> np.ndarray:
-    """One of a style's real colourings: any, or one of those nearest the prompt's targets."""
-    if targets:
-        nearest = np.argsort(target_distance(samples, targets), kind="stable")
-        samples = samples[nearest[:max(1, len(samples) // NEAREST_SHARE)]]
-    return samples[rng.integers(0, len(samples))]
+def nearest_colourings(samples: np.ndarray, targets: dict[int, float]) -> np.ndarray:
+    """The real colourings of a style an image may get: all of them, or, for a prompt's colour
+    targets, the share of them nearest the targets."""
+    if not targets:
+        return samples
+    nearest = np.argsort(target_distance(samples, targets), kind="stable")
+    return samples[nearest[:max(1, len(samples) // NEAREST_SHARE)]]
 
 
 @dataclass(frozen=True)
