@@ -48,11 +48,17 @@ datasets: venv
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_IMAGE_PACKAGES); }
 	$(PY) -m workers.data.debian_images --packages $(DEBIAN_IMAGE_PACKAGES)
 
+# Two test processes share the two cores: much of the suite waits on servers, leases and timeouts.
+# Each test file runs whole in one process (its fixtures are made once), and every process, the
+# service's workers included, keeps to one thread: two thread pools of two on two cores (torch's,
+# onnxruntime's) slow each other many times over.
+PYTEST := OMP_NUM_THREADS=1 ARTFORGE_TORCH_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+
 test: venv browser
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: venv browser
-	$(PY) -m pytest -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
 # The load tests at full size: 5,000 jobs through the whole service (make test runs 300), and a
 # Redis restart under 1,000 queued jobs (make test queues 200).

@@ -27,7 +27,7 @@ def test_quick_cpu_run_writes_finite_figures(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     out.write_text(ABOVE + gpu_bench.KEPT_MARKER + "\n" + BELOW_BEFORE)
     alone = tmp_path / "section.md"
-    assert gpu_bench.main(["--device", "cpu", "--quick", "--threads", "2", "--out", str(out),
+    assert gpu_bench.main(["--device", "cpu", "--quick", "--threads", "1", "--out", str(out),
                            "--section-out", str(alone)]) == 0
     text = out.read_text()
     assert text.startswith(ABOVE + gpu_bench.KEPT_MARKER + "\n" + BELOW_BEFORE), "nothing before the section moved"
@@ -42,7 +42,7 @@ def test_quick_cpu_run_writes_finite_figures(tmp_path: Path) -> None:
         numbers = [float(re.match(r"\**([\d,.]+)", cell).group(1).replace(",", ""))  # type: ignore[union-attr]
                    for cell in (value, baseline, ratio)]
         assert all(math.isfinite(n) and n > 0 for n in numbers), row
-        assert cells[5] == "`python -m bench.gpu_bench --device cpu --quick --threads 2`", "no output paths shown"
+        assert cells[5] == "`python -m bench.gpu_bench --device cpu --quick --threads 1`", "no output paths shown"
     for part in ("GAN training", "restoration training", "generation 32 px", "generator forward",
                  "restoration inpaint", "restoration detect", "inpainter forward", "style transfer",
                  "restoration recipe 64 px", "creation recipe 32 px"):
