@@ -49,6 +49,8 @@ WEIGHT_EXPONENT = 1.5
 MARGIN = 10.0  # projection margin aimed for, in canonical luma units (unit-norm spreading vectors)
 # Share of coded bits the embedder may leave to the code when overruling the image costs too much.
 MAX_SKIPPED = 0.04
+# ... and no two of them closer than this many coded bits: 2 x the code's constraint length.
+SKIP_SPACING = 14
 ITERATIONS = 5
 # The change is scaled by (local contrast + MASK_FLOOR) ** MASK_EXPONENT: a little less on flat paint.
 MASK_GRID = 256  # no side of the working copy, where the local contrast is measured, is longer
@@ -106,10 +108,7 @@ def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Ima
     host = layout.project(_canonical(_luma(rgb)))
     signs = _scrambler(key) * _fitted_codeword(payload, host * _scrambler(key))
     shortfall = np.maximum(MARGIN - signs * host, 0.0)
-    # The most expensive bits are left wrong for the code to repair, decided once on the unmarked image.
-    skipped = np.zeros(CODED_BITS, dtype=bool)
-    skipped[np.argsort(shortfall)[::-1][: int(MAX_SKIPPED * CODED_BITS)]] = True
-    skipped &= shortfall > 3 * MARGIN
+    skipped = _skipped_bits(shortfall)
     # The change is worked out on a copy of at most MASK_GRID px a side: it holds every frequency
     # of the canonical band, and a large image costs no more per iteration than a 256 px one.
     # Colour planes (3, h, w) rather than pixels: each step below is then one pass over memory.
@@ -136,6 +135,23 @@ def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Ima
     out = rgb.astype(np.int16)
     out += np.rint(delta).astype(np.int16)[..., None]
     return Image.fromarray(np.clip(out, 0, 255, out=out).astype(np.uint8))
+
+
+def _skipped_bits(shortfall: np.ndarray) -> np.ndarray:
+    """The coded bits left wrong for the code to repair, decided once on the unmarked image: the
+    most expensive to impose (short by more than 3x the margin), at most MAX_SKIPPED of them, and
+    no two within SKIP_SPACING coded bits of each other. The code repairs scattered errors, not a
+    burst: five skipped bits among the last 14 left a 512 px picture's mark unreadable for 0.5 % of
+    payloads, as stored."""
+    skipped = np.zeros(CODED_BITS, dtype=bool)
+    taken: list[int] = []
+    for position in np.argsort(shortfall)[::-1]:
+        if len(taken) == int(MAX_SKIPPED * CODED_BITS) or shortfall[position] <= 3 * MARGIN:
+            break
+        if all(abs(int(position) - other) >= SKIP_SPACING for other in taken):
+            taken.append(int(position))
+    skipped[taken] = True
+    return skipped
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

@@ -118,6 +118,17 @@ def test_payload_survives_jpeg_q75_and_half_size(marked: list[tuple[Image.Image,
     assert acc.min() >= 0.9
 
 
+def test_a_mark_whose_costliest_bits_fall_together_still_reads_back() -> None:
+    """The embedder leaves the few coded bits that are costliest to impose for the code to repair.
+    Taken wherever they fell, they could bunch up where the code cannot repair them: this painting's
+    mark for this payload (found by a search, about 1 in 4,000 at 256 px; 1 in 200 on a 512 px
+    style transfer) did not read back even as stored."""
+    image, payload = procedural(1, 256, seed=12)[6], 4215704086
+    marked = watermark.embed(image, payload)
+    assert watermark.detect(marked)[0] == payload
+    assert watermark.detect(jpeg(half(marked)))[0] == payload
+
+
 def test_perceptual_hash_of_a_copy_stays_within_the_match_distance(
         marked: list[tuple[Image.Image, Image.Image, int]]) -> None:
     distances = []
