@@ -10,10 +10,10 @@ turns it into 152 coded bits, and the detector decodes them with a Viterbi decod
 Embedding is informed: the free bits are chosen (by a Viterbi search over the image's own
 projections) so the codeword already agrees with the image where that is cheap; each projection
 is then moved only as far as needed to clear a margin on the right side; the few coded bits
-that would cost most are left for the code to repair. The change is made on the canonical grid,
-resized to a working copy of the image (at most 256 px a side), scaled a little by local contrast
-and added to R, G and B alike (luma only), a few times over so clipping and resampling are
-accounted for; the summed change is then resized to the image and added once.
+that would cost most are left for the code to repair, kept apart so that it can. The change is
+made on the canonical grid, resized to a working copy of the image (at most 256 px a side), scaled
+a little by local contrast and added to R, G and B alike (luma only), a few times over so clipping
+and resampling are accounted for; the summed change is then resized to the image and added once.
 
 A payload is reported only when its CRC-24 matches (an unrelated image passes with probability
 2**-24). Cropping, rotation, flips and strong colour changes are out of scope: they move or
