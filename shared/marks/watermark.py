@@ -141,8 +141,8 @@ def _skipped_bits(shortfall: np.ndarray) -> np.ndarray:
     """The coded bits left wrong for the code to repair, decided once on the unmarked image: the
     most expensive to impose (short by more than 3x the margin), at most MAX_SKIPPED of them, and
     no two within SKIP_SPACING coded bits of each other. The code repairs scattered errors, not a
-    burst: five skipped bits among the last 14 left a 512 px picture's mark unreadable for 0.5 % of
-    payloads, as stored."""
+    burst: four or five skipped bits among the last 14 left a 512 px picture's mark unreadable for
+    0.5 % of payloads, as stored."""
     skipped = np.zeros(CODED_BITS, dtype=bool)
     taken: list[int] = []
     for position in np.argsort(shortfall)[::-1]:

@@ -24,8 +24,8 @@ from workers.models.restoration import InpaintingNet, RestorationConfig
 from workers.training.restoration import damaged_batch, mask_tensor, to_tensor
 
 EVERYTHING = DamageConfig(**{f"{kind}_probability": 1.0 for kind in DAMAGE_ORDER})
-CPU = torch.device("cpu")
 LOCAL_ONLY = DamageConfig(**{f"{kind}_probability": float(kind in LOCAL_KINDS) for kind in DAMAGE_ORDER})
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
