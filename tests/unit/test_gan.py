@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from workers.data.attributes import colour_attributes
 from workers.models.gan import (
@@ -283,12 +285,15 @@ def test_standing_statistics_measure_the_generators_own_activations() -> None:
     assert all(torch.equal(a, b) for a, b in zip(again.buffers(), generator.buffers(), strict=True)), "deterministic"
 
 
-def test_dry_run_trains_checkpoints_and_resumes() -> None:
+def test_dry_run_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
     result = dry_run(steps=4)
     assert result.steps_done == 4
     assert set(result.final_losses) == {"d", "g", "attributes", "diversity", "d_real", "d_fake"}
     g = Generator(result.gan_config)
     g.load_state_dict(result.g_ema_state)
+    # The networks train channels_last; the weights come back as safetensors can store them.
+    assert state_from_bytes(state_to_bytes(result.g_ema_state)).keys() == result.g_ema_state.keys()
+    save_file(result.g_ema_state, str(tmp_path / "g_ema.safetensors"))
 
 
 def test_resuming_from_a_checkpoint_gives_the_same_weights_as_training_straight() -> None:

@@ -398,7 +398,9 @@ def train_gan(
     if train_config.standing_batches:
         standing_statistics(run.g_ema, data_labels, data_attrs, train_config.standing_batches, batch,
                             seed=train_config.seed)
-    g_ema_state = {k: v.detach().cpu().clone() for k, v in run.g_ema.state_dict().items()}
+    # contiguous: the networks train channels_last, and safetensors stores plain row-major tensors
+    g_ema_state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                   for k, v in run.g_ema.state_dict().items()}
     return TrainResult(g_ema_state, gan_config, run.step, losses)
 
 
