@@ -119,7 +119,7 @@ def analysis_figures(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
 
             def through_service() -> None:
                 submitted = time.time()
-                job = api.wait(api.submit(body), 0.02)
+                job = api.follow(api.submit(body))
                 phases.append(job_phases(job, submitted, time.time()))
 
             runners["service"] = through_service

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from PIL import Image
 
+from client.sdk import ArtForgeClient
 from deploy.devstack import Stack
 
 # The service's worker and the bare model calls both run on the CPU, so they compare.
@@ -129,7 +130,7 @@ class ApiSession:
     """One keep-alive ``requests`` session holding an API key."""
 
     def __init__(self, base: str, key: str):
-        self.base = base
+        self.base, self.key = base, key
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {key}"
 
@@ -145,6 +146,18 @@ class ApiSession:
         response = self.http.post(self.base + "/v1/jobs", json=body, timeout=30)
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
+
+    def follow(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        """Follow the job's event stream (``GET /v1/jobs/{id}/events``, as the SDK and the CLI wait)
+        until its ``end`` event, whose data is the final record; it must have succeeded. Unlike
+        polling, it costs the API nothing while the job runs."""
+        client = ArtForgeClient(self.base, self.key, session=self.http)
+        for event in client.job_events(job_id, timeout=timeout):
+            if event["event"] == "end":
+                job: dict[str, Any] = event["data"]
+                assert job["status"] == "succeeded", job
+                return job
+        raise TimeoutError(f"the event stream of job {job_id} ended without its end event")
 
     def wait(self, job_id: str, poll_s: float, timeout: float = 300.0) -> dict[str, Any]:
         """Poll GET /v1/jobs/{id} every ``poll_s`` until the job ends; it must succeed."""

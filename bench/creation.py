@@ -1,7 +1,7 @@
 """Creation through the whole service, against the bare generator forward.
 
 Measured: images/s of a creation job of ``--count`` images (POST /v1/jobs until GET says
-succeeded, polled every 20 ms): queue, model lookup (cached after the first job), the
+succeeded, from its event stream as the SDK waits): queue, model lookup (cached after the first job), the
 generator forward, PNG encoding, S3 writes of every image and its provenance record.
 Also shown: the job's pipeline function alone (no queue, provenance or storage).
 Baseline: ``workers.models.gan.generate`` of the same model, same labels, attributes and
@@ -38,7 +38,6 @@ from bench.common import (
 TENANT = "bench"
 MODULE = "bench.creation"
 MODEL = "abstract"  # the shipped default model
-POLL_S = 0.02
 WARMUP_RUNS = 2
 
 
@@ -86,7 +85,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     with running_stack("creation") as stack:
         admin = ApiSession(stack.start_api(), stack.create_key(TENANT, admin=True))
         stack.start_worker("inference")
-        first = admin.wait(admin.submit(body), POLL_S)
+        first = admin.follow(admin.submit(body))
         bare, side = bare_generate(stack, job_metadata(admin, first), args.count)
         pipeline = pipeline_function(stack, body)
         for run in range(WARMUP_RUNS + args.runs):
@@ -98,7 +97,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
             pipeline()
             pipeline_s = time.perf_counter() - started
             submitted, started = time.time(), time.perf_counter()
-            job = admin.wait(admin.submit(body), POLL_S)
+            job = admin.follow(admin.submit(body))
             service_s = time.perf_counter() - started
             if run >= WARMUP_RUNS:
                 times["bare"].append(bare_s)

@@ -32,9 +32,9 @@ def jobs_per_second(stack: Stack, api: ApiSession, body: dict, jobs: int, mode: 
     stack.start_worker("inference", name=name, extra_env={"ARTFORGE_FINALIZE_BACKLOG": BACKLOG[mode]})
     try:
         for _ in range(WARMUP_JOBS):
-            api.wait(api.submit(body), poll_s=0.05)
+            api.follow(api.submit(body))
         ids = [api.submit(body) for _ in range(jobs)]
-        records = [api.wait(job_id, poll_s=0.05) for job_id in ids]
+        records = [api.follow(job_id) for job_id in ids]
     finally:
         stack.stop(name)
     started = min(datetime.fromisoformat(r["started_at"]).timestamp() for r in records)

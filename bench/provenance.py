@@ -33,7 +33,6 @@ from bench.common import ApiSession, Figure, command, median, photo, print_figur
 MODULE = "bench.provenance"
 SIDES = (512, 1024)
 WARMUP_RUNS = 2
-POLL_S = 0.05
 MODEL = "bench-provenance"
 # A creation job's results at the default model's resolution, for the CPU each stored image costs.
 BATCH_COUNT = 64
@@ -106,7 +105,7 @@ def service_jobs(stack: Any, api: ApiSession, args: argparse.Namespace) -> dict[
         "model": MODEL, "count": args.count, "seed": 1, "upscale": True}}
     jobs: dict[str, dict[str, Any]] = {}
     for name, body in bodies.items():
-        runs = [api.wait(api.submit(body), POLL_S) for _ in range(args.service_runs)]
+        runs = [api.follow(api.submit(body)) for _ in range(args.service_runs)]
         times = [running_s(job) for job in runs]
         jobs[name] = {"running_s": median(times),
                       "sizes": [(r["width"], r["height"]) for r in runs[0]["results"]]}

@@ -29,7 +29,6 @@ from bench.common import ApiSession, Figure, command, median, print_figures, run
 TENANT = "bench"
 MODULE = "bench.restoration"
 MODEL = "bench-restoration"
-POLL_S = 0.02
 WARMUP_RUNS = 2
 # (figure name, the job's params): each runs through the pipeline function.
 OPERATIONS: list[tuple[str, dict[str, Any]]] = [
@@ -112,7 +111,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
         body = {"kind": "restoration", "params": {"operations": ["inpaint"], "method": "learned", "model": MODEL},
                 "inputs": {"image": admin.upload(Image.fromarray(image)),
                            "mask": admin.upload(Image.fromarray((mask * 255).astype(np.uint8)))}}
-        runners["service: inpaint, learned"] = lambda: admin.wait(admin.submit(body), POLL_S)
+        runners["service: inpaint, learned"] = lambda: admin.follow(admin.submit(body))
         times: dict[str, list[float]] = {name: [] for name in runners}
         for run in range(WARMUP_RUNS + args.runs):
             for name, run_once in runners.items():

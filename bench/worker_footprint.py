@@ -32,7 +32,6 @@ from bench.common import ApiSession, Figure, command, median, photo, print_figur
 MODULE = "bench.worker_footprint"
 GAN_MODEL = "bench-footprint-gan"
 RESTORATION_MODEL = "bench-footprint-restoration"
-POLL_S = 0.02
 MIB = 1024 * 1024
 
 
@@ -84,7 +83,7 @@ def pool_process(stack: Any, name: str) -> int:
 
 def timed_job(api: ApiSession, body: dict[str, Any], timeout: float = 900) -> float:
     started = time.perf_counter()
-    api.wait(api.submit(body), POLL_S, timeout=timeout)
+    api.follow(api.submit(body), timeout=timeout)
     return time.perf_counter() - started
 
 
