@@ -1,7 +1,7 @@
 """Creation through the whole service, against the bare generator forward.
 
-Measured: images/s of a creation job of ``--count`` images (POST /v1/jobs until GET says
-succeeded, from its event stream as the SDK waits): queue, model lookup (cached after the first job), the
+Measured: images/s of a creation job of ``--count`` images (POST /v1/jobs until its event
+stream says it succeeded, as the SDK waits): queue, model lookup (cached after the first job), the
 generator forward, PNG encoding, S3 writes of every image and its provenance record.
 Also shown: the job's pipeline function alone (no queue, provenance or storage).
 Baseline: ``workers.models.gan.generate`` of the same model, same labels, attributes and

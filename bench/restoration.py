@@ -2,7 +2,7 @@
 
 Measured: milliseconds per ``--side`` px image of each operation as the job's pipeline runs
 it (``workers.pipelines.restoration.restore`` with one operation, in this process), and of a
-learned inpainting job through the whole service (POST until GET says succeeded).
+learned inpainting job through the whole service (POST until its event stream says succeeded).
 Baseline: the bare learned inpainter call (``inpaint_learned`` on the whole image) on the
 same damaged image and mask, in the same run. The learned model is a short training job of
 the service itself (``--train-steps``; only speed is measured here, quality is in the model

@@ -1,7 +1,7 @@
 """Per job kind, on a fresh worker: cold start against warm cache, and memory against idle.
 
 Measured, for each job kind on a worker process started for it alone (prefork, concurrency 1,
-as the service runs it): the first job's latency (POST until GET says succeeded: the model
+as the service runs it): the first job's latency (POST until its event stream says succeeded: the model
 fetched from S3 and checked, networks built, ONNX sessions created, signing keys loaded), and
 the peak resident memory of the pool process while the kind's jobs ran (sampled every 10 ms).
 The training kinds are measured on a fresh training worker; they also train the models the
