@@ -291,8 +291,8 @@ def test_dry_run_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert set(result.final_losses) == {"d", "g", "attributes", "diversity", "d_real", "d_fake"}
     g = Generator(result.gan_config)
     g.load_state_dict(result.g_ema_state)
-    # The networks train channels_last; the weights come back as safetensors can store them.
-    assert state_from_bytes(state_to_bytes(result.g_ema_state)).keys() == result.g_ema_state.keys()
+    # The networks train channels_last; the weights come back as safetensors can store them
+    # (it refuses a channels_last tensor).
     save_file(result.g_ema_state, str(tmp_path / "g_ema.safetensors"))
 
 
