@@ -1,7 +1,7 @@
 """PNG encoding of results: the service's encoder against Pillow's default, same pixels.
 
-Measured: ``shared.images.encode_png`` (deflate level 4 with zlib's run-length strategy) of a
-photo and of a procedural painting at 512 and 1024 px, in this process.
+Measured: ``shared.images.encode_png`` (OpenCV's libpng: the Paeth filter, deflate level 1 with
+zlib's run-length strategy) of a photo and of a procedural painting at 512 and 1024 px, in this process.
 Baseline: Pillow's default PNG encoder (level 6, default strategy) on the same image. Both are
 lossless (checked: the pixels decode back identical); the note gives the file sizes, since a
 faster encoder that wrote much larger files would only move the cost to S3 and downloads.

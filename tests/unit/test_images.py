@@ -90,9 +90,10 @@ def test_to_rgb_returns_a_fresh_image_without_info() -> None:
     assert to_rgb(image).info == {}
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "LA", "1"])
 def test_encoded_png_decodes_to_the_same_pixels(mode: str) -> None:
-    # encode_png uses zlib's run-length strategy for speed: it must stay lossless in every mode.
+    # encode_png writes L, RGB and RGBA through OpenCV (channel order swapped for it) and other modes
+    # through Pillow, both with zlib's run-length strategy: lossless, and the mode kept, in each.
     pixels = np.random.default_rng(3).integers(0, 256, (37, 53, 4), dtype=np.uint8)
     image = Image.fromarray(pixels, "RGBA").convert(mode)
     decoded = Image.open(io.BytesIO(encode_png(image)))
