@@ -16,7 +16,7 @@ from PIL import Image
 from api.errors import ApiError
 from api.schemas import RightsDeclarationFormSchema, UploadFormSchema, UploadRequestSchema, UploadSchema
 from api.services import principal, services
-from shared.images import decode_image, encode_png
+from shared.images import FAST_TO_DECODE, decode_image, encode_png
 from shared.marks.perceptual import perceptual_hashes
 from shared.objects import ObjectNotFound
 from shared.queue import enqueue_upload_indexing
@@ -65,7 +65,8 @@ def create_upload(form: dict[str, Any], files: dict[str, Any]) -> dict[str, obje
     decoded = decode_image(data, svc.settings.max_image_pixels)
     upload_id = new_upload_id()
     key = upload_object_key(who.tenant, upload_id)
-    svc.objects.put_bytes(svc.settings.bucket_uploads, key, encode_png(decoded.image), "image/png",
+    stored = encode_png(decoded.image, FAST_TO_DECODE)  # every job that reads the upload decodes it
+    svc.objects.put_bytes(svc.settings.bucket_uploads, key, stored, "image/png",
                           metadata={"artforge-sha256": decoded.sha256})
     upload = Upload(id=upload_id, tenant=who.tenant, sha256=decoded.sha256, width=decoded.width,
                     height=decoded.height, format=decoded.format, bytes=len(data), key=key,

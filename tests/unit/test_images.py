@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.images import CorruptImage, ImageTooLarge, NotAnImage, decode_image, encode_png, to_rgb
+from shared.images import (
+    FAST_TO_DECODE,
+    SMALLEST_FILE,
+    CorruptImage,
+    ImageTooLarge,
+    NotAnImage,
+    decode_image,
+    encode_png,
+    to_rgb,
+)
 
 CAP = 10_000_000
 
@@ -90,12 +99,13 @@ def test_to_rgb_returns_a_fresh_image_without_info() -> None:
     assert to_rgb(image).info == {}
 
 
+@pytest.mark.parametrize("row_filter", [SMALLEST_FILE, FAST_TO_DECODE])
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "LA", "1"])
-def test_encoded_png_decodes_to_the_same_pixels(mode: str) -> None:
+def test_encoded_png_decodes_to_the_same_pixels(mode: str, row_filter: int) -> None:
     # encode_png writes L, RGB and RGBA through OpenCV (channel order swapped for it) and other modes
     # through Pillow, both with zlib's run-length strategy: lossless, and the mode kept, in each.
     pixels = np.random.default_rng(3).integers(0, 256, (37, 53, 4), dtype=np.uint8)
     image = Image.fromarray(pixels, "RGBA").convert(mode)
-    decoded = Image.open(io.BytesIO(encode_png(image)))
+    decoded = Image.open(io.BytesIO(encode_png(image, row_filter)))
     assert decoded.mode == image.mode
     assert np.array_equal(np.asarray(decoded), np.asarray(image))
