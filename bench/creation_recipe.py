@@ -41,6 +41,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "projected-tenth": ({}, {"projected_weight": 0.1}),  # a tenth of the weight
     "projected-diverse": ({}, {"projected_weight": 0.25, "diversity_weight": 4.0}),  # a stronger mode-seeking term
     "projected-tenth-diverse": ({}, {"projected_weight": 0.1, "diversity_weight": 4.0}),  # both
+    "ttur": ({}, {"lr_g": 1e-4, "lr_d": 4e-4}),  # SAGAN's and BigGAN's two learning rates: D's 4x G's
 }
 
 
