@@ -8,7 +8,9 @@ too, Adam's default implementation), doing the same work: the same Generator and
 Discriminator on the same pairs of images, hinge loss, the attribute and diversity terms, the
 same DiffAugment on real and fake, an EMA of G; neither writes checkpoints or samples. The two
 alternate, chunk by chunk (``--rounds``), after a warm-up chunk each; medians of the per-step
-times are reported.
+times are reported. Both run their forward passes in the precision ``train_gan`` picks
+(``workers.devices.autocast(..., cpu=True)``: bf16 autocast on a CPU with bf16 units); where that
+is bf16, a third runner, ``train_gan`` in fp32, gives the second figure: what bf16 buys.
 With ``--quality-steps N`` it also trains N steps on the built-in procedural dataset and reports
 how many generated images a style classifier trained on real ones puts in the style they were
 generated for, against that classifier's accuracy on held-out real images.
@@ -29,6 +31,7 @@ import torch
 from PIL import Image
 
 from bench.common import Figure, command, median, print_figures
+from workers import devices
 from workers.data.attributes import colour_attributes
 from workers.data.procedural import STYLES, make_dataset
 from workers.metrics.conditional_accuracy import conditional_accuracy, train_style_classifier
@@ -50,7 +53,8 @@ def procedural(per_style: int, seed: int,
 
 def plain_loop(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config: GanConfig,
                train: TrainConfig, steps: int, on_step: Callable[[float, float], None]) -> None:
-    """pytorch/examples' DCGAN loop with this project's networks, hinge loss, DiffAugment and EMA."""
+    """pytorch/examples' DCGAN loop with this project's networks, hinge loss, DiffAugment and EMA,
+    its forward passes in the precision ``train_gan`` picks on this CPU."""
     torch.manual_seed(train.seed)
     g, d = Generator(config), Discriminator(config)
     g_ema = copy.deepcopy(g).eval()
@@ -66,16 +70,20 @@ def plain_loop(images: np.ndarray, labels: np.ndarray, attrs: np.ndarray, config
                                 for i in firsts])
         index = torch.stack([firsts, partners], dim=1).reshape(-1)
         real, y, a = data[index], data_labels[index], data_attrs[index]
-        fake = g(torch.randn(train.batch_size, config.nz), y, a)
+        with devices.autocast("cpu", cpu=True):
+            fake = g(torch.randn(train.batch_size, config.nz), y, a).float()
+            real_logits = d(diff_augment(real, train.augment, rng), y, a).float()
+            fake_logits = d(diff_augment(fake.detach(), train.augment, rng), y, a).float()
 
         d.zero_grad()
-        loss_d = torch.relu(1 - d(diff_augment(real, train.augment, rng), y, a)).mean()
-        loss_d = loss_d + torch.relu(1 + d(diff_augment(fake.detach(), train.augment, rng), y, a)).mean()
+        loss_d = torch.relu(1 - real_logits).mean() + torch.relu(1 + fake_logits).mean()
         loss_d.backward()
         opt_d.step()
 
         g.zero_grad()
-        loss_g = (-d(diff_augment(fake, train.augment, rng), y, a).mean()
+        with devices.autocast("cpu", cpu=True):
+            fake_logits = d(diff_augment(fake, train.augment, rng), y, a).float()
+        loss_g = (-fake_logits.mean()
                   + train.attribute_weight * (image_attributes(fake) - a).abs().mean()
                   + train.diversity_weight * pair_shortfall(fake, real))
         loss_g.backward()
@@ -97,30 +105,40 @@ def step_times(runner: str, data: tuple[np.ndarray, np.ndarray, np.ndarray], con
                train: TrainConfig, steps: int) -> list[float]:
     """Seconds per step of one chunk of ``steps`` steps, the first two (warm-up) dropped."""
     stamps: list[float] = []
-    if runner == "train_gan":
+    if runner.startswith("train_gan"):
         train_gan(*data, config, TrainConfig(**{**train.to_dict(), "steps": steps}),
-                  on_progress=lambda *_: stamps.append(time.perf_counter()))
+                  on_progress=lambda *_: stamps.append(time.perf_counter()), mixed_precision=runner == "train_gan")
     else:
         plain_loop(*data, config, train, steps, lambda *_: stamps.append(time.perf_counter()))
     return list(np.diff(stamps[1:]))
 
 
-def throughput(args: argparse.Namespace, argv: list[str]) -> Figure:
+def throughput(args: argparse.Namespace, argv: list[str]) -> list[Figure]:
     data = procedural(64, seed=0)
     config = GanConfig(n_classes=len(STYLES))
     train = TrainConfig(batch_size=args.batch, checkpoint_every=10**9, sample_every=10**9)
+    precision = devices.autocast_precision("cpu", cpu=True)
     times: dict[str, list[float]] = {"train_gan": [], "plain": []}
+    if precision != "fp32":
+        times["train_gan fp32"] = []
     for runner in times:  # warm-up: allocator, oneDNN primitives
         step_times(runner, data, config, train, 4)
     for _ in range(args.rounds):
         for runner, values in times.items():
             values += step_times(runner, data, config, train, args.steps)
-    ours, plain = (args.batch / median(times[name]) for name in ("train_gan", "plain"))
-    return Figure(f"gan training {config.resolution} px, batch {args.batch}", ours, plain, "img/s", "plain loop",
-                  higher_is_better=True, command=command(MODULE, argv), goal=">= 1.0",
-                  note=(f"ngf {config.ngf}, ndf {config.ndf}, {torch.get_num_threads()} threads; "
-                        f"{ours / args.batch * 60:.0f} steps/min vs {plain / args.batch * 60:.0f}; "
-                        f"median of {len(times['plain'])} steps each, same work (augment + EMA) in both"))
+    speed = {name: args.batch / median(values) for name, values in times.items()}
+    ours, plain = speed["train_gan"], speed["plain"]
+    figures = [Figure(f"gan training {config.resolution} px, batch {args.batch}", ours, plain, "img/s", "plain loop",
+                      higher_is_better=True, command=command(MODULE, argv), goal=">= 1.0",
+                      note=(f"ngf {config.ngf}, ndf {config.ndf}, {torch.get_num_threads()} threads, {precision} in "
+                            f"both; {ours / args.batch * 60:.0f} steps/min vs {plain / args.batch * 60:.0f}; "
+                            f"median of {len(times['plain'])} steps each, same work (augment + EMA) in both"))]
+    if "train_gan fp32" in speed:
+        figures.append(Figure(f"gan training {config.resolution} px, batch {args.batch}: {precision}", ours,
+                              speed["train_gan fp32"], "img/s", "train_gan in fp32", higher_is_better=True,
+                              command=command(MODULE, argv),
+                              note="the CPU's bf16 units; ARTFORGE_CPU_BF16=0 trains in fp32"))
+    return figures
 
 
 # -- quality ------------------------------------------------------------------------------
@@ -170,7 +188,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run(argv: list[str]) -> list[Figure]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    figures = [] if args.skip_throughput else [throughput(args, argv)]
+    figures = [] if args.skip_throughput else throughput(args, argv)
     if args.quality_steps:
         figures.append(quality(args, argv))
     return figures

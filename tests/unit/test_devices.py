@@ -1,6 +1,7 @@
 """workers.devices: every helper is a pass-through on the CPU (same tensors, fp32, no autocast,
 no compile), and the callers (learned restoration, both training loops) compute bitwise what
-they computed before the helpers existed. The tests marked ``cuda`` run only where a GPU is
+they computed before the helpers existed; the one exception, GAN training on a CPU with bf16
+units, autocasts its forward passes only there and only when asked. The tests marked ``cuda`` run only where a GPU is
 visible and check the GPU path for real: bf16 autocast active, channels_last, results close
 to fp32."""
 
@@ -40,6 +41,7 @@ def one_thread() -> Iterator[None]:
 def plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(devices.COMPILE_ENV, raising=False)
     monkeypatch.delenv(devices.BF16_ENV, raising=False)
+    monkeypatch.delenv(devices.CPU_BF16_ENV, raising=False)
 
 
 def autocast_active() -> bool:
@@ -134,6 +136,27 @@ def test_autocast_is_a_null_context_on_cpu_when_disabled_or_switched_off(monkeyp
 def test_bf16_needs_native_support(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(devices, "_cuda_has_bf16", lambda: False)  # e.g. a T4 or V100
     assert not devices.bf16_wanted("cuda")
+    monkeypatch.setattr(devices, "_cpu_has_bf16", lambda: False)  # e.g. a CPU before AVX512-BF16
+    assert not devices.cpu_bf16_wanted("cpu")
+    assert devices.autocast_precision("cpu", cpu=True) == "fp32"
+    assert isinstance(devices.autocast("cpu", cpu=True), contextlib.nullcontext)
+
+
+def test_cpu_bf16_autocast_only_for_callers_that_ask_and_not_when_switched_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "_cpu_has_bf16", lambda: True)
+    assert devices.cpu_bf16_wanted("cpu") and not devices.cpu_bf16_wanted("cuda")
+    assert devices.autocast_precision("cpu") == "fp32"  # inference and restoration training do not ask
+    assert devices.autocast_precision("cpu", enabled=False, cpu=True) == "fp32"
+    assert devices.autocast_precision("cpu", cpu=True) == "bf16 autocast"
+    with devices.autocast("cpu", cpu=True):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with devices.autocast("cpu"):
+        assert not autocast_active()
+    monkeypatch.setenv(devices.CPU_BF16_ENV, "0")
+    assert devices.autocast_precision("cpu", cpu=True) == "fp32"
+    with devices.autocast("cpu", cpu=True):
+        assert not autocast_active()
 
 
 def test_to_device_image_batch_and_prepare_module_are_identities_on_cpu() -> None:
@@ -230,14 +253,45 @@ def gan_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rng.random((16, 3), dtype=np.float32))
 
 
-def test_gan_training_on_cpu_is_the_same_with_or_without_mixed_precision() -> None:
+def train_watching_autocast(device: str, mixed: bool) -> tuple[Any, list[bool]]:
+    """A 3-step GAN training run, and whether each training forward of G ran under autocast."""
     config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
-    train = TrainConfig(steps=3, batch_size=4, checkpoint_every=100, sample_every=100, seed=2)
-    mixed = train_gan(*gan_data(), config, train, mixed_precision=True)
-    plain = train_gan(*gan_data(), config, train, mixed_precision=False)
+    train = TrainConfig(steps=3, batch_size=8, checkpoint_every=100, sample_every=100, seed=2)
+    original_forward = Generator.forward
+    seen: list[bool] = []
+
+    def spy(self: Generator, *args: Any) -> torch.Tensor:
+        if torch.is_grad_enabled():  # training steps, not the sample grid or the standing statistics
+            seen.append(torch.is_autocast_enabled(torch.device(device).type))
+        return original_forward(self, *args)
+
+    Generator.forward = spy  # type: ignore[method-assign, assignment]
+    try:
+        result = train_gan(*gan_data(), config, train, device=device, mixed_precision=mixed)
+    finally:
+        Generator.forward = original_forward  # type: ignore[method-assign]
+    assert all(np.isfinite(v) for v in result.final_losses.values())
+    assert all(v.dtype == torch.float32 for v in result.g_ema_state.values() if v.is_floating_point())
+    return result, seen
+
+
+def test_gan_training_on_cpu_without_bf16_units_is_the_same_with_or_without_mixed_precision(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "_cpu_has_bf16", lambda: False)
+    (mixed, seen_mixed), (plain, seen_plain) = (train_watching_autocast("cpu", flag) for flag in (True, False))
+    assert seen_mixed and not any(seen_mixed + seen_plain)
+    assert mixed.precision == plain.precision == "fp32"
     assert mixed.final_losses == plain.final_losses
     assert all(torch.equal(mixed.g_ema_state[k], plain.g_ema_state[k]) for k in plain.g_ema_state)
-    assert all(v.dtype == torch.float32 for v in mixed.g_ema_state.values() if v.is_floating_point())
+
+
+def test_gan_training_on_cpu_with_bf16_units_autocasts_the_forward_passes_only_when_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "_cpu_has_bf16", lambda: True)  # emulated where the CPU lacks them: still bf16
+    for mixed in (True, False):
+        result, seen = train_watching_autocast("cpu", mixed)
+        assert seen and all(active is mixed for active in seen)
+        assert result.precision == ("bf16 autocast" if mixed else "fp32")
 
 
 def test_restoration_training_on_cpu_is_the_same_with_or_without_mixed_precision() -> None:
@@ -335,26 +389,10 @@ def test_cuda_generator_forward_in_bf16_is_close_to_fp32() -> None:
 
 @cuda
 def test_cuda_gan_training_autocasts_the_forward_passes_only_when_asked() -> None:
-    config = GanConfig(n_classes=2, resolution=32, ngf=8, ndf=8)
-    train = TrainConfig(steps=3, batch_size=8, checkpoint_every=100, sample_every=100, seed=2)
-    original_forward = Generator.forward
-    seen: list[bool] = []
-
-    def spy(self: Generator, *args: Any) -> torch.Tensor:
-        if not torch.is_inference_mode_enabled():  # training steps, not the sample grid
-            seen.append(torch.is_autocast_enabled("cuda"))
-        return original_forward(self, *args)
-
     for mixed in (True, False):
-        seen.clear()
-        Generator.forward = spy  # type: ignore[method-assign, assignment]
-        try:
-            result = train_gan(*gan_data(), config, train, device="cuda", mixed_precision=mixed)
-        finally:
-            Generator.forward = original_forward  # type: ignore[method-assign]
+        result, seen = train_watching_autocast("cuda", mixed)
         assert seen and all(active is mixed for active in seen)
-        assert all(np.isfinite(v) for v in result.final_losses.values())
-        assert all(v.dtype == torch.float32 for v in result.g_ema_state.values() if v.is_floating_point())
+        assert result.precision == ("bf16 autocast" if mixed else "fp32")
 
 
 @cuda

@@ -183,7 +183,8 @@ def train_gan_model(params: GanTrainingParams, progress: ProgressFn, check_cance
 
     progress(0.97, "registering", params.model)
     card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics,
-                         {**run.facts(result.steps_done, params, result.final_losses), "init": init})
+                         {**run.facts(result.steps_done, params, result.final_losses), "init": init,
+                          "precision": result.precision})
 
     def challenge(incumbent_version: int, incumbent_card: dict[str, Any]) -> GateDecision:
         rules = gan_gate(params.resolution, metrics, real.held)

@@ -27,10 +27,12 @@ A checkpoint is the whole state (G, D, G_ema, both optimizers, step, the loop's 
 data sampler's position), so N steps straight and k steps + checkpoint + resume to N give
 bitwise the same weights on CPU.
 
-On a CUDA device the forward passes run in bf16 autocast (``workers.devices.autocast``; off
-with ``mixed_precision=False`` or ``ARTFORGE_CUDA_BF16=0``): weights, optimizer state, the EMA
-and the losses stay fp32, and backward runs outside autocast, as the AMP recipe says (bf16
-needs no loss scaling). On the CPU nothing changes.
+The forward passes run in bf16 autocast on a CUDA device, and on a CPU that multiplies bf16
+natively (AVX512-BF16 or AMX: 1.5x the steps a second at 64 px on 2 cores, the same quality;
+bench/RESULTS.md) (``workers.devices.autocast``; off with ``mixed_precision=False``,
+``ARTFORGE_CUDA_BF16=0`` or ``ARTFORGE_CPU_BF16=0``): weights, optimizer state, the EMA and the
+losses stay fp32, and backward runs outside autocast, as the AMP recipe says (bf16 needs no loss
+scaling). ``TrainResult.precision`` says which ran; a model card records it.
 
 The networks and everything the discriminator sees are channels_last on every device: oneDNN's
 CPU convolutions then skip a layout reorder per call, 1.3x the steps a second at 64 px on 2 cores
@@ -112,6 +114,7 @@ class TrainResult:
     gan_config: GanConfig
     steps_done: int
     final_losses: dict[str, float]
+    precision: str  # what the forward passes ran in: "bf16 autocast" or "fp32"
 
 
 # -- DiffAugment: differentiable, parameters drawn per image from the loop's generator -----
@@ -327,8 +330,8 @@ def train_gan(
     and the exception propagates. ``on_progress`` gets every step's losses; checkpoints go out
     every ``checkpoint_every`` steps, sample grids (G_ema, one row per class, fixed z) every
     ``sample_every`` steps and after the last. ``mixed_precision``: bf16 autocast for the
-    forward passes on CUDA (no effect on the CPU); not part of the config, so checkpoints and
-    model cards are the same either way.
+    forward passes where the device has bf16 units (module docstring); not part of the config,
+    so a checkpoint resumes either way (the card records ``TrainResult.precision``).
     """
     _validate(images, labels, attrs, gan_config)
     dev = torch.device(device)
@@ -353,7 +356,7 @@ def train_gan(
         real = data[index].float().div_(127.5).sub_(1.0)
         y, a = data_labels[index], data_attrs[index]
         z = torch.randn(batch, gan_config.nz, generator=run.rng).to(dev)
-        with devices.autocast(dev, mixed_precision):  # CUDA only: bf16 forward, fp32 outputs for the losses
+        with devices.autocast(dev, mixed_precision, cpu=True):  # bf16 forward, fp32 outputs for the losses
             fake = run.g(z, y, a).float()
             seen, both_y = _channels_last(diff_augment(torch.cat([real, fake.detach()]), policy, run.rng)), \
                 torch.cat([y, y])
@@ -368,7 +371,7 @@ def train_gan(
         run.opt_d.step()
 
         run.discriminators_trainable(False)  # G's step needs gradients for the image only
-        with devices.autocast(dev, mixed_precision):
+        with devices.autocast(dev, mixed_precision, cpu=True):
             seen_fake = _channels_last(diff_augment(fake, policy, run.rng))
             d_on_fake = run.d(seen_fake, y, a).float()
             projected_on_fake = run.projected(seen_fake, y).float() if run.projected else None
@@ -401,7 +404,8 @@ def train_gan(
     # contiguous: the networks train channels_last, and safetensors stores plain row-major tensors
     g_ema_state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
                    for k, v in run.g_ema.state_dict().items()}
-    return TrainResult(g_ema_state, gan_config, run.step, losses)
+    return TrainResult(g_ema_state, gan_config, run.step, losses,
+                       devices.autocast_precision(dev, mixed_precision, cpu=True))
 
 
 def standing_statistics(generator: Generator, labels: Tensor, attrs: Tensor, batches: int, batch_size: int,
