@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from PIL import Image
 from scipy.fft import dctn, idctn
@@ -131,10 +132,12 @@ def embed(image: Image.Image, payload: int, key: int = DEFAULT_KEY) -> Image.Ima
         shortfall = np.maximum(MARGIN - signs * layout.project(_canonical(_planes_luma(marked))), 0.0)
     if work_size != size:
         delta = _resize(delta, size)
-    # The same as rounding the clipped float sum (the pixels are whole numbers), in a quarter of the memory.
-    out = rgb.astype(np.int16)
-    out += np.rint(delta).astype(np.int16)[..., None]
-    return Image.fromarray(np.clip(out, 0, 255, out=out).astype(np.uint8))
+    # The same as rounding the clipped float sum (the pixels are whole numbers): each pixel's
+    # change is either a rise or a fall, and OpenCV's uint8 add and subtract saturate at 0 and 255
+    # (3-5x faster than the sum in int16 at 1024 px).
+    step = np.rint(delta)
+    rise, fall = (np.clip(part, 0, 255).astype(np.uint8) for part in (step, -step))
+    return Image.fromarray(cv2.subtract(cv2.add(rgb, cv2.merge((rise,) * 3)), cv2.merge((fall,) * 3)))
 
 
 def _skipped_bits(shortfall: np.ndarray) -> np.ndarray:
@@ -200,8 +203,15 @@ def _decode(soft: np.ndarray) -> np.ndarray:
 # --- the canonical grid and its DCT band ------------------------------------------------------------
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    # BILINEAR in Pillow widens its kernel when shrinking, i.e. it averages like an area filter.
-    img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), "F")
+    """``plane`` resampled to ``size`` (width, height) by Pillow's BILINEAR filter, float32."""
+    plane = np.ascontiguousarray(plane, dtype=np.float32)
+    if size[0] >= plane.shape[1] and size[1] >= plane.shape[0]:
+        # Enlarging, both filters interpolate between the same two pixels: OpenCV's result is
+        # Pillow's to within float rounding (5e-7), 20x faster at 1024 px (no conversions).
+        return cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR)
+    # Shrinking, Pillow widens its kernel with the scale (it averages like an area filter) and
+    # OpenCV's INTER_LINEAR does not; the detector's canonical grid is defined by Pillow's.
+    img = Image.fromarray(plane, "F")
     return np.asarray(img.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
 
 
