@@ -152,8 +152,12 @@ def fp32(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
-def fp32_label(device: str) -> str:
-    return "fp32 (TF32)" if devices.is_cuda(device) else "fp32: the same, autocast is CUDA-only"
+def fp32_label(device: str, gan_training: bool = False) -> str:
+    if devices.is_cuda(device):
+        return "fp32 (TF32)"
+    if gan_training and devices.cpu_bf16_wanted(device):
+        return "fp32 (this CPU has bf16 units)"
+    return "fp32: the same, on the CPU only GAN training autocasts, on CPUs with bf16 units"
 
 
 def with_weights(net: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -210,7 +214,8 @@ def training(report: Report, sizes: dict[str, Any]) -> None:
         first = first or times[True]
         bf16, plain = (batch / statistics.median(times[m]) for m in (True, False))
         report.rows.append(Row(f"GAN training {resolution} px, batch {batch}: bf16 autocast", bf16, plain, "img/s",
-                               fp32_label(dev), dev, f"train_gan, GanConfig(n_classes={N_CLASSES}, resolution="
+                               fp32_label(dev, gan_training=True), dev,
+                               f"train_gan, GanConfig(n_classes={N_CLASSES}, resolution="
                                f"{resolution}) defaults; median of {len(times[True])} steps each, {rounds} "
                                "alternating runs of each"))
     if devices.is_cuda(dev):
@@ -218,7 +223,8 @@ def training(report: Report, sizes: dict[str, Any]) -> None:
         on_cpu = gan_step_seconds("cpu", resolution, batch, sizes["cpu_train_steps"], 2, True)
         report.rows.append(Row(f"GAN training {resolution} px, batch {batch}: GPU (bf16) vs CPU",
                                batch / statistics.median(first), batch / statistics.median(on_cpu), "img/s",
-                               f"same call on the CPU, {torch.get_num_threads()} threads", f"{dev} vs cpu",
+                               f"same call on the CPU ({devices.autocast_precision('cpu', cpu=True)}), "
+                               f"{torch.get_num_threads()} threads", f"{dev} vs cpu",
                                f"median of {len(on_cpu)} CPU steps"))
     batch, patch = sizes["restoration_train"]
     rtimes: dict[bool, list[float]] = {True: [], False: []}
