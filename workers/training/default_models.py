@@ -64,6 +64,10 @@ SEED = 0
 DEFAULT_CREATION_PARAMS = GanTrainingParams(model="abstract", dataset="procedural", per_style=1000, resolution=64,
                                             steps=20000, batch_size=32, seed=SEED, checkpoint_every=500,
                                             sample_every=500, eval_per_label=36)
+# The shipped creation model trains in fp32 even on a CPU with bf16 units, as its weights were
+# trained, so that this command reproduces its card. A bf16 run of 25,000 steps (bench/RESULTS.md,
+# 2026-12-08) traded SWD and the still lifes for a lower Fréchet distance: not shipped.
+CREATION_MIXED_PRECISION = False
 # The training job's params that make the shipped restoration model: 6.6x a training job's images
 # and 8x its steps (bench/RESULTS.md: on paintings the gain is all in by about 4,000 steps).
 DEFAULT_RESTORATION_PARAMS = RestorationTrainingParams(model="restoration", dataset="procedural", per_style=120,
@@ -170,15 +174,18 @@ def train_creation_model(workdir: Path, steps: int | None = None) -> Path:
     run = Checkpoints(workdir)
     result = train_gan(data.images[train_idx], data.labels[train_idx], attrs[train_idx], gan_config, train_config,
                        resume=run.resume, on_progress=run.report, save_checkpoint=run.save,
-                       save_samples=run.save_samples)
+                       save_samples=run.save_samples, mixed_precision=CREATION_MIXED_PRECISION)
     total_seconds = run.total_seconds(result.steps_done)
     print("evaluating", flush=True)
     real = evaluation_sets(params, data, attrs, train_idx, held_idx, fresh)
     metrics, grid = evaluate_generator(result.g_ema_state, gan_config, real, seed=params.seed)
     grid.save(workdir / "evaluation-grid.png")
-    training = _training_facts(params, result.steps_done, result.final_losses, total_seconds)
+    training = {**_training_facts(params, result.steps_done, result.final_losses, total_seconds),
+                "precision": result.precision}
     card = creation_card(params, gan_config, train_config, data, attrs, train_idx, real, metrics, training)
-    return _write(params.model, result.g_ema_state, card, _summary(params, result.steps_done))
+    return _write(params.model, result.g_ema_state, card,
+                  f"{_summary(params, result.steps_done)}, {result.precision}, "
+                  f"standing statistics over {train_config.standing_batches} batches")
 
 
 @dataclass(frozen=True)
