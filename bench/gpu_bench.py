@@ -157,7 +157,7 @@ def fp32_label(device: str, gan_training: bool = False) -> str:
         return "fp32 (TF32)"
     if gan_training and devices.cpu_bf16_wanted(device):
         return "fp32 (this CPU has bf16 units)"
-    return "fp32: the same, on the CPU only GAN training autocasts, on CPUs with bf16 units"
+    return "fp32: the same here (on the CPU only GAN training autocasts, where the CPU has bf16 units)"
 
 
 def with_weights(net: torch.nn.Module, seed: int) -> torch.nn.Module:

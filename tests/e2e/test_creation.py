@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ApiClient, train_model
+from workers import devices
 from workers.data.attributes import colour_attributes
 
 SHIPPED = "abstract"
@@ -129,6 +130,8 @@ def test_training_measures_and_registers_the_tenants_own_model(trained: dict) ->
     assert card["labels"] == ["grid", "color_field", "circles", "drips", "stripes", "shapes", "ink_landscape",
                               "skyline", "still_life"]
     assert card["dataset"]["id"] == "procedural" and card["dataset"]["licence"]
+    # the worker runs on this machine: bf16 autocast where its CPU has bf16 units, and the card says which
+    assert card["training"]["precision"] == devices.autocast_precision("cpu", cpu=True)
     metrics = card["metrics"]
     fd = metrics["frechet_distance"]
     # 200 steps at 32 px: measured, beside its floor and an untrained generator; the pixel-space
